@@ -1,0 +1,269 @@
+"""The ASGI application of one worker: routes, request ids, limits, and the call into ``run()``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .. import __version__
+from . import logs, metrics
+from .admission import AdmissionGate
+from .protocol import (
+    HTML,
+    JSON,
+    METHOD_NOT_ALLOWED_MESSAGE,
+    NOT_FOUND_MESSAGE,
+    HttpError,
+    HttpRequest,
+    Reply,
+    error_reply,
+)
+from .scoring import Scorer, options_reply
+from .settings import RuntimeSettings
+from .swagger import SwaggerDocuments, SwaggerNotFound
+from .user_script import InputMode
+
+logger = logging.getLogger("modelport.server")
+
+ID_LIMIT = 100
+SERVER_VERSION = (b"x-ms-server-version", f"modelport/{__version__}".encode())
+NOT_FAILED = (b"x-ms-run-function-failed", b"False")
+FAILED = (b"x-ms-run-function-failed", b"True")
+CONTRACT_ROUTES = {"/", "/score", "/swagger.json"}
+QUIET_ROUTES = {"/-/live", "/-/ready"}  # probes: counted in metrics, not written to the access log
+
+
+class ScoringApp:
+    """Serves one entry script. ``attach()`` is called once ``init()`` has finished in this worker."""
+
+    def __init__(self, settings: RuntimeSettings, all_workers_ready: Callable[[], bool]):
+        self.settings = settings
+        self.all_workers_ready = all_workers_ready
+        self.scorer: Scorer | None = None
+        self.swagger: SwaggerDocuments | None = None
+        self.raw_options = False
+        self.gate = AdmissionGate(settings.max_concurrent_requests, settings.max_queue_wait_ms / 1000.0)
+        self.executor = ThreadPoolExecutor(settings.max_concurrent_requests + 16, thread_name_prefix="run")
+        self.timeout_s = settings.scoring_timeout_ms / 1000.0
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._latency = {route: metrics.LATENCY.labels(route) for route in (*CONTRACT_ROUTES, "other")}
+
+    def attach(self, scorer: Scorer, swagger: SwaggerDocuments) -> None:
+        self.scorer = scorer
+        self.swagger = swagger
+        self.raw_options = scorer.mode is InputMode.RAW_HTTP
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        method = scope["method"]
+        id_headers: list[tuple[bytes, bytes]] = []
+        request_id = ""
+        if path in CONTRACT_ROUTES:
+            id_headers, request_id, reply = _request_ids(scope["headers"])
+            if reply is None:
+                reply = await self._contract_route(path, method, scope, receive)
+        else:
+            reply = self._own_route(path, method)
+        size = await self._send(send, reply, id_headers)
+        duration = time.perf_counter() - started
+        route = path if path in CONTRACT_ROUTES else "other"
+        self._count(route, reply.status)
+        self._latency[route].observe(duration)
+        if reply.run_failed:
+            metrics.RUN_FAILURES.inc()
+        if path not in QUIET_ROUTES:
+            logs.access(method, path, reply.status, duration * 1000.0, size, request_id, reply.exec_ms)
+
+    async def _contract_route(self, path: str, method: str, scope: dict, receive: Callable) -> Reply:
+        if path == "/score":
+            if method in ("GET", "POST") or (method == "OPTIONS" and self.raw_options):
+                return await self._score(scope, receive)
+            if method == "OPTIONS":
+                return options_reply()
+        elif method in ("GET", "HEAD"):
+            if path == "/":
+                return Reply(200, [HTML], b"Healthy")
+            if self.swagger is None:
+                return _starting()
+            try:
+                return Reply(200, [JSON], self.swagger.get(_query_param(scope["query_string"], b"version")))
+            except SwaggerNotFound as err:
+                return error_reply(404, str(err))
+        return error_reply(405, METHOD_NOT_ALLOWED_MESSAGE)
+
+    def _own_route(self, path: str, method: str) -> Reply:
+        if path not in ("/-/live", "/-/ready", "/metrics"):
+            return error_reply(404, NOT_FOUND_MESSAGE)
+        if method not in ("GET", "HEAD"):
+            return error_reply(405, METHOD_NOT_ALLOWED_MESSAGE)
+        if path == "/-/live":
+            return Reply(200, [JSON], b'{"status": "live"}')
+        if path == "/metrics":
+            return Reply(200, [(b"content-type", metrics.CONTENT_TYPE)], metrics.render())
+        if self.scorer is not None and self.all_workers_ready():
+            return Reply(200, [JSON], b'{"status": "ready"}')
+        return Reply(503, [JSON], b'{"status": "starting", "message": "init() has not finished in every worker"}')
+
+    async def _score(self, scope: dict, receive: Callable) -> Reply:
+        if self.scorer is None:
+            return _starting()
+        try:
+            body, content_type = await _read_body(scope, receive, self.settings.max_body_bytes)
+        except HttpError as err:
+            reply = err.reply()
+            reply.headers.append((b"connection", b"close"))  # the rest of the body is not read
+            return reply
+        gate = self.gate
+        if gate.active < gate.limit and not gate.waiting:
+            gate.active += 1
+        else:
+            metrics.QUEUED.inc()
+            admitted = await gate.enter()
+            metrics.QUEUED.dec()
+            if not admitted:
+                return error_reply(
+                    503,
+                    f"The replica is busy: no run() slot freed up within {self.settings.max_queue_wait_ms} ms "
+                    f"({gate.limit} concurrent per worker). Retry, or add replicas or workers.",
+                )
+        metrics.IN_FLIGHT.inc()
+        try:
+            future = asyncio.get_running_loop().run_in_executor(
+                self.executor, self.scorer, HttpRequest(scope, body, content_type)
+            )
+            return await asyncio.wait_for(future, self.timeout_s)
+        except asyncio.TimeoutError:
+            logger.error(
+                "run() did not finish within SCORING_TIMEOUT_MS=%d; answered 504 (the call keeps running "
+                "in the background and its result is dropped)", self.settings.scoring_timeout_ms,
+            )
+            return error_reply(504, f"Scoring timeout after {self.settings.scoring_timeout_ms} ms", run_failed=True)
+        finally:
+            metrics.IN_FLIGHT.dec()
+            gate.leave()
+
+    async def _send(self, send: Callable, reply: Reply, id_headers: list[tuple[bytes, bytes]]) -> int | str:
+        headers = reply.headers + [FAILED if reply.run_failed else NOT_FAILED, SERVER_VERSION, *id_headers]
+        if reply.exec_ms is not None:
+            headers.append((b"x-ms-run-fn-exec-ms", b"%.3f" % reply.exec_ms))
+        if reply.stream is None:
+            headers.append((b"content-length", str(len(reply.body)).encode()))
+            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+            await send({"type": "http.response.body", "body": reply.body})
+            return len(reply.body)
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await self._stream(send, reply)
+        return "stream"
+
+    async def _stream(self, send: Callable, reply: Reply) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                chunk = await loop.run_in_executor(self.executor, next, reply.stream, None)
+                if chunk is None:
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception:
+            logger.exception("the streamed response of run() raised; the response is cut short")
+        finally:
+            close = getattr(reply.stream, "close", None)
+            if close is not None:
+                close()
+        await send({"type": "http.response.body", "body": b""})
+
+    def _count(self, route: str, status: int) -> None:
+        counter = self._counters.get((route, status))
+        if counter is None:
+            counter = self._counters[(route, status)] = metrics.REQUESTS.labels(route, str(status))
+        counter.inc()
+
+
+def _starting() -> Reply:
+    return error_reply(
+        503, "The scoring script is still starting: init() has not finished. Retry shortly; "
+        "GET /-/ready answers 200 once the replica is ready.",
+    )
+
+
+def _request_ids(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], str, Reply | None]:
+    """azmlinfsrv's request-id rules: echo or create x-request-id; x-ms-request-id for older clients."""
+    request_id = legacy = client = b""
+    trace = None
+    for name, value in headers:
+        if name == b"x-request-id":
+            request_id = value
+        elif name == b"x-ms-request-id":
+            legacy = value
+        elif name == b"x-ms-client-request-id":
+            client = value
+        elif name == b"traceid":
+            trace = value
+    if len(request_id) > ID_LIMIT:
+        return [], "", error_reply(431, f"x-request-id must not exceed {ID_LIMIT} characters")
+    if not request_id:
+        request_id = str(uuid.uuid4()).encode()
+    if legacy:
+        logger.warning(
+            "x-ms-request-id header has been deprecated and will be removed from future versions of the server. "
+            "Please use x-ms-client-request-id."
+        )
+        client = client or legacy
+    else:
+        legacy = client or request_id
+    if len(legacy) > ID_LIMIT or len(client) > ID_LIMIT:
+        message = f"x-ms-request-id and x-ms-client-request-id must not exceed {ID_LIMIT} characters"
+        return [], "", error_reply(431, message)
+    out = [(b"x-request-id", request_id), (b"x-ms-request-id", legacy)]
+    if client:
+        out.append((b"x-ms-client-request-id", client))
+    if trace is not None:
+        out.append((b"traceid", trace))
+    return out, request_id.decode("latin-1"), None
+
+
+async def _read_body(scope: dict, receive: Callable, limit: int) -> tuple[bytes, str]:
+    content_type = ""
+    declared = None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"content-length":
+            declared = int(value) if value.isdigit() else None
+    if declared is not None and declared > limit:
+        raise _too_large(declared, limit)
+    chunks = []
+    total = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(total, limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), content_type
+
+
+def _too_large(size: int, limit: int) -> HttpError:
+    return HttpError(
+        413, f"The request body ({size} bytes or more) is larger than this service accepts ({limit} bytes). "
+        "Send less data per request, or raise MODELPORT_MAX_BODY_BYTES.",
+    )
+
+
+def _query_param(query_string: bytes, name: bytes) -> str | None:
+    for pair in query_string.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        if key == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,77 @@
+"""One worker process: load the entry script, run ``init()``, serve HTTP on the shared socket."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+import uvicorn
+
+from . import logs
+from .app import ScoringApp
+from .layout import AppLayout, describe_tree
+from .scoring import Scorer
+from .settings import RuntimeSettings
+from .swagger import SwaggerDocuments
+from .user_script import UserScript
+
+logger = logging.getLogger("modelport.worker")
+
+INIT_FAILED_EXIT_CODE = 3
+
+
+def run_worker(settings: RuntimeSettings, layout: AppLayout, sock: socket.socket, slot: int, ready: Any) -> None:
+    """Serve until told to stop. Exits with ``INIT_FAILED_EXIT_CODE`` when loading or ``init()`` fails.
+
+    The first workers of a replica listen at once and run ``init()`` in a thread, so probes
+    answer (``/-/ready`` 503) while it runs; a replacement worker runs ``init()`` before it
+    accepts connections, so it never takes a request from the workers already serving.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    logs.capture_prints()
+    app = ScoringApp(settings, lambda: all(ready))
+    config = uvicorn.Config(
+        app, loop="uvloop", http="httptools", lifespan="off", access_log=False, log_config=None,
+        server_header=False, timeout_graceful_shutdown=settings.graceful_timeout_s,
+    )
+    server = uvicorn.Server(config)
+    failed = threading.Event()
+
+    def initialize() -> None:
+        try:
+            script = UserScript.load(layout.entry_script)
+            logger.info("Calling init() of %s", layout.entry_script)
+            script.init()
+            app.attach(Scorer(script), SwaggerDocuments(
+                script.run, layout.app_root, settings.service_name, settings.service_version,
+                settings.service_path_prefix,
+            ))
+        except BaseException:
+            logger.error(
+                "The entry script failed to start (import or init() raised):\n%s\nModel directory:\n%s",
+                traceback.format_exc().rstrip(), describe_tree(layout.model_dir),
+            )
+            failed.set()
+            server.should_exit = True
+            return
+        ready[slot] = 1
+        logger.info("Worker %d is ready to serve (init() finished)", os.getpid())
+
+    if any(ready):
+        initialize()
+    else:
+        threading.Thread(target=initialize, name="init", daemon=True).start()
+    if not failed.is_set():
+        server.run(sockets=[sock])
+    ready[slot] = 0
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    # Threads of run() calls that timed out may still be running; do not wait for them.
+    os._exit(INIT_FAILED_EXIT_CODE if failed.is_set() else 0)
