@@ -65,12 +65,12 @@ class UserScript:
         self.mode, self.input_params, self.wants_headers = _analyze_run(self.run, path)
 
     @classmethod
-    def load(cls, path: Path) -> UserScript:
-        """Import the entry script as the module ``entry_module`` (its folder first on sys.path)."""
+    def load(cls, path: Path, app_root: Path) -> UserScript:
+        """Import the entry script as ``entry_module``; its folder and the app root lead sys.path."""
         install_azureml_shims()
-        folder = str(path.parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+        for folder in dict.fromkeys((str(app_root), str(path.parent))):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
         spec = importlib.util.spec_from_file_location("entry_module", path)
         if spec is None or spec.loader is None:
             raise UserScriptError(f"{path} cannot be imported as a Python module; is it a .py file?")

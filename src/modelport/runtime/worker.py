@@ -46,7 +46,7 @@ def run_worker(settings: RuntimeSettings, layout: AppLayout, sock: socket.socket
 
     def initialize() -> None:
         try:
-            script = UserScript.load(layout.entry_script)
+            script = UserScript.load(layout.entry_script, layout.app_root)
             logger.info("Calling init() of %s", layout.entry_script)
             script.init()
             app.attach(Scorer(script), SwaggerDocuments(
