@@ -23,7 +23,7 @@ class RuntimeProcess:
 
     def __init__(self, args: list[str], env: dict[str, str] | None, log_path: Path, cwd: Path | None = None):
         self.log_path = log_path
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "modelport.runtime", "--port", "0", *args],

@@ -13,3 +13,6 @@ def cli() -> None:
 
 
 cli.add_command(serve_command)
+
+if __name__ == "__main__":
+    cli()

@@ -59,7 +59,8 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as err:
         sock.close()
         if err.errno == errno.EADDRINUSE:
-            raise PortInUseError(f"port {port} on {host} is already in use; stop the other server or pass --port") from None
+            message = f"port {port} on {host} is already in use; stop the other server or pass --port"
+            raise PortInUseError(message) from None
         raise
     sock.listen(2048)
     sock.set_inheritable(True)
