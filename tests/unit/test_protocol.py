@@ -34,4 +34,4 @@ def test_query_string_values_are_json_when_they_parse():
 
 def test_headers_dict_uses_flask_names_and_joins_repeats():
     raw = [(b"x-test", b"hello"), (b"content-type", b"application/json"), (b"x-test", b"again")]
-    assert headers_dict(raw) == {"X-Test": "hello, again", "Content-Type": "application/json"}
+    assert headers_dict(raw) == {"X-Test": "hello,again", "Content-Type": "application/json"}

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
+from random import getrandbits
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import __version__
 from . import logs, metrics
 from .admission import AdmissionGate
 from .protocol import (
@@ -23,7 +22,7 @@ from .protocol import (
     Reply,
     error_reply,
 )
-from .scoring import Scorer, options_reply
+from .scoring import Scorer, options_reply, timeout_reply
 from .settings import RuntimeSettings
 from .swagger import SwaggerDocuments, SwaggerNotFound
 from .user_script import InputMode
@@ -31,7 +30,6 @@ from .user_script import InputMode
 logger = logging.getLogger("modelport.server")
 
 ID_LIMIT = 100
-SERVER_VERSION = (b"x-ms-server-version", f"modelport/{__version__}".encode())
 NOT_FAILED = (b"x-ms-run-function-failed", b"False")
 FAILED = (b"x-ms-run-function-failed", b"True")
 CONTRACT_ROUTES = {"/", "/score", "/swagger.json"}
@@ -39,7 +37,13 @@ QUIET_ROUTES = {"/-/live", "/-/ready"}  # probes: counted in metrics, not writte
 
 
 class ScoringApp:
-    """Serves one entry script. ``attach()`` is called once ``init()`` has finished in this worker."""
+    """Serves one entry script. ``attach()`` is called once ``init()`` has finished in this worker.
+
+    With one run() at a time per worker (the default) run() executes on the event-loop
+    thread, as gunicorn's sync workers do: a hand-off to another thread costs more CPU than
+    the HTTP handling itself. With ``MODELPORT_MAX_CONCURRENT_REQUESTS`` > 1, run() calls go
+    to a thread pool so scripts that release the GIL (I/O, large array ops) overlap.
+    """
 
     def __init__(self, settings: RuntimeSettings, all_workers_ready: Callable[[], bool]):
         self.settings = settings
@@ -48,7 +52,9 @@ class ScoringApp:
         self.swagger: SwaggerDocuments | None = None
         self.raw_options = False
         self.gate = AdmissionGate(settings.max_concurrent_requests, settings.max_queue_wait_ms / 1000.0)
-        self.executor = ThreadPoolExecutor(settings.max_concurrent_requests + 16, thread_name_prefix="run")
+        self.inline = settings.max_concurrent_requests == 1
+        self.executor = None if self.inline else ThreadPoolExecutor(
+            settings.max_concurrent_requests + 16, thread_name_prefix="run")
         self.timeout_s = settings.scoring_timeout_ms / 1000.0
         self._counters: dict[tuple[str, int], Any] = {}
         self._latency = {route: metrics.LATENCY.labels(route) for route in (*CONTRACT_ROUTES, "other")}
@@ -135,23 +141,20 @@ class ScoringApp:
                     f"({gate.limit} concurrent per worker). Retry, or add replicas or workers.",
                 )
         metrics.IN_FLIGHT.inc()
+        request = HttpRequest(scope, body, content_type)
         try:
-            future = asyncio.get_running_loop().run_in_executor(
-                self.executor, self.scorer, HttpRequest(scope, body, content_type)
-            )
+            if self.inline:
+                return self.scorer(request)
+            future = asyncio.get_running_loop().run_in_executor(self.executor, self.scorer, request)
             return await asyncio.wait_for(future, self.timeout_s)
-        except asyncio.TimeoutError:
-            logger.error(
-                "run() did not finish within SCORING_TIMEOUT_MS=%d; answered 504 (the call keeps running "
-                "in the background and its result is dropped)", self.settings.scoring_timeout_ms,
-            )
-            return error_reply(504, f"Scoring timeout after {self.settings.scoring_timeout_ms} ms", run_failed=True)
+        except asyncio.TimeoutError:  # thread-pool mode: the call runs on, its result is dropped
+            return timeout_reply(self.timeout_s)
         finally:
             metrics.IN_FLIGHT.dec()
             gate.leave()
 
     async def _send(self, send: Callable, reply: Reply, id_headers: list[tuple[bytes, bytes]]) -> int | str:
-        headers = reply.headers + [FAILED if reply.run_failed else NOT_FAILED, SERVER_VERSION, *id_headers]
+        headers = reply.headers + [FAILED if reply.run_failed else NOT_FAILED, *id_headers]
         if reply.exec_ms is not None:
             headers.append((b"x-ms-run-fn-exec-ms", b"%.3f" % reply.exec_ms))
         if reply.stream is None:
@@ -167,7 +170,10 @@ class ScoringApp:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                chunk = await loop.run_in_executor(self.executor, next, reply.stream, None)
+                if self.inline:
+                    chunk = next(reply.stream, None)
+                else:
+                    chunk = await loop.run_in_executor(self.executor, next, reply.stream, None)
                 if chunk is None:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -209,7 +215,7 @@ def _request_ids(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, 
     if len(request_id) > ID_LIMIT:
         return [], "", error_reply(431, f"x-request-id must not exceed {ID_LIMIT} characters")
     if not request_id:
-        request_id = str(uuid.uuid4()).encode()
+        request_id = _new_request_id()
     if legacy:
         logger.warning(
             "x-ms-request-id header has been deprecated and will be removed from future versions of the server. "
@@ -227,6 +233,13 @@ def _request_ids(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, 
     if trace is not None:
         out.append((b"traceid", trace))
     return out, request_id.decode("latin-1"), None
+
+
+def _new_request_id() -> bytes:
+    """A random version-4 UUID (not for secrets: request ids only need to be unique)."""
+    bits = (getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC << 60) | (0x8 << 60)
+    text = b"%032x" % bits
+    return b"-".join((text[:8], text[8:12], text[12:16], text[16:20], text[20:]))
 
 
 async def _read_body(scope: dict, receive: Callable, limit: int) -> tuple[bytes, str]:

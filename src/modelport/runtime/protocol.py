@@ -102,10 +102,10 @@ def _json_or_text(text: str) -> Any:
 
 
 def headers_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Request headers as Flask shows them to run(): ``X-Test``-style names, repeats joined by ``, ``."""
+    """Request headers as Flask under gunicorn shows them to run(): ``X-Test``-style names, repeats joined by ``,``."""
     out: dict[str, str] = {}
     for name, value in raw:
         key = name.decode("latin-1").title()
         text = value.decode("latin-1")
-        out[key] = f"{out[key]}, {text}" if key in out else text
+        out[key] = f"{out[key]},{text}" if key in out else text
     return out

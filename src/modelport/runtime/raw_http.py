@@ -39,6 +39,7 @@ def _environ(request: HttpRequest) -> dict[str, Any]:
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scope.get("scheme", "http"),
         "wsgi.input": io.BytesIO(request.body),
+        "wsgi.input_terminated": True,  # the whole body is in memory, chunked or not
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,

@@ -25,6 +25,7 @@ from .protocol import (
     headers_dict,
     query_to_json,
 )
+from .deadline import Deadline, RunTimedOut
 from .raw_http import build_request, is_http_response, response_to_reply
 from .user_script import InputMode, UserScript
 
@@ -32,12 +33,17 @@ logger = logging.getLogger("modelport.scoring")
 
 
 class Scorer:
-    """Turns an ``HttpRequest`` into a ``run()`` call and its result into a ``Reply``."""
+    """Turns an ``HttpRequest`` into a ``run()`` call and its result into a ``Reply``.
 
-    def __init__(self, script: UserScript):
+    With a ``deadline`` (run() on the main thread) an overlong run() is interrupted and
+    answered 504 here; without one the caller enforces the timeout.
+    """
+
+    def __init__(self, script: UserScript, deadline: Deadline | None = None):
         self.script = script
         self.mode = script.mode
         self.first_param = script.input_params[0].name
+        self.deadline = deadline
 
     def __call__(self, request: HttpRequest) -> Reply:
         try:
@@ -48,7 +54,13 @@ class Scorer:
             kwargs["request_headers"] = headers_dict(request.scope["headers"])
         started = time.perf_counter()
         try:
-            result = self.script.run(**kwargs)
+            if self.deadline is None:
+                result = self.script.run(**kwargs)
+            else:
+                with self.deadline:
+                    result = self.script.run(**kwargs)
+        except RunTimedOut:
+            return timeout_reply(self.deadline.seconds)
         except Exception:
             logger.exception("run() raised an exception")
             return error_reply(500, RUN_FAILED_MESSAGE, run_failed=True)
@@ -112,6 +124,14 @@ class Scorer:
                 type(result).__name__,
             )
             return error_reply(500, INTERNAL_ERROR_MESSAGE)
+
+
+def timeout_reply(seconds: float) -> Reply:
+    timeout_ms = round(seconds * 1000)
+    logger.error(
+        "run() did not finish within SCORING_TIMEOUT_MS=%d; answered 504 and the worker goes on serving", timeout_ms
+    )
+    return error_reply(504, f"Scoring timeout after {timeout_ms} ms", run_failed=True)
 
 
 def options_reply() -> Reply:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ import uvicorn
 from . import logs
 from .app import ScoringApp
 from .layout import AppLayout, describe_tree
+from .deadline import Deadline
 from .scoring import Scorer
 from .settings import RuntimeSettings
 from .swagger import SwaggerDocuments
@@ -39,17 +41,18 @@ def run_worker(settings: RuntimeSettings, layout: AppLayout, sock: socket.socket
     app = ScoringApp(settings, lambda: all(ready))
     config = uvicorn.Config(
         app, loop="uvloop", http="httptools", lifespan="off", access_log=False, log_config=None,
-        server_header=False, timeout_graceful_shutdown=settings.graceful_timeout_s,
+        server_header=False, proxy_headers=False, timeout_graceful_shutdown=settings.graceful_timeout_s,
     )
     server = uvicorn.Server(config)
     failed = threading.Event()
+    deadline = Deadline(settings.scoring_timeout_ms) if app.inline else None  # SIGALRM: main thread only
 
     def initialize() -> None:
         try:
             script = UserScript.load(layout.entry_script, layout.app_root)
             logger.info("Calling init() of %s", layout.entry_script)
             script.init()
-            app.attach(Scorer(script), SwaggerDocuments(
+            app.attach(Scorer(script, deadline), SwaggerDocuments(
                 script.run, layout.app_root, settings.service_name, settings.service_version,
                 settings.service_path_prefix,
             ))
@@ -61,6 +64,10 @@ def run_worker(settings: RuntimeSettings, layout: AppLayout, sock: socket.socket
             failed.set()
             server.should_exit = True
             return
+        # Objects made by imports and init() live as long as the worker: keep them out of every
+        # garbage collection, so collections only scan what requests allocate.
+        gc.collect()
+        gc.freeze()
         ready[slot] = 1
         logger.info("Worker %d is ready to serve (init() finished)", os.getpid())
 
