@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import httpx
@@ -159,6 +160,7 @@ def test_prints_are_captured_in_the_log(server):
 
 def test_one_access_log_line_per_request(server):
     post(server, b'{"a": 1}', headers={"x-request-id": "access-log-check"})
+    time.sleep(0.5)  # access lines are written in batches, at most 0.1 s late
     lines = [line for line in server.log().splitlines() if "request_id=access-log-check" in line]
     assert len(lines) == 1
     assert re.search(r"method=POST path=/score status=200 duration_ms=[\d.]+ run_ms=[\d.]+ bytes=\d+", lines[0])

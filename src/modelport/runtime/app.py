@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from random import getrandbits
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from random import getrandbits
 from typing import Any
 
 from . import logs, metrics
-from .admission import AdmissionGate
 from .protocol import (
     HTML,
     JSON,
@@ -22,7 +20,8 @@ from .protocol import (
     Reply,
     error_reply,
 )
-from .scoring import Scorer, options_reply, timeout_reply
+from .run_pool import RunPool
+from .scoring import Scorer, options_reply
 from .settings import RuntimeSettings
 from .swagger import SwaggerDocuments, SwaggerNotFound
 from .user_script import InputMode
@@ -39,10 +38,7 @@ QUIET_ROUTES = {"/-/live", "/-/ready"}  # probes: counted in metrics, not writte
 class ScoringApp:
     """Serves one entry script. ``attach()`` is called once ``init()`` has finished in this worker.
 
-    With one run() at a time per worker (the default) run() executes on the event-loop
-    thread, as gunicorn's sync workers do: a hand-off to another thread costs more CPU than
-    the HTTP handling itself. With ``MODELPORT_MAX_CONCURRENT_REQUESTS`` > 1, run() calls go
-    to a thread pool so scripts that release the GIL (I/O, large array ops) overlap.
+    The event loop only does HTTP; run() executes on the ``RunPool``'s threads.
     """
 
     def __init__(self, settings: RuntimeSettings, all_workers_ready: Callable[[], bool]):
@@ -51,12 +47,9 @@ class ScoringApp:
         self.scorer: Scorer | None = None
         self.swagger: SwaggerDocuments | None = None
         self.raw_options = False
-        self.gate = AdmissionGate(settings.max_concurrent_requests, settings.max_queue_wait_ms / 1000.0)
-        self.inline = settings.max_concurrent_requests == 1
-        self.executor = None if self.inline else ThreadPoolExecutor(
-            settings.max_concurrent_requests + 16, thread_name_prefix="run")
-        self.timeout_s = settings.scoring_timeout_ms / 1000.0
+        self.pool: RunPool | None = None
         self._counters: dict[tuple[str, int], Any] = {}
+        self._flushing_logs = False
         self._latency = {route: metrics.LATENCY.labels(route) for route in (*CONTRACT_ROUTES, "other")}
 
     def attach(self, scorer: Scorer, swagger: SwaggerDocuments) -> None:
@@ -87,6 +80,14 @@ class ScoringApp:
             metrics.RUN_FAILURES.inc()
         if path not in QUIET_ROUTES:
             logs.access(method, path, reply.status, duration * 1000.0, size, request_id, reply.exec_ms)
+            if not self._flushing_logs:
+                self._flushing_logs = True
+                asyncio.get_running_loop().call_later(logs.ACCESS_FLUSH_S, self._flush_logs)
+
+    def _flush_logs(self) -> None:
+        """Batched access lines reach the log within ``ACCESS_FLUSH_S`` even when traffic stops."""
+        logs.flush()
+        self._flushing_logs = False
 
     async def _contract_route(self, path: str, method: str, scope: dict, receive: Callable) -> Reply:
         if path == "/score":
@@ -127,31 +128,11 @@ class ScoringApp:
             reply = err.reply()
             reply.headers.append((b"connection", b"close"))  # the rest of the body is not read
             return reply
-        gate = self.gate
-        if gate.active < gate.limit and not gate.waiting:
-            gate.active += 1
-        else:
-            metrics.QUEUED.inc()
-            admitted = await gate.enter()
-            metrics.QUEUED.dec()
-            if not admitted:
-                return error_reply(
-                    503,
-                    f"The replica is busy: no run() slot freed up within {self.settings.max_queue_wait_ms} ms "
-                    f"({gate.limit} concurrent per worker). Retry, or add replicas or workers.",
-                )
-        metrics.IN_FLIGHT.inc()
-        request = HttpRequest(scope, body, content_type)
-        try:
-            if self.inline:
-                return self.scorer(request)
-            future = asyncio.get_running_loop().run_in_executor(self.executor, self.scorer, request)
-            return await asyncio.wait_for(future, self.timeout_s)
-        except asyncio.TimeoutError:  # thread-pool mode: the call runs on, its result is dropped
-            return timeout_reply(self.timeout_s)
-        finally:
-            metrics.IN_FLIGHT.dec()
-            gate.leave()
+        if self.pool is None:
+            s = self.settings
+            self.pool = RunPool(self.scorer, s.max_concurrent_requests, s.max_queue_wait_ms, s.scoring_timeout_ms,
+                                asyncio.get_running_loop())
+        return await self.pool.submit(HttpRequest(scope, body, content_type))
 
     async def _send(self, send: Callable, reply: Reply, id_headers: list[tuple[bytes, bytes]]) -> int | str:
         headers = reply.headers + [FAILED if reply.run_failed else NOT_FAILED, *id_headers]
@@ -170,10 +151,7 @@ class ScoringApp:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if self.inline:
-                    chunk = next(reply.stream, None)
-                else:
-                    chunk = await loop.run_in_executor(self.executor, next, reply.stream, None)
+                chunk = await loop.run_in_executor(None, next, reply.stream, None)
                 if chunk is None:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})

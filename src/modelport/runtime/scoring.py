@@ -25,7 +25,6 @@ from .protocol import (
     headers_dict,
     query_to_json,
 )
-from .deadline import Deadline, RunTimedOut
 from .raw_http import build_request, is_http_response, response_to_reply
 from .user_script import InputMode, UserScript
 
@@ -33,17 +32,12 @@ logger = logging.getLogger("modelport.scoring")
 
 
 class Scorer:
-    """Turns an ``HttpRequest`` into a ``run()`` call and its result into a ``Reply``.
+    """Turns an ``HttpRequest`` into a ``run()`` call and its result into a ``Reply``."""
 
-    With a ``deadline`` (run() on the main thread) an overlong run() is interrupted and
-    answered 504 here; without one the caller enforces the timeout.
-    """
-
-    def __init__(self, script: UserScript, deadline: Deadline | None = None):
+    def __init__(self, script: UserScript):
         self.script = script
         self.mode = script.mode
         self.first_param = script.input_params[0].name
-        self.deadline = deadline
 
     def __call__(self, request: HttpRequest) -> Reply:
         try:
@@ -54,13 +48,7 @@ class Scorer:
             kwargs["request_headers"] = headers_dict(request.scope["headers"])
         started = time.perf_counter()
         try:
-            if self.deadline is None:
-                result = self.script.run(**kwargs)
-            else:
-                with self.deadline:
-                    result = self.script.run(**kwargs)
-        except RunTimedOut:
-            return timeout_reply(self.deadline.seconds)
+            result = self.script.run(**kwargs)
         except Exception:
             logger.exception("run() raised an exception")
             return error_reply(500, RUN_FAILED_MESSAGE, run_failed=True)
@@ -124,14 +112,6 @@ class Scorer:
                 type(result).__name__,
             )
             return error_reply(500, INTERNAL_ERROR_MESSAGE)
-
-
-def timeout_reply(seconds: float) -> Reply:
-    timeout_ms = round(seconds * 1000)
-    logger.error(
-        "run() did not finish within SCORING_TIMEOUT_MS=%d; answered 504 and the worker goes on serving", timeout_ms
-    )
-    return error_reply(504, f"Scoring timeout after {timeout_ms} ms", run_failed=True)
 
 
 def options_reply() -> Reply:

@@ -17,7 +17,6 @@ import uvicorn
 from . import logs
 from .app import ScoringApp
 from .layout import AppLayout, describe_tree
-from .deadline import Deadline
 from .scoring import Scorer
 from .settings import RuntimeSettings
 from .swagger import SwaggerDocuments
@@ -45,14 +44,13 @@ def run_worker(settings: RuntimeSettings, layout: AppLayout, sock: socket.socket
     )
     server = uvicorn.Server(config)
     failed = threading.Event()
-    deadline = Deadline(settings.scoring_timeout_ms) if app.inline else None  # SIGALRM: main thread only
 
     def initialize() -> None:
         try:
             script = UserScript.load(layout.entry_script, layout.app_root)
             logger.info("Calling init() of %s", layout.entry_script)
             script.init()
-            app.attach(Scorer(script, deadline), SwaggerDocuments(
+            app.attach(Scorer(script), SwaggerDocuments(
                 script.run, layout.app_root, settings.service_name, settings.service_version,
                 settings.service_path_prefix,
             ))
@@ -78,6 +76,7 @@ def run_worker(settings: RuntimeSettings, layout: AppLayout, sock: socket.socket
     if not failed.is_set():
         server.run(sockets=[sock])
     ready[slot] = 0
+    logs.flush()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     # Threads of run() calls that timed out may still be running; do not wait for them.
