@@ -4,6 +4,10 @@ import click
 
 from .. import __version__
 from ..runtime.cli import serve_command
+from .environment import environment_group
+from .model import model_group
+from .server import server_group
+from .workspace import workspace_group
 
 
 @click.group()
@@ -12,7 +16,8 @@ def cli() -> None:
     """Deploy Azure ML v1 style models (score.py with init()/run()) as web services."""
 
 
-cli.add_command(serve_command)
+for command in (serve_command, server_group, workspace_group, model_group, environment_group):
+    cli.add_command(command)
 
 if __name__ == "__main__":
     cli()

@@ -1,0 +1,95 @@
+"""``modelport environment register|list|show|build``."""
+
+from __future__ import annotations
+
+import click
+
+from .output import emit, friendly_errors, output_option, workspace_from, workspace_option
+
+COLUMNS = ["name", "version", "python", "pip_packages", "created_at"]
+
+
+def _row(env) -> dict:
+    deps = env.python.conda_dependencies
+    python = next((p.split("=", 1)[1] for p in deps.conda_packages if p.startswith("python=")), "")
+    return {"name": env.name, "version": env.version, "python": python,
+            "pip_packages": " ".join(deps.pip_packages), "spec": env._to_dict()}
+
+
+@click.group("environment")
+def environment_group() -> None:
+    """Register, list and build environments."""
+
+
+@environment_group.command("register")
+@click.option("--name", "-n", default=None, help="Name (default: the name inside a JSON file).")
+@click.option("--conda-file", type=click.Path(dir_okay=False), default=None, help="A conda environment YAML.")
+@click.option("--pip-requirements", type=click.Path(dir_okay=False), default=None, help="A requirements.txt.")
+@click.option("--environment-file", type=click.Path(dir_okay=False), default=None,
+              help="An Azure ML Environment JSON object (as in inferenceconfig.json).")
+@workspace_option
+@output_option
+@friendly_errors
+def register(name, conda_file, pip_requirements, environment_file, workspace_path, output) -> None:
+    """Register an environment from one of: a conda YAML, a requirements file, an Environment JSON."""
+    import json
+    from pathlib import Path
+
+    from ..errors import InvalidInput
+    from ..sdk.environment import Environment
+
+    given = [f for f in (conda_file, pip_requirements, environment_file) if f]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --conda-file, --pip-requirements, --environment-file")
+    if environment_file:
+        try:
+            data = json.loads(Path(environment_file).read_text())
+        except json.JSONDecodeError as err:
+            raise InvalidInput(f"{environment_file} is not valid JSON: {err}") from None
+        env = Environment._from_dict(data | ({"name": name} if name else {}))
+    elif not name:
+        raise click.UsageError("--name is required with --conda-file or --pip-requirements")
+    elif conda_file:
+        env = Environment.from_conda_specification(name, conda_file)
+    else:
+        env = Environment.from_pip_requirements(name, pip_requirements)
+    emit(output, _row(env.register(workspace_from(workspace_path))), COLUMNS)
+
+
+@environment_group.command("list")
+@workspace_option
+@output_option
+@friendly_errors
+def list_environments(workspace_path, output) -> None:
+    """List the latest version of each environment."""
+    from ..sdk.environment import Environment
+
+    emit(output, [_row(e) for e in Environment.list(workspace_from(workspace_path)).values()], COLUMNS)
+
+
+@environment_group.command("show")
+@click.option("--name", "-n", required=True)
+@click.option("--version", "-v", default=None)
+@workspace_option
+@output_option
+@friendly_errors
+def show(name, version, workspace_path, output) -> None:
+    """Show one environment version."""
+    from ..sdk.environment import Environment
+
+    emit(output, _row(Environment.get(workspace_from(workspace_path), name, version)), COLUMNS)
+
+
+@environment_group.command("build")
+@click.option("--name", "-n", required=True)
+@click.option("--version", "-v", default=None)
+@click.option("--quiet", "-q", is_flag=True, help="No build output, only the result.")
+@workspace_option
+@friendly_errors
+def build(name, version, quiet, workspace_path) -> None:
+    """Build (or reuse) the environment's local virtual environment."""
+    from ..sdk.environment import Environment
+
+    workspace = workspace_from(workspace_path)
+    result = Environment.get(workspace, name, version).build_local(workspace, show_output=not quiet)
+    click.echo(result["python"])

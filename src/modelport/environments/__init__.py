@@ -1,0 +1,1 @@
+"""Environments: the Azure ML environment spec, its content hash, and local builds (venv + uv)."""

@@ -1,0 +1,1 @@
+"""Packaging: snapshots of a source directory, honouring .amlignore / .gitignore."""

@@ -1,0 +1,1 @@
+"""The public Python API, shaped like Azure ML v1's ``azureml.core``."""

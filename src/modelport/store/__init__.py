@@ -1,0 +1,1 @@
+"""The workspace store: SQLAlchemy records of models, environments, snapshots, services; artifact blobs."""
