@@ -80,6 +80,14 @@ def test_azure_packages_and_conda_packages_are_reported_not_installed(pinned):
     assert in_env(pinned, "import importlib.util; print(importlib.util.find_spec('azureml') is None)") == "True"
 
 
+def test_progress_shows_each_step_and_note(roots, capfd):
+    build_local(spec("shown", "azureml-core", conda=(THIS_PYTHON, "conda-forge::libgomp")), *roots, show_output=True)
+    shown = capfd.readouterr().err
+    for line in ("azureml-core: Azure's package, not installed", "conda packages conda-forge::libgomp cannot be",
+                 "creating venv", "installing the runtime", "verifying the runtime imports", "environment shown built"):
+        assert line in shown
+
+
 def test_second_build_is_reused(pinned, pinned_spec, roots, capfd):
     log_size = pinned.log.stat().st_size
     again = build_local(pinned_spec, *roots, show_output=True)

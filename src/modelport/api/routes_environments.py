@@ -22,7 +22,8 @@ router = APIRouter(tags=["environments"])
 def register_environment(spec: dict, ctx: Context = Depends(context)) -> dict:
     """Register an Azure ML Environment JSON object; same content as the latest version returns it."""
     parsed = EnvironmentSpec.from_dict(spec)
-    record = ctx.store.register_environment(parsed.name, parsed.to_dict(), parsed.content_hash(), version=parsed.version)
+    record = ctx.store.register_environment(parsed.name, parsed.to_dict(), parsed.content_hash(),
+                                            version=parsed.version)
     return record.to_dict()
 
 

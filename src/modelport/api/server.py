@@ -113,7 +113,8 @@ def _start(workspace: WorkspaceDir) -> str:
             return url
         time.sleep(0.05)
     process.kill()
-    raise ServerUnavailable(f"the control plane did not start within {START_TIMEOUT_S:.0f} s; see {log_path(workspace)}")
+    raise ServerUnavailable(
+        f"the control plane did not start within {START_TIMEOUT_S:.0f} s; see {log_path(workspace)}")
 
 
 def _healthy_url(workspace: WorkspaceDir) -> str | None:

@@ -54,7 +54,8 @@ class WorkspaceDir:
         try:
             return json.loads(self.config_path.read_text())
         except FileNotFoundError:
-            raise NotFound(f"{self.config_path} is missing; create the workspace with `modelport workspace create`")
+            raise NotFound(
+                f"{self.config_path} is missing; create the workspace with `modelport workspace create`") from None
         except json.JSONDecodeError as err:
             raise InvalidInput(f"{self.config_path} is not valid JSON ({err}); fix or recreate it") from None
 

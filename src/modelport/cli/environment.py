@@ -6,7 +6,7 @@ import click
 
 from .output import emit, friendly_errors, output_option, workspace_from, workspace_option
 
-COLUMNS = ["name", "version", "python", "pip_packages", "created_at"]
+COLUMNS = ["name", "version", "python", "pip_packages"]
 
 
 def _row(env) -> dict:

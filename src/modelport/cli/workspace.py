@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import emit, friendly_errors, output_option, workspace_option, workspace_from
+from .output import emit, friendly_errors, output_option, workspace_from, workspace_option
 
 
 @click.group("workspace")

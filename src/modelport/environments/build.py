@@ -288,9 +288,11 @@ def _link_package(root: Path) -> Path:
 
 def _conflicts(output: str, names: set[str]) -> list[str]:
     """The package names (from ``names``) that a resolver failure (uv's or pip's) mentions; [] for other failures."""
-    if not re.search(r"No solution found|conflicting dependencies|ResolutionImpossible", output):
+    failure = re.search(r"^.*(?:No solution found|conflicting dependencies)", output, re.MULTILINE)
+    if not failure:
         return []
-    return sorted(name for name in names if re.search(_name_pattern(name), output, re.IGNORECASE))
+    explanation = output[failure.start():]
+    return sorted(name for name in names if re.search(_name_pattern(name), explanation, re.IGNORECASE))
 
 
 def _name_pattern(name: str) -> str:

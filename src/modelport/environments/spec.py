@@ -26,6 +26,8 @@ class _Section(BaseModel):
 
 
 class PythonSection(_Section):
+    """How the Python environment is made: from conda dependencies, or a user-managed interpreter."""
+
     user_managed_dependencies: bool = False
     interpreter_path: str = "python"
     conda_dependencies_file: str | None = None
@@ -39,6 +41,8 @@ class PythonSection(_Section):
 
 
 class RegistrySection(_Section):
+    """Credentials of the registry holding the base image (kept for image builds)."""
+
     address: str | None = None
     username: str | None = None
     password: str | None = None
@@ -46,11 +50,15 @@ class RegistrySection(_Section):
 
 
 class PlatformSection(_Section):
+    """The image's target platform (kept for image builds)."""
+
     os: str = "Linux"
     architecture: str = "amd64"
 
 
 class DockerSection(_Section):
+    """The image the environment builds on (kept for image builds; unused by local builds)."""
+
     enabled: bool = False
     base_image: str | None = None
     base_dockerfile: str | None = None
@@ -63,6 +71,8 @@ class DockerSection(_Section):
 
 
 class SparkSection(_Section):
+    """Accepted as Azure writes it, but must be empty: modelport has no Spark."""
+
     repositories: list[str] = Field(default_factory=list)
     packages: list[dict[str, Any]] = Field(default_factory=list)
     precache_packages: bool = True
@@ -77,6 +87,8 @@ class SparkSection(_Section):
 
 
 class DatabricksSection(_Section):
+    """Accepted as Azure writes it, but must be empty: modelport has no Databricks."""
+
     maven_libraries: list[dict[str, Any]] = Field(default_factory=list)
     pypi_libraries: list[dict[str, Any]] = Field(default_factory=list)
     rcran_libraries: list[dict[str, Any]] = Field(default_factory=list)

@@ -10,7 +10,7 @@ import copy
 from contextlib import nullcontext
 from pathlib import Path
 
-from ..environments.conda import parse_conda_file, parse_requirements_file
+from ..environments.conda import load_conda_file, parse_requirements_file
 from ..environments.spec import EnvironmentSpec
 from ..errors import ModelportError
 
@@ -111,7 +111,7 @@ class Environment:
     @staticmethod
     def from_conda_specification(name: str, file_path: str | Path) -> Environment:
         env = Environment(name)
-        env.python.conda_dependencies = CondaDependencies(parse_conda_file(Path(file_path)))
+        env.python.conda_dependencies = CondaDependencies(load_conda_file(Path(file_path)))
         return env
 
     def register(self, workspace) -> Environment:

@@ -81,9 +81,8 @@ class LocalArtifactStore:
     def copy_to(self, sha256: str, target: Path) -> None:
         source = self._existing(sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-            with open(source, "rb") as blob:
-                shutil.copyfileobj(blob, tmp, CHUNK)
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp, open(source, "rb") as blob:
+            shutil.copyfileobj(blob, tmp, CHUNK)
         os.replace(tmp.name, target)
 
     def _existing(self, sha256: str) -> Path:
