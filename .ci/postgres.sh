@@ -47,10 +47,10 @@ start_new() {
   as_owner "$BIN/initdb" -D "$DATA" -U postgres -E UTF8 --no-sync --auth-local=trust --auth-host=scram-sha-256 \
     --pwfile="$STATE/password" >&2
   log "starting it on 127.0.0.1:$(cat "$STATE/port")"
-  # A throwaway test server: durability settings off for speed.
+  # A throwaway test server: durability settings off for speed. It must not inherit the lock (fd 9).
   as_owner "$BIN/pg_ctl" -D "$DATA" -l "$STATE/server.log" -w -t 60 start -o \
     "-c listen_addresses=127.0.0.1 -p $(cat "$STATE/port") -c unix_socket_directories=$STATE -c fsync=off \
-     -c synchronous_commit=off -c full_page_writes=off" >&2
+     -c synchronous_commit=off -c full_page_writes=off" >&2 9>&-
 }
 
 BIN="$(pg_bin)"
