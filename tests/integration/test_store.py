@@ -25,7 +25,8 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from modelport.errors import Conflict, InvalidInput, NotFound, ServerUnavailable
-from modelport.store.db import Store, alembic_config
+from modelport.store.db import Store
+from modelport.store.engine import alembic_config
 from modelport.store.models import Base, Snapshot
 
 POSTGRES_ENV = "MODELPORT_TEST_POSTGRES_URL"
@@ -190,7 +191,7 @@ def test_sqlite_is_opened_for_several_writers(tmp_path):
 
 
 def test_a_sqlite_database_locked_too_long_is_a_conflict(tmp_path, monkeypatch):
-    monkeypatch.setattr("modelport.store.db.BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("modelport.store.engine.BUSY_TIMEOUT_MS", 200)
     path = tmp_path / "ws.db"
     with Store(f"sqlite:///{path}") as store:
         other = sqlite3.connect(path, isolation_level=None)

@@ -9,38 +9,36 @@ still race for the same key (PostgreSQL) the loser's transaction is run again.
 
 from __future__ import annotations
 
-import functools
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Integer, and_, cast, create_engine, delete, event, func, select, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Integer, and_, cast, delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import Conflict, InvalidInput, NotFound, ServerUnavailable
+from ..errors import Conflict, InvalidInput, NotFound
+from .checks import (
+    ENVIRONMENT_VERSION,
+    check_artifact,
+    check_count,
+    check_name,
+    check_sha256,
+    conditions,
+    listing,
+    matches,
+    required_version,
+    text_map,
+)
+from .engine import create_store_engine, database_errors, migrate, normalize_url
 from .models import ComputeTarget, Environment, Model, Service, ServiceModel, Snapshot
 from .records import ComputeTargetRecord, EnvironmentRecord, ModelRecord, SnapshotRecord
 
 T = TypeVar("T")
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-BUSY_TIMEOUT_MS = 30_000
 WRITE_ATTEMPTS = 50
-MIGRATION_LOCK = 0x6D6F64656C706F72  # "modelpor": PostgreSQL advisory lock held while migrating
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-ENVIRONMENT_VERSION = re.compile(r"^[1-9][0-9]{0,8}$")
-ARTIFACT_KINDS = ("file", "folder")
 NEW_SERVICE_STATE = "Transitioning"
 _env_number = cast(Environment.version, Integer)
 
@@ -49,14 +47,14 @@ class Store:
     """The workspace database. Open with a SQLAlchemy URL: ``sqlite:///<path>`` or ``postgresql://...``."""
 
     def __init__(self, url: str):
-        parsed = _normalize(url)
+        parsed = normalize_url(url)
         self.url = parsed.render_as_string(hide_password=True)
-        self._engine = _engine(parsed)
+        self._engine = create_store_engine(parsed)
         self._writer = sessionmaker(self._engine, expire_on_commit=False)
         self._reader = sessionmaker(self._engine.execution_options(modelport_read=True), expire_on_commit=False)
         try:
-            with _database_errors(self.url):
-                _migrate(self._engine, self.url)
+            with database_errors(self.url):
+                migrate(self._engine, self.url)
         except BaseException:
             self._engine.dispose()
             raise
@@ -77,14 +75,14 @@ class Store:
 
         It starts at once, so on SQLite it holds the write lock from the start (``BEGIN IMMEDIATE``).
         """
-        with _database_errors(self.url), self._writer() as session, session.begin():
+        with database_errors(self.url), self._writer() as session, session.begin():
             session.connection()
             yield session
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
         """A read transaction (on SQLite it does not take the write lock)."""
-        with _database_errors(self.url), self._reader() as session, session.begin():
+        with database_errors(self.url), self._reader() as session, session.begin():
             yield session
 
     def _write(self, what: str, work: Callable[[Session], T]) -> T:
@@ -104,10 +102,10 @@ class Store:
                        properties: dict[str, str] | None = None, framework: str | None = None,
                        framework_version: str | None = None) -> ModelRecord:
         """Register the next version of model ``name`` (1 for a new name)."""
-        _check_name("model", name)
-        _check_artifact(artifact_sha256, artifact_kind, artifact_name, size_bytes)
-        tags = _text_map("tag", tags)
-        properties = _text_map("property", properties)
+        check_name("model", name)
+        check_artifact(artifact_sha256, artifact_kind, artifact_name, size_bytes)
+        tags = text_map("tag", tags)
+        properties = text_map("property", properties)
 
         def insert(session: Session) -> ModelRecord:
             latest = session.scalar(select(func.max(Model.version)).where(Model.name == name)) or 0
@@ -133,8 +131,8 @@ class Store:
         ``[key, value]`` pair (it must have that value); a model must match every item.
         ``latest`` keeps only the newest version of each name (then the filters apply).
         """
-        tag_filter = _conditions("tag", tags)
-        property_filter = _conditions("property", properties)
+        tag_filter = conditions("tag", tags)
+        property_filter = conditions("property", properties)
         query = select(Model).order_by(Model.name, Model.version.desc())
         if name is not None:
             query = query.where(Model.name == name)
@@ -144,13 +142,13 @@ class Store:
         with self._read() as session:
             rows = session.scalars(query).all()
             return [ModelRecord.of(row) for row in rows
-                    if _matches(row.tags, tag_filter) and _matches(row.properties, property_filter)]
+                    if matches(row.tags, tag_filter) and matches(row.properties, property_filter)]
 
     def add_model_tags(self, name: str, version: int, tags: dict[str, str]) -> ModelRecord:
         """Add or replace tags of a model version."""
-        tags = _text_map("tag", tags)
+        tags = text_map("tag", tags)
         with self.session() as session:
-            row = _model_row(session, name, _required_version(version))
+            row = _model_row(session, name, required_version(version))
             row.tags = {**row.tags, **tags}
             session.flush()
             return ModelRecord.of(row)
@@ -159,16 +157,16 @@ class Store:
         """Remove tags by key; keys the model does not have are ignored."""
         keys = {keys} if isinstance(keys, str) else set(keys)
         with self.session() as session:
-            row = _model_row(session, name, _required_version(version))
+            row = _model_row(session, name, required_version(version))
             row.tags = {key: value for key, value in row.tags.items() if key not in keys}
             session.flush()
             return ModelRecord.of(row)
 
     def add_model_properties(self, name: str, version: int, properties: dict[str, str]) -> ModelRecord:
         """Add properties; they are add-only, so giving an existing key another value is refused."""
-        properties = _text_map("property", properties)
+        properties = text_map("property", properties)
         with self.session() as session:
-            row = _model_row(session, name, _required_version(version))
+            row = _model_row(session, name, required_version(version))
             for key, value in properties.items():
                 if row.properties.get(key, value) != value:
                     raise InvalidInput(f"property '{key}' of model '{name}' version {version} is already "
@@ -179,7 +177,7 @@ class Store:
 
     def delete_model(self, name: str, version: int) -> ModelRecord:
         """Delete a model version no service uses; return what was deleted (its artifact may be shared)."""
-        version = _required_version(version)
+        version = required_version(version)
 
         def remove(session: Session) -> ModelRecord:
             row = _model_row(session, name, version)
@@ -211,7 +209,7 @@ class Store:
         Without ``version``: the latest version if its content is the same, else a new one.
         With ``version``: that version, which must not exist with different content.
         """
-        _check_name("environment", name)
+        check_name("environment", name)
         if not isinstance(spec, dict):
             raise InvalidInput(f"environment '{name}' must be a JSON object, not {type(spec).__name__}")
         if not isinstance(spec_hash, str) or not spec_hash:
@@ -255,7 +253,7 @@ class Store:
                                           .order_by(_env_number)).all()
                 if not numbers:
                     raise NotFound(f"environment '{name}' is not registered; register it first or check the name")
-                raise NotFound(f"environment '{name}' has no version {version}; versions: {_listing(numbers)}")
+                raise NotFound(f"environment '{name}' has no version {version}; versions: {listing(numbers)}")
             return EnvironmentRecord.of(row)
 
     def list_environments(self) -> list[EnvironmentRecord]:
@@ -271,9 +269,9 @@ class Store:
 
     def add_snapshot(self, sha256: str, file_count: int, size_bytes: int) -> SnapshotRecord:
         """Record a packaged source folder; adding the same one again returns the existing record."""
-        _check_sha256("snapshot", sha256)
-        _check_count("snapshot file count", file_count)
-        _check_count("snapshot size", size_bytes)
+        check_sha256("snapshot", sha256)
+        check_count("snapshot file count", file_count)
+        check_count("snapshot size", size_bytes)
 
         def insert(session: Session) -> SnapshotRecord:
             row = session.get(Snapshot, sha256)
@@ -333,7 +331,7 @@ class Store:
 
     def attach_service_models(self, service: str, models: Iterable[tuple[str, int]]) -> None:
         """Record that ``service`` uses exactly these model versions (creating the service record if new)."""
-        wanted = sorted({(name, _required_version(version)) for name, version in models})
+        wanted = sorted({(name, required_version(version)) for name, version in models})
 
         def attach(session: Session) -> None:
             for name, version in wanted:
@@ -357,13 +355,13 @@ def _model_row(session: Session, name: str, version: int | None) -> Model:
     if version is None:
         row = session.scalars(select(Model).where(Model.name == name).order_by(Model.version.desc()).limit(1)).first()
     else:
-        row = session.get(Model, (name, _required_version(version)))
+        row = session.get(Model, (name, required_version(version)))
     if row is not None:
         return row
     versions = session.scalars(select(Model.version).where(Model.name == name).order_by(Model.version)).all()
     if not versions:
         raise NotFound(f"model '{name}' is not registered; register it first or check the name")
-    raise NotFound(f"model '{name}' has no version {version}; versions: {_listing(versions)}")
+    raise NotFound(f"model '{name}' has no version {version}; versions: {listing(versions)}")
 
 
 def _latest_environment(session: Session, name: str) -> Environment | None:
@@ -375,168 +373,6 @@ def _compute_row(session: Session, name: str) -> ComputeTarget:
     row = session.get(ComputeTarget, name)
     if row is None:
         names = session.scalars(select(ComputeTarget.name).order_by(ComputeTarget.name)).all()
-        known = f"compute targets: {_listing(names)}" if names else "none is attached yet"
+        known = f"compute targets: {listing(names)}" if names else "none is attached yet"
         raise NotFound(f"compute target '{name}' not found; {known}")
     return row
-
-
-def _listing(values: list, limit: int = 10) -> str:
-    shown = ", ".join(str(value) for value in values[:limit])
-    return shown if len(values) <= limit else f"{shown}, … ({len(values) - limit} more)"
-
-
-# input checks: each raises InvalidInput naming the value and the fix
-
-
-def _check_name(kind: str, name: object) -> None:
-    if not isinstance(name, str) or not NAME.match(name):
-        raise InvalidInput(f"{kind} name {name!r} is not valid; use 1-255 letters, digits, '.', '_' or '-', "
-                           "starting with a letter or digit")
-
-
-def _required_version(version: object) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidInput(f"model version {version!r} is not a positive whole number; use 1, 2, 3, …")
-    return version
-
-
-def _check_sha256(what: str, sha256: object) -> None:
-    if not isinstance(sha256, str) or not SHA256.match(sha256):
-        raise InvalidInput(f"{what} digest {sha256!r} is not a sha256 (64 lowercase hex digits)")
-
-
-def _check_count(what: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(f"{what} {value!r} is not a whole number of zero or more")
-
-
-def _check_artifact(sha256: str, kind: str, name: str, size_bytes: int) -> None:
-    _check_sha256("artifact", sha256)
-    if kind not in ARTIFACT_KINDS:
-        raise InvalidInput(f"artifact kind {kind!r} is not one of {', '.join(ARTIFACT_KINDS)}")
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise InvalidInput(f"artifact name {name!r} must be a file or folder name without '/'")
-    _check_count("artifact size", size_bytes)
-
-
-def _text_map(kind: str, values: object) -> dict[str, str]:
-    """Tags and properties: text keys to text values (Azure ML's ``dict[str, str]``)."""
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise InvalidInput(f"{kind}s must be a mapping of text to text, not {type(values).__name__}")
-    for key, value in values.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidInput(f"{kind} key {key!r} is not valid; keys are non-empty text")
-        if not isinstance(value, str):
-            raise InvalidInput(f"{kind} '{key}' has value {value!r}; values are text, so quote it")
-    return dict(values)
-
-
-def _conditions(kind: str, items: object) -> list[tuple[str, str | None]]:
-    """A ``Model.list`` filter: items are a key or a ``[key, value]`` pair; value None means any value."""
-    if items is None:
-        return []
-    if isinstance(items, (str, dict)) or not isinstance(items, (list, tuple)):
-        raise InvalidInput(f"{kind} filter {items!r} must be a list of keys or [key, value] pairs")
-    conditions: list[tuple[str, str | None]] = []
-    for item in items:
-        if isinstance(item, str):
-            conditions.append((item, None))
-        elif isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(part, str) for part in item):
-            conditions.append((item[0], item[1]))
-        else:
-            raise InvalidInput(f"{kind} filter item {item!r} is neither a key nor a [key, value] pair of text")
-    return conditions
-
-
-def _matches(mapping: dict[str, str], conditions: list[tuple[str, str | None]]) -> bool:
-    return all(key in mapping and (value is None or mapping[key] == value) for key, value in conditions)
-
-
-# opening and migrating
-
-
-@contextmanager
-def _database_errors(url: str) -> Iterator[None]:
-    """Turn a database that cannot be used (unreachable, or locked too long) into a one-line error."""
-    try:
-        yield
-    except OperationalError as error:
-        reason = str(error.orig or error).strip().splitlines()[0]
-        if "database is locked" in reason:
-            raise Conflict(f"the workspace database {url} stayed locked by another process for "
-                           f"{BUSY_TIMEOUT_MS / 1000:g} s; try again when it is done") from None
-        raise ServerUnavailable(f"cannot use the workspace database {url}: {reason}; "
-                                "check the URL and that the database is reachable") from None
-
-
-def _normalize(url: str) -> URL:
-    """Parse the URL; plain ``postgresql://`` (or ``postgres://``) means the psycopg 3 driver."""
-    try:
-        parsed = make_url(url)
-    except Exception:
-        raise InvalidInput(f"workspace database URL {url!r} is not valid; use sqlite:///<path> or "
-                           "postgresql://user:password@host/database") from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise InvalidInput(f"workspace database {parsed.get_backend_name()!r} is not supported; "
-                           "use sqlite:///<path> or postgresql://...")
-    return parsed
-
-
-def _engine(url: URL) -> Engine:
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
-
-    @event.listens_for(engine, "connect")
-    def configure(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def begin(connection: Any) -> None:
-        reading = connection.get_execution_options().get("modelport_read", False)
-        connection.exec_driver_sql("BEGIN DEFERRED" if reading else "BEGIN IMMEDIATE")
-
-    return engine
-
-
-def alembic_config(connection: Any = None) -> Config:
-    """An alembic configuration for the packaged migrations (no alembic.ini needed)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    return config
-
-
-@functools.cache
-def _revisions() -> tuple[str, frozenset[str]]:
-    """The head revision of the packaged migrations and all revisions they know."""
-    script = ScriptDirectory.from_config(alembic_config())
-    return script.get_current_head(), frozenset(revision.revision for revision in script.walk_revisions())
-
-
-def _migrate(engine: Engine, url: str) -> None:
-    """Bring the schema to head; refuse a database written by a newer modelport."""
-    head, known = _revisions()
-    with engine.execution_options(modelport_read=True).connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    unknown = sorted(current - known)
-    if unknown:
-        raise InvalidInput(f"workspace database {url} has schema revision {unknown[0]!r}, newer than this "
-                           f"modelport knows (up to {head!r}); upgrade modelport to use it")
-    if current == {head}:
-        return
-    with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        command.upgrade(alembic_config(connection), "head")
