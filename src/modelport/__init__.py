@@ -13,6 +13,10 @@ _PUBLIC = {
     "Environment": "modelport.sdk.environment",
     "CondaDependencies": "modelport.sdk.environment",
     "InferenceConfig": "modelport.sdk.inference_config",
+    "Webservice": "modelport.sdk.webservice",
+    "LocalWebservice": "modelport.sdk.webservice",
+    "AksWebservice": "modelport.sdk.webservice",
+    "KubernetesWebservice": "modelport.sdk.webservice",
 }
 __all__ = list(_PUBLIC)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,18 +13,18 @@ from .. import __version__
 from ..errors import ModelportError, Unauthorized
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
-from . import routes_blobs, routes_environments, routes_models, routes_snapshots
+from . import routes_blobs, routes_environments, routes_models, routes_services, routes_snapshots
 from .context import Context
+from .deployments import Deployments
 from .workspace_dir import WorkspaceDir
 
 
 def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI:
     """The API of ``workspace``; the store is the workspace's SQLite file unless ``store_url`` is given."""
-    context = Context(
-        workspace=workspace,
-        store=Store(store_url or workspace.store_url),
-        artifacts=LocalArtifactStore(workspace.artifacts),
-    )
+    store = Store(store_url or workspace.store_url)
+    artifacts = LocalArtifactStore(workspace.artifacts)
+    deployments = Deployments(workspace, store, artifacts)
+    context = Context(workspace=workspace, store=store, artifacts=artifacts, deployments=deployments)
     token = workspace.token()
 
     def authorize(request: Request) -> None:
@@ -34,8 +35,14 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
                 f"{workspace.token_path}"
             )
 
-    app = FastAPI(title="modelport control plane", version=__version__,
-                  description=f"Workspace {workspace.name!r}: models, environments, source snapshots.")
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        deployments.start()
+        yield
+        deployments.stop()
+
+    app = FastAPI(title="modelport control plane", version=__version__, lifespan=lifespan,
+                  description=f"Workspace {workspace.name!r}: models, environments, snapshots, services.")
     app.state.context = context
 
     @app.exception_handler(ModelportError)
@@ -53,7 +60,8 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
         return {"status": "ok", "workspace": workspace.name}
 
     protected = [Depends(authorize)]
-    for router in (routes_blobs.router, routes_models.router, routes_environments.router, routes_snapshots.router):
+    for router in (routes_blobs.router, routes_models.router, routes_environments.router, routes_snapshots.router,
+                   routes_services.router):
         app.include_router(router, prefix="/api/v1", dependencies=protected)
 
     @app.get("/api/v1/workspace", dependencies=protected, tags=["workspace"])

@@ -1,12 +1,16 @@
-"""What every route handler needs: the workspace folder, its store and its artifact store."""
+"""What every route handler needs: the workspace folder, its store, artifacts and running deployments."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from ..store.artifacts import LocalArtifactStore
+
+if TYPE_CHECKING:
+    from .deployments import Deployments
 from ..store.db import Store
 from .workspace_dir import WorkspaceDir
 
@@ -16,6 +20,7 @@ class Context:
     workspace: WorkspaceDir
     store: Store
     artifacts: LocalArtifactStore
+    deployments: Deployments
 
 
 def context(request: Request) -> Context:

@@ -7,6 +7,7 @@ from ..runtime.cli import serve_command
 from .environment import environment_group
 from .model import model_group
 from .server import server_group
+from .service import deploy_command, service_group
 from .workspace import workspace_group
 
 
@@ -16,8 +17,10 @@ def cli() -> None:
     """Deploy Azure ML v1 style models (score.py with init()/run()) as web services."""
 
 
-for command in (serve_command, server_group, workspace_group, model_group, environment_group):
+for command in (serve_command, server_group, workspace_group, model_group, environment_group, service_group):
     cli.add_command(command)
+
+model_group.add_command(deploy_command)
 
 if __name__ == "__main__":
     cli()

@@ -117,6 +117,15 @@ class Model:
         """Delete this version (refused while a service uses it)."""
         self.workspace._client.json("DELETE", f"/models/{self.name}/{self.version}")
 
+    @staticmethod
+    def deploy(workspace: Workspace, name: str, models: list[Model], inference_config, deployment_config=None,
+               deployment_target=None, overwrite: bool = False, show_output: bool = False):
+        """Deploy models as a web service (local backend); returns the ``Webservice``."""
+        from .webservice import deploy
+
+        return deploy(workspace, name, models, inference_config, deployment_config, deployment_target, overwrite,
+                      show_output)
+
     def serialize(self) -> dict:
         return dict(self._record)
 

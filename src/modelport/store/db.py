@@ -35,6 +35,7 @@ from .checks import (
 from .engine import create_store_engine, database_errors, migrate, normalize_url
 from .models import ComputeTarget, Environment, Model, Service, ServiceModel, Snapshot
 from .records import ComputeTargetRecord, EnvironmentRecord, ModelRecord, SnapshotRecord
+from .services import ServiceOperations
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ NEW_SERVICE_STATE = "Transitioning"
 _env_number = cast(Environment.version, Integer)
 
 
-class Store:
+class Store(ServiceOperations):
     """The workspace database. Open with a SQLAlchemy URL: ``sqlite:///<path>`` or ``postgresql://...``."""
 
     def __init__(self, url: str):

@@ -94,13 +94,14 @@ class ComputeTarget(Base):
 
 
 class Service(Base):
-    """A deployed web service's desired state (extended as services grow)."""
+    """A deployed web service: desired ``config`` and observed ``state``/``status``."""
 
     __tablename__ = "services"
 
     name: Mapped[str] = mapped_column(String, primary_key=True)
     state: Mapped[str] = mapped_column(String)
     config: Mapped[dict[str, Any]]
+    status: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -101,3 +101,23 @@ class ComputeTargetRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return _json(self)
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """A web service: its desired ``config`` and its observed ``state`` and ``status``."""
+
+    name: str
+    state: str
+    config: dict[str, Any]
+    status: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: models.Service) -> ServiceRecord:
+        return cls(name=row.name, state=row.state, config=dict(row.config), status=dict(row.status or {}),
+                   created_at=row.created_at, updated_at=row.updated_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json(self)

@@ -1,0 +1,169 @@
+"""Web services: deploy, list, show, update, delete, logs and keys."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from ..environments.spec import EnvironmentSpec
+from ..errors import InvalidInput, NotFound
+from ..reconcile.reconciler import auth_mode
+from .context import Context, context
+
+router = APIRouter(tags=["services"])
+SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DEFAULT_ENVIRONMENT = {"name": "modelport-default", "python": {"condaDependencies": {"dependencies": []}}}
+
+
+class Deployment(BaseModel):
+    name: str
+    models: list[str]
+    entry_script: str
+    snapshot: str
+    environment: dict[str, Any] | None = None
+    deploy: dict[str, Any]
+    overwrite: bool = False
+
+
+class ServiceUpdate(BaseModel):
+    models: list[str] | None = None
+    entry_script: str | None = None
+    snapshot: str | None = None
+    environment: dict[str, Any] | None = None
+    deploy: dict[str, Any] | None = None
+
+
+class KeyRegeneration(BaseModel):
+    key_type: str
+    set_key: str | None = None
+
+
+def check_service_name(name: str) -> str:
+    if not (3 <= len(name) <= 32 and SERVICE_NAME.match(name)):
+        raise InvalidInput(f"service name {name!r} is not allowed: 3-32 lowercase letters, digits and '-', "
+                           "starting with a letter and not ending with '-'")
+    return name
+
+
+@router.post("/services", status_code=201)
+def deploy(body: Deployment, ctx: Context = Depends(context)) -> dict:
+    """Record a service's desired state; the reconciler makes it run (poll GET /services/{name})."""
+    check_service_name(body.name)
+    with ctx.deployments.operation(body.name):
+        existing = _existing(ctx, body.name) if body.overwrite else None
+        keys = _keys(body.deploy, existing["keys"] if existing else None)
+        config = _config(ctx, body.models, body.entry_script, body.snapshot, body.environment, body.deploy,
+                         generation=(existing["generation"] + 1) if existing else 1, keys=keys)
+        record = ctx.store.put_service(body.name, config, _model_ids(config), create=not body.overwrite)
+    return _view(ctx, record)
+
+
+@router.get("/services")
+def list_services(ctx: Context = Depends(context)) -> list[dict]:
+    return [_view(ctx, r) for r in ctx.store.list_services()]
+
+
+@router.get("/services/{name}")
+def get_service(name: str, ctx: Context = Depends(context)) -> dict:
+    return _view(ctx, ctx.store.get_service(name))
+
+
+@router.patch("/services/{name}")
+def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> dict:
+    """A rolling update: the new version's replicas start, take over when ready, the old ones stop."""
+    with ctx.deployments.operation(name):
+        current = ctx.store.get_service(name).config
+        models = body.models if body.models is not None else [f"{m['name']}:{m['version']}" for m in current["models"]]
+        config = _config(ctx, models, body.entry_script or current["entry_script"],
+                         body.snapshot or current["snapshot"], body.environment or current["environment"],
+                         {**current["deploy"], **(body.deploy or {})}, generation=current["generation"] + 1,
+                         keys=_keys(body.deploy or {}, current["keys"]))
+        record = ctx.store.put_service(name, config, _model_ids(config), create=False)
+    return _view(ctx, record)
+
+
+@router.delete("/services/{name}")
+def delete(name: str, ctx: Context = Depends(context)) -> dict:
+    with ctx.deployments.operation(name):
+        ctx.store.delete_service(name)
+    return {"deleted": name}
+
+
+@router.get("/services/{name}/logs")
+def logs(name: str, num_lines: int = 5000, ctx: Context = Depends(context)) -> dict:
+    record = ctx.store.get_service(name)
+    version = record.status.get("serving_version") or f"v{record.config['generation']}"
+    return {"version": version, "logs": ctx.deployments.backend.logs(name, version, num_lines)}
+
+
+@router.get("/services/{name}/keys")
+def get_keys(name: str, ctx: Context = Depends(context)) -> dict:
+    keys = ctx.store.get_service(name).config["keys"]
+    return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
+
+
+@router.post("/services/{name}/keys")
+def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(context)) -> dict:
+    """Replace the primary or secondary key; the old one stops working as soon as the front end reloads."""
+    which = body.key_type.lower()
+    if which not in ("primary", "secondary"):
+        raise InvalidInput(f"key_type {body.key_type!r} must be 'Primary' or 'Secondary'")
+    with ctx.deployments.operation(name):
+        keys = dict(ctx.store.get_service(name).config["keys"])
+        keys[which] = body.set_key or secrets.token_urlsafe(32)
+        ctx.store.merge_service_config(name, {"keys": keys})
+    return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
+
+
+def _existing(ctx: Context, name: str) -> dict | None:
+    try:
+        return ctx.store.get_service(name).config
+    except NotFound:
+        return None
+
+
+def _keys(deploy: dict, current: dict | None) -> dict:
+    current = current or {}
+    return {"primary": deploy.get("primary_key") or current.get("primary") or secrets.token_urlsafe(32),
+            "secondary": deploy.get("secondary_key") or current.get("secondary") or secrets.token_urlsafe(32)}
+
+
+def _config(ctx: Context, model_ids: list[str], entry_script: str, snapshot: str, environment: dict | None,
+            deploy: dict, generation: int, keys: dict) -> dict:
+    if not model_ids:
+        raise InvalidInput("deploy at least one model: models=[Model(ws, 'name')]")
+    models = []
+    for model_id in model_ids:
+        name, _, version = model_id.partition(":")
+        record = ctx.store.get_model(name, int(version) if version.isdigit() else None)
+        models.append({"name": record.name, "version": record.version, "artifact_sha256": record.artifact_sha256,
+                       "artifact_kind": record.artifact_kind, "artifact_name": record.artifact_name})
+    snapshot_record = ctx.store.get_snapshot(snapshot)
+    spec = EnvironmentSpec.from_dict(environment or DEFAULT_ENVIRONMENT)
+    return {"generation": generation, "models": models, "entry_script": entry_script,
+            "snapshot": snapshot_record.sha256, "environment": spec.to_dict(), "deploy": deploy, "keys": keys}
+
+
+def _model_ids(config: dict) -> list[tuple[str, int]]:
+    return [(m["name"], m["version"]) for m in config["models"]]
+
+
+def _view(ctx: Context, record) -> dict:
+    """A service as the SDK shows it: state, error, URIs and settings (keys are not included)."""
+    config = record.config
+    status = record.status
+    base = ctx.deployments.scoring_base(record.name)
+    return {
+        "name": record.name, "state": record.state, "error": status.get("reason") if record.state in (
+            "Failed", "Unhealthy") else None,
+        "status": status, "scoring_uri": f"{base}/score" if base else None, "auth": auth_mode(config["deploy"]),
+        "swagger_uri": f"{base}/swagger.json" if base else None,
+        "models": [f"{m['name']}:{m['version']}" for m in config["models"]],
+        "deploy": config["deploy"], "entry_script": config["entry_script"], "generation": config["generation"],
+        "environment": config["environment"]["name"],
+        "created_at": record.created_at.isoformat(), "updated_at": record.updated_at.isoformat(),
+    }

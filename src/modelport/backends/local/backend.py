@@ -1,0 +1,193 @@
+"""Local replicas: ``python -m modelport.runtime`` processes started from a built environment.
+
+Each replica has a state file (pid, port, restarts) under ``<root>/<service>/<version>/``,
+so a restarted control plane re-adopts the replicas still running instead of starting
+new ones. Replicas run in their own session: they outlive the control plane.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from ...reconcile.backend import ReplicaState, VersionSpec
+from . import limits
+
+LISTENING = re.compile(rb"listening:\s+http://[\d.]+:(\d+)")
+MAX_BACKOFF_S = 30.0
+STOP_TIMEOUT_S = 20.0
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+
+
+class LocalBackend:
+    """Runs, watches and stops local replica processes."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._http = httpx.Client(timeout=0.5)
+
+    def apply(self, spec: VersionSpec) -> None:
+        folder = self._folder(spec.service, spec.version)
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(spec.replicas):
+            state = self._read(folder, index)
+            if state and (_alive(state["pid"]) or not _backoff_over(state)):
+                continue
+            self._start(spec, folder, index, restarts=(state or {}).get("restarts", -1) + 1)
+        for index in self._indices(folder):
+            if index >= spec.replicas:
+                self._stop(folder, index)
+
+    def observe(self, service: str, version: str) -> list[ReplicaState]:
+        folder = self._folder(service, version)
+        replicas = []
+        for index in self._indices(folder):
+            state = self._read(folder, index)
+            if state is None:
+                continue
+            alive = _alive(state["pid"])
+            if not alive and state.get("exit_code") is None:
+                state["exit_code"] = _exit_code(state["pid"])
+                state["exited_at"] = time.time()
+                self._write(folder, index, state)
+            port = state.get("port") or self._port_from_log(folder, index, state)
+            ready = alive and port is not None and self._ready(port)
+            replicas.append(ReplicaState(index, state["pid"] if alive else None, port, ready,
+                                         None if alive else state.get("exit_code"), state.get("restarts", 0),
+                                         folder / f"replica-{index}.log"))
+        return replicas
+
+    def versions(self, service: str) -> list[str]:
+        folder = self.root / service
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def remove(self, service: str, version: str | None = None) -> None:
+        for name in [version] if version else self.versions(service):
+            folder = self._folder(service, name)
+            for index in self._indices(folder):
+                self._stop(folder, index)
+
+    def logs(self, service: str, version: str, num_lines: int = 5000) -> str:
+        folder = self._folder(service, version)
+        parts = []
+        for index in self._indices(folder):
+            log = folder / f"replica-{index}.log"
+            if log.exists():
+                lines = log.read_text(errors="replace").splitlines()[-num_lines:]
+                parts.append(f"--- replica {index} ({log}) ---\n" + "\n".join(lines))
+        return "\n".join(parts)
+
+    def _start(self, spec: VersionSpec, folder: Path, index: int, restarts: int) -> None:
+        env = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
+        env.update(spec.env)
+        env["PYTHONPATH"] = str(spec.pythonpath)
+        env["PYTHONUNBUFFERED"] = "1"
+        if spec.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
+        command = [str(spec.python), "-m", "modelport.runtime", "--source-dir", str(spec.app_root),
+                   "--entry-script", spec.entry_script, "--host", "127.0.0.1", "--port", "0"]
+        log = open(folder / f"replica-{index}.log", "ab")  # noqa: SIM115 - handed to the child
+        log.write(f"\n=== modelport: starting replica {index} of {spec.key} (restart {restarts}) ===\n".encode())
+        log.flush()
+        process = subprocess.Popen(command, cwd=spec.app_root, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, close_fds=True,
+                                   preexec_fn=limits.preexec(spec.cpu_limit, spec.memory_limit_gb))
+        log.close()
+        self._write(folder, index, {"pid": process.pid, "port": None, "started": time.time(), "restarts": restarts,
+                                    "log_offset": (folder / f"replica-{index}.log").stat().st_size,
+                                    "exit_code": None})
+        _children[process.pid] = process
+
+    def _stop(self, folder: Path, index: int) -> None:
+        state = self._read(folder, index)
+        if state and _alive(state["pid"]):
+            os.kill(state["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while _alive(state["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(state["pid"]):
+                os.kill(state["pid"], signal.SIGKILL)
+            _exit_code(state["pid"])
+        (folder / f"replica-{index}.json").unlink(missing_ok=True)
+
+    def _ready(self, port: int) -> bool:
+        try:
+            return self._http.get(f"http://127.0.0.1:{port}/-/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _port_from_log(self, folder: Path, index: int, state: dict) -> int | None:
+        log = folder / f"replica-{index}.log"
+        with open(log, "rb") as handle:
+            handle.seek(state.get("log_offset", 0))
+            match = LISTENING.search(handle.read(64_000))
+        if match:
+            state["port"] = int(match.group(1))
+            self._write(folder, index, state)
+            return state["port"]
+        return None
+
+    def _folder(self, service: str, version: str) -> Path:
+        return self.root / service / version
+
+    @staticmethod
+    def _indices(folder: Path) -> list[int]:
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.stem.split("-")[1]) for p in folder.glob("replica-*.json"))
+
+    @staticmethod
+    def _read(folder: Path, index: int) -> dict | None:
+        try:
+            return json.loads((folder / f"replica-{index}.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    @staticmethod
+    def _write(folder: Path, index: int, state: dict) -> None:
+        tmp = folder / f".replica-{index}.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, folder / f"replica-{index}.json")
+
+
+_children: dict[int, subprocess.Popen] = {}  # replicas this process started: reaped through Popen
+
+
+def _alive(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"modelport.runtime" in cmdline.read()  # not a recycled pid of another program
+    except OSError:
+        return False
+
+
+def _exit_code(pid: int) -> int | None:
+    child = _children.pop(pid, None)
+    if child is None:
+        return None  # a re-adopted replica's exit code cannot be known
+    try:
+        return child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _backoff_over(state: dict) -> bool:
+    delay = min(MAX_BACKOFF_S, 0.5 * 2 ** state.get("restarts", 0))
+    return time.time() - state.get("exited_at", 0) >= delay

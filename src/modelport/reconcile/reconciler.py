@@ -1,0 +1,178 @@
+"""The service reconciler: desired service records → built environments, app roots, replicas, routes.
+
+Each pass, for every service: build (or reuse) its environment, lay out the app root of its
+desired version, make the backend run the wanted number of replicas, route traffic to the
+newest version whose replicas are all ready (older versions keep serving until then, and
+are stopped after: a rolling update), and record the observed state with a reason:
+``Transitioning``, ``Healthy``, ``Unhealthy`` (replicas crash after having served) or
+``Failed`` (the environment build or ``init()`` failed; the reason holds the log tail).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..environments.build import build_local
+from ..environments.spec import EnvironmentSpec
+from ..errors import ModelportError
+from ..store.artifacts import LocalArtifactStore
+from ..store.db import Store
+from ..store.records import ServiceRecord
+from . import app_root
+from .backend import Backend, ReplicaState, VersionSpec
+
+logger = logging.getLogger("modelport.reconciler")
+
+HEALTHY, TRANSITIONING, UNHEALTHY, FAILED = "Healthy", "Transitioning", "Unhealthy", "Failed"
+LOG_TAIL_LINES = 30
+
+
+class Reconciler:
+    """Converges services to their desired state; ``run_forever`` in a thread, or ``reconcile_once``."""
+
+    def __init__(self, store: Store, artifacts: LocalArtifactStore, backend: Backend, services_root: Path,
+                 envs_root: Path, logs_root: Path, on_routes: Callable[[list[dict]], None] | None = None,
+                 replica_count: Callable[[ServiceRecord], int] | None = None):
+        self.store = store
+        self.artifacts = artifacts
+        self.backend = backend
+        self.services_root = services_root
+        self.envs_root = envs_root
+        self.logs_root = logs_root
+        self.on_routes = on_routes
+        self.replica_count = replica_count or default_replica_count
+        self.routes: list[dict] = []
+        self._failed: dict[tuple[str, int], str] = {}  # (service, generation) whose build failed: not retried
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    def run_forever(self, interval_s: float = 0.5) -> None:
+        while not self._stop.is_set():
+            try:
+                self.reconcile_once()
+            except Exception:
+                logger.exception("reconcile pass failed; retrying")
+            self._wake.wait(interval_s)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Run the next pass now (after a deploy, update or delete)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def reconcile_once(self) -> None:
+        records = self.store.list_services()
+        routes = []
+        wanted = {r.name for r in records}
+        for record in records:
+            route = self._reconcile(record)
+            if route is not None:
+                routes.append(route)
+        for stale in self._deployed_services() - wanted:
+            self.backend.remove(stale)
+        if routes != self.routes and self.on_routes is not None:
+            self.on_routes(routes)
+        self.routes = routes
+
+    def _reconcile(self, record: ServiceRecord) -> dict | None:
+        config = record.config
+        version = f"v{config['generation']}"
+        attempt = (record.name, config["generation"])
+        try:
+            if attempt in self._failed:
+                raise ModelportError(self._failed[attempt])
+            spec = self._version_spec(record, version)
+        except ModelportError as err:
+            self._failed[attempt] = str(err)
+            self.store.set_service_status(record.name, FAILED, {"reason": str(err), "desired_version": version})
+            return self._route(record, self._serving_version(record, exclude=version))
+        self.backend.apply(spec)
+        replicas = self.backend.observe(record.name, version)
+        ready = [r for r in replicas if r.ready]
+        if len(ready) >= spec.replicas:
+            for old in self.backend.versions(record.name):
+                if old != version:
+                    self.backend.remove(record.name, old)
+            state, reason, serving = HEALTHY, "", version
+        else:
+            serving = self._serving_version(record, exclude=version)
+            state, reason = self._progress(record, version, spec, replicas)
+        self.store.set_service_status(record.name, state, {
+            "reason": reason, "desired_version": version, "serving_version": serving,
+            "replicas": spec.replicas, "ready_replicas": len(ready),
+            "restarts": sum(r.restarts for r in replicas),
+        })
+        return self._route(record, serving)
+
+    def _progress(self, record: ServiceRecord, version: str, spec: VersionSpec,
+                  replicas: list[ReplicaState]) -> tuple[str, str]:
+        failed = [r for r in replicas if r.init_failed]
+        if failed:
+            tail = "\n".join(self.backend.logs(record.name, version, LOG_TAIL_LINES).splitlines()[-LOG_TAIL_LINES:])
+            return FAILED, f"init() of the entry script failed in {len(failed)} replica(s); replica log tail:\n{tail}"
+        crashed = [r for r in replicas if r.exit_code is not None or r.restarts > 0]
+        if crashed:
+            return UNHEALTHY, f"{len(crashed)} replica(s) exited and are being restarted; see get_logs()"
+        ready = sum(r.ready for r in replicas)
+        return TRANSITIONING, f"{ready} of {spec.replicas} replicas ready (init() running)"
+
+    def _version_spec(self, record: ServiceRecord, version: str) -> VersionSpec:
+        config = record.config
+        if not record.status:  # a new deploy or update: say what the first (maybe long) step is
+            self.store.set_service_status(record.name, TRANSITIONING, {"reason": "building the environment"})
+        environment = EnvironmentSpec.from_dict(config["environment"])
+        built = build_local(environment, self.envs_root, self.logs_root, show_output=False)
+        root = app_root.prepare(self.services_root / record.name / version / "app", self.artifacts,
+                                config["snapshot"], config["models"])
+        deploy = config["deploy"]
+        env = {**environment.environment_variables, "SERVICE_NAME": record.name,
+               "SCORING_TIMEOUT_MS": str(deploy["scoring_timeout_ms"]),
+               "MODELPORT_MAX_CONCURRENT_REQUESTS": str(deploy["replica_max_concurrent_requests"]),
+               "MODELPORT_MAX_QUEUE_WAIT_MS": str(deploy["max_request_wait_time"])}
+        return VersionSpec(service=record.name, version=version, python=built.python, pythonpath=built.pythonpath,
+                           app_root=root, entry_script=config["entry_script"], replicas=self.replica_count(record),
+                           env=env, cpu_limit=deploy.get("cpu_cores_limit"),
+                           memory_limit_gb=deploy.get("memory_gb_limit"), gpus=tuple(config.get("gpus", ())))
+
+    def _serving_version(self, record: ServiceRecord, exclude: str) -> str | None:
+        """The newest other version with a ready replica (it keeps serving during an update)."""
+        for version in sorted(self.backend.versions(record.name), key=_number, reverse=True):
+            if version != exclude and any(r.ready for r in self.backend.observe(record.name, version)):
+                return version
+        return None
+
+    def _route(self, record: ServiceRecord, version: str | None) -> dict | None:
+        if version is None:
+            return None
+        endpoints = [("127.0.0.1", r.port) for r in self.backend.observe(record.name, version) if r.ready]
+        deploy = record.config["deploy"]
+        keys = record.config.get("keys", {})
+        return {"name": record.name, "version": version, "endpoints": endpoints, "auth": auth_mode(deploy),
+                "keys": [k for k in (keys.get("primary"), keys.get("secondary")) if k],
+                "scoring_timeout_ms": deploy["scoring_timeout_ms"]}
+
+    def _deployed_services(self) -> set[str]:
+        root = getattr(self.backend, "root", None)
+        return {p.name for p in root.iterdir() if p.is_dir()} if root and root.is_dir() else set()
+
+
+def auth_mode(deploy: dict) -> str:
+    """``token``, ``key`` or ``none``, from a service's deployment settings."""
+    if deploy.get("token_auth_enabled"):
+        return "token"
+    return "key" if deploy.get("auth_enabled") else "none"
+
+
+def default_replica_count(record: ServiceRecord) -> int:
+    deploy = record.config["deploy"]
+    return deploy.get("num_replicas") or deploy.get("autoscale_min_replicas") or 1
+
+
+def _number(version: str) -> int:
+    return int(version[1:]) if version[1:].isdigit() else -1
