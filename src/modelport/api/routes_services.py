@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import Any
 
@@ -12,10 +11,10 @@ from pydantic import BaseModel
 from ..environments.spec import EnvironmentSpec
 from ..errors import InvalidInput, NotFound
 from ..reconcile.reconciler import auth_mode
+from ..sdk.deploy_config import check_service_name
 from .context import Context, context
 
 router = APIRouter(tags=["services"])
-SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DEFAULT_ENVIRONMENT = {"name": "modelport-default", "python": {"condaDependencies": {"dependencies": []}}}
 
 
@@ -40,13 +39,6 @@ class ServiceUpdate(BaseModel):
 class KeyRegeneration(BaseModel):
     key_type: str
     set_key: str | None = None
-
-
-def check_service_name(name: str) -> str:
-    if not (3 <= len(name) <= 32 and SERVICE_NAME.match(name)):
-        raise InvalidInput(f"service name {name!r} is not allowed: 3-32 lowercase letters, digits and '-', "
-                           "starting with a letter and not ending with '-'")
-    return name
 
 
 @router.post("/services", status_code=201)

@@ -38,10 +38,10 @@ class LocalBackend:
         folder = self._folder(spec.service, spec.version)
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(spec.replicas):
-            state = self._read(folder, index)
+            state = self._refreshed(folder, index)
             if state and (_alive(state["pid"]) or not _backoff_over(state)):
                 continue
-            self._start(spec, folder, index, restarts=(state or {}).get("restarts", -1) + 1)
+            self._start(spec, folder, index, previous=state)
         for index in self._indices(folder):
             if index >= spec.replicas:
                 self._stop(folder, index)
@@ -50,20 +50,25 @@ class LocalBackend:
         folder = self._folder(service, version)
         replicas = []
         for index in self._indices(folder):
-            state = self._read(folder, index)
+            state = self._refreshed(folder, index)
             if state is None:
                 continue
             alive = _alive(state["pid"])
-            if not alive and state.get("exit_code") is None:
-                state["exit_code"] = _exit_code(state["pid"])
-                state["exited_at"] = time.time()
-                self._write(folder, index, state)
-            port = state.get("port") or self._port_from_log(folder, index, state)
+            port = state.get("port") or (self._port_from_log(folder, index, state) if alive else None)
             ready = alive and port is not None and self._ready(port)
             replicas.append(ReplicaState(index, state["pid"] if alive else None, port, ready,
-                                         None if alive else state.get("exit_code"), state.get("restarts", 0),
+                                         state.get("last_exit_code"), state.get("restarts", 0),
                                          folder / f"replica-{index}.log"))
         return replicas
+
+    def _refreshed(self, folder: Path, index: int) -> dict | None:
+        """The replica's state, with its exit code recorded if it has exited since last seen."""
+        state = self._read(folder, index)
+        if state and state.get("exited_at") is None and not _alive(state["pid"]):
+            state["exited_at"] = time.time()
+            state["last_exit_code"] = _exit_code(state["pid"])
+            self._write(folder, index, state)
+        return state
 
     def versions(self, service: str) -> list[str]:
         folder = self.root / service
@@ -85,7 +90,8 @@ class LocalBackend:
                 parts.append(f"--- replica {index} ({log}) ---\n" + "\n".join(lines))
         return "\n".join(parts)
 
-    def _start(self, spec: VersionSpec, folder: Path, index: int, restarts: int) -> None:
+    def _start(self, spec: VersionSpec, folder: Path, index: int, previous: dict | None) -> None:
+        restarts = previous["restarts"] + 1 if previous else 0
         env = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
         env.update(spec.env)
         env["PYTHONPATH"] = str(spec.pythonpath)
@@ -103,7 +109,8 @@ class LocalBackend:
         log.close()
         self._write(folder, index, {"pid": process.pid, "port": None, "started": time.time(), "restarts": restarts,
                                     "log_offset": (folder / f"replica-{index}.log").stat().st_size,
-                                    "exit_code": None})
+                                    "exited_at": None,
+                                    "last_exit_code": previous.get("last_exit_code") if previous else None})
         _children[process.pid] = process
 
     def _stop(self, folder: Path, index: int) -> None:

@@ -1,0 +1,397 @@
+"""Envoy resources for the front end, as plain dicts: pure functions of the services to route.
+
+One listener serves every service. Its routes live in an RDS file and each version is an EDS
+cluster, so keys, weights and replicas change without touching the listener; the listener
+itself changes only when the set of token-auth services does (their JWT providers).
+
+Per service ``<name>``: ``/api/v1/service/<name>/score`` → replica ``/score``,
+``.../swagger.json`` → ``/swagger.json``, ``/api/v1/service/<name>`` → ``/``. Versions are
+weighted clusters (``LEAST_REQUEST`` each) and every response says which version answered in
+the ``x-ms-model-version`` header. Envoy's own error replies are JSON ``{"message": ...}``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import InvalidInput
+
+VERSION_HEADER = "x-ms-model-version"
+AUTH_KIND_HEADER = "x-modelport-auth"  # set per route before the auth filters; tells the 401 mapper what to ask for
+LISTENER_NAME = "modelport"
+ROUTE_CONFIG_NAME = "modelport"
+STAT_PREFIX = "modelport"
+SERVICE_PATH = "/api/v1/service/"
+TIMEOUT_MARGIN_MS = 2000
+UPSTREAM_IDLE_TIMEOUT_S = 3  # below uvicorn's 5 s keep-alive, so Envoy never reuses a connection the replica closes
+TOKEN_CLOCK_SKEW_S = 5
+RETRY_ON = "connect-failure,refused-stream,reset-before-request"  # only failures where no replica saw the request
+NUM_RETRIES = 3
+
+NAME_RULE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+KEY_RULE = re.compile(r"^[\x21-\x7e]{8,256}$")
+
+API_KEY_FILTER = "api_key_auth"
+JWT_FILTER = "jwt_authn"
+AUTH_KIND_FILTER = "auth_kind"
+
+Auth = Literal["key", "token", "none"]
+
+
+@dataclass(frozen=True)
+class VersionRoute:
+    """One version of a service: its traffic percentage and its READY replicas."""
+
+    name: str
+    weight: int
+    endpoints: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ServiceRoute:
+    """A service as the front end routes it."""
+
+    name: str
+    versions: list[VersionRoute]
+    auth: Auth = "key"
+    keys: list[str] = field(default_factory=list)
+    scoring_timeout_ms: int = 60000
+
+
+def cluster_name(service: str, version: str) -> str:
+    """``<service>_<version>``: unambiguous, since neither name may contain ``_``."""
+    return f"{service}_{version}"
+
+
+def check_services(services: list[ServiceRoute]) -> None:
+    """Refuse routes Envoy could not serve as meant; the message names the service and the fix."""
+    seen: set[str] = set()
+    for service in services:
+        name = service.name
+        if not (isinstance(name, str) and 3 <= len(name) <= 32 and NAME_RULE.match(name)):
+            raise InvalidInput(f"service name {name!r} is invalid: use 3-32 lowercase letters, digits and dashes, "
+                               "starting with a letter")
+        if name in seen:
+            raise InvalidInput(f"service {name!r} is listed twice: route each service once")
+        seen.add(name)
+        _check_versions(service)
+        if service.auth not in ("key", "token", "none"):
+            raise InvalidInput(f"service {name!r}: auth must be 'key', 'token' or 'none', not {service.auth!r}")
+        if service.auth == "key":
+            if not service.keys or len(service.keys) > 2:
+                raise InvalidInput(f"service {name!r} uses key auth: give its primary and secondary key")
+            for key in service.keys:
+                if not (isinstance(key, str) and KEY_RULE.match(key)):
+                    raise InvalidInput(f"service {name!r}: a key must be 8-256 printable ASCII characters "
+                                       "without spaces")
+            if len(set(service.keys)) != len(service.keys):
+                raise InvalidInput(f"service {name!r}: primary and secondary key must differ")
+        if not (isinstance(service.scoring_timeout_ms, int) and 0 < service.scoring_timeout_ms <= 24 * 3600 * 1000):
+            raise InvalidInput(f"service {name!r}: scoring_timeout_ms must be a positive number of milliseconds "
+                               "up to a day")
+
+
+def _check_versions(service: ServiceRoute) -> None:
+    name = service.name
+    if not service.versions:
+        raise InvalidInput(f"service {name!r} has no version: give at least one")
+    names = [version.name for version in service.versions]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"service {name!r}: version names must be unique, got {names}")
+    for version in service.versions:
+        if not (isinstance(version.name, str) and len(version.name) <= 32 and NAME_RULE.match(version.name)):
+            raise InvalidInput(f"service {name!r}: version name {version.name!r} is invalid: use lowercase "
+                               "letters, digits and dashes, starting with a letter")
+        if not (isinstance(version.weight, int) and 0 <= version.weight <= 100):
+            raise InvalidInput(f"service {name!r}: version {version.name!r} has weight {version.weight!r}; "
+                               "use a traffic percentage 0-100")
+        for endpoint in version.endpoints:
+            _check_endpoint(name, version.name, endpoint)
+    total = sum(version.weight for version in service.versions)
+    if total != 100:
+        raise InvalidInput(f"service {name!r}: version weights add up to {total}; they must add up to 100")
+
+
+def _check_endpoint(service: str, version: str, endpoint: Any) -> None:
+    try:
+        host, port = endpoint
+        ipaddress.ip_address(host)
+        valid = isinstance(port, int) and 0 < port < 65536
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise InvalidInput(f"service {service!r} version {version!r}: endpoint {endpoint!r} is not an "
+                           "(IP address, port) pair")
+
+
+# --- the files Envoy watches -------------------------------------------------------------------
+
+def bootstrap(xds_dir: Path, admin_port: int = 0) -> dict[str, Any]:
+    """The bootstrap: an admin on 127.0.0.1 and listeners and clusters from ``lds.yaml``/``cds.yaml``."""
+    return {
+        "node": {"id": "modelport-frontend", "cluster": "modelport"},
+        "admin": {"address": _address("127.0.0.1", admin_port)},
+        "dynamic_resources": {
+            "lds_config": _file_source(xds_dir / "lds.yaml"),
+            "cds_config": _file_source(xds_dir / "cds.yaml"),
+        },
+    }
+
+
+def xds_files(services: list[ServiceRoute], port: int, xds_dir: Path, jwks: dict[str, Any] | None,
+              version: str) -> dict[str, dict[str, Any]]:
+    """Every file Envoy reads, relative to ``xds_dir``, as discovery responses of ``version``."""
+    check_services(services)
+    eds_dir = xds_dir / "eds"
+    clusters = [cluster(s.name, v.name, eds=_file_source(eds_dir / f"{cluster_name(s.name, v.name)}.yaml"))
+                for s in services for v in s.versions]
+    files = {
+        "lds.yaml": _response(version, "listener.v3.Listener", [listener(services, port, jwks, rds=_file_source(xds_dir / "rds.yaml"))]),
+        "cds.yaml": _response(version, "cluster.v3.Cluster", clusters),
+        "rds.yaml": _response(version, "route.v3.RouteConfiguration", [route_config(services)]),
+    }
+    for service in services:
+        for version_route in service.versions:
+            name = cluster_name(service.name, version_route.name)
+            files[f"eds/{name}.yaml"] = _response(version, "endpoint.v3.ClusterLoadAssignment", [load_assignment(name, version_route.name, version_route.endpoints)])
+    return files
+
+
+def validation_bootstrap(services: list[ServiceRoute], port: int, jwks: dict[str, Any] | None) -> dict[str, Any]:
+    """The same resources, static, for ``envoy --mode validate``."""
+    check_services(services)
+    clusters = []
+    for service in services:
+        for version in service.versions:
+            name = cluster_name(service.name, version.name)
+            clusters.append(cluster(service.name, version.name, load=load_assignment(name, version.name, version.endpoints)))
+    return {
+        "node": {"id": "modelport-validate", "cluster": "modelport"},
+        "static_resources": {"listeners": [listener(services, port, jwks, routes=route_config(services))],
+                             "clusters": clusters},
+    }
+
+
+def _response(version: str, message_type: str, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    typed = [{"@type": f"type.googleapis.com/envoy.config.{message_type}", **resource} for resource in resources]
+    return {"version_info": version, "resources": typed}
+
+
+def _file_source(path: Path) -> dict[str, Any]:
+    return {"path_config_source": {"path": str(path), "watched_directory": {"path": str(path.parent)}},
+            "resource_api_version": "V3"}
+
+
+def _address(host: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+# --- listener ----------------------------------------------------------------------------------
+
+def listener(services: list[ServiceRoute], port: int, jwks: dict[str, Any] | None, *,
+             rds: dict[str, Any] | None = None, routes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one listener: auth filters, the router, JSON error replies; routes from RDS or inline."""
+    hcm: dict[str, Any] = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+                 ".HttpConnectionManager",
+        "stat_prefix": STAT_PREFIX,
+        "normalize_path": True,
+        "merge_slashes": True,
+        "use_remote_address": True,
+        "http_filters": _http_filters(services, jwks),
+        "local_reply_config": local_reply_config(),
+    }
+    if rds is not None:
+        hcm["rds"] = {"route_config_name": ROUTE_CONFIG_NAME, "config_source": rds}
+    else:
+        hcm["route_config"] = routes
+    return {
+        "name": LISTENER_NAME,
+        "address": _address("127.0.0.1", port),
+        "enable_reuse_port": False,
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                        "typed_config": hcm}]}],
+    }
+
+
+def _http_filters(services: list[ServiceRoute], jwks: dict[str, Any] | None) -> list[dict[str, Any]]:
+    token_services = sorted(s.name for s in services if s.auth == "token")
+    if token_services and not jwks:
+        raise InvalidInput(f"services {token_services} use token auth but no JWKS was given: pass the token "
+                           "signer's jwks()")
+    providers = {name: {
+        "issuer": "modelport",
+        "audiences": [name],
+        "local_jwks": {"inline_string": json.dumps(jwks)},
+        "require_expiration": True,
+        "clock_skew_seconds": TOKEN_CLOCK_SKEW_S,
+    } for name in token_services}
+    return [
+        {"name": AUTH_KIND_FILTER, "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"}},
+        {"name": API_KEY_FILTER, "disabled": True, "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth"}},
+        {"name": JWT_FILTER, "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": providers,
+            "requirement_map": {name: {"provider_name": name} for name in token_services},
+        }},
+        {"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+    ]
+
+
+def local_reply_config() -> dict[str, Any]:
+    """Envoy's own replies as JSON ``{"message": ...}``: auth failures, no replica, a replica that died."""
+    needs_key = ("service %ROUTE_NAME% needs a key: send 'Authorization: Bearer <key>' with its primary or "
+                 "secondary key")
+    needs_token = ("service %ROUTE_NAME% needs a token: send 'Authorization: Bearer <token>' with a valid token "
+                   "for this service (%LOCAL_REPLY_BODY%)")
+    return {
+        "mappers": [
+            _mapper(needs_key, 401, status=401, auth_kind="key"),
+            _mapper(needs_token, 401, status=401, auth_kind="token"),
+            _mapper(needs_token, 401, status=403, auth_kind="token"),  # a token for another service
+            _mapper("no service at %REQ(:PATH)%: scoring URLs look like /api/v1/service/<name>/score",
+                    404, flags=["NR"]),
+            _mapper("service %ROUTE_NAME% has no ready replica", 503, flags=["UH", "NC"]),
+            _mapper("service %ROUTE_NAME% has no reachable replica: every replica refused the connection",
+                    503, flags=["UF"]),
+            _mapper("service %ROUTE_NAME% is overloaded: too many requests waiting, try again later",
+                    503, flags=["UO"]),
+            _mapper("the replica of service %ROUTE_NAME% closed the connection before answering (it may have "
+                    "crashed); retry the request", 502, flags=["UC", "UR", "LR"]),
+            _mapper("service %ROUTE_NAME% did not answer in time", 504, flags=["UT"]),
+        ],
+        "body_format": {"json_format": {"message": "%LOCAL_REPLY_BODY%"}},
+    }
+
+
+def _mapper(message: str, code: int, *, status: int | None = None, auth_kind: str | None = None,
+            flags: list[str] | None = None) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = []
+    if status is not None:
+        filters.append({"status_code_filter": {"comparison": {
+            "op": "EQ", "value": {"default_value": status, "runtime_key": f"modelport.reply.{status}"}}}})
+    if auth_kind is not None:
+        filters.append({"header_filter": {"header": {"name": AUTH_KIND_HEADER,
+                                                     "string_match": {"exact": auth_kind}}}})
+    if flags is not None:
+        filters.append({"response_flag_filter": {"flags": flags}})
+    match = filters[0] if len(filters) == 1 else {"and_filter": {"filters": filters}}
+    return {"filter": match, "status_code": code, "body_format_override": {"json_format": {"message": message}}}
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+def route_config(services: list[ServiceRoute]) -> dict[str, Any]:
+    """All services' routes in one virtual host; a path no service claims is a JSON 404."""
+    routes = []
+    for service in sorted(services, key=lambda s: s.name):
+        base = f"{SERVICE_PATH}{service.name}"
+        for path, target in ((f"{base}/score", "/score"), (f"{base}/swagger.json", "/swagger.json"),
+                             (base, "/"), (f"{base}/", "/")):
+            routes.append(_route(service, path, target))
+    return {
+        "name": ROUTE_CONFIG_NAME,
+        "virtual_hosts": [{"name": "services", "domains": ["*"], "routes": routes}],
+    }
+
+
+def _route(service: ServiceRoute, path: str, target: str) -> dict[str, Any]:
+    timeout = f"{(service.scoring_timeout_ms + TIMEOUT_MARGIN_MS) / 1000:.3f}s"
+    return {
+        "name": service.name,
+        "match": {"path": path},
+        "route": {
+            "prefix_rewrite": target,
+            "weighted_clusters": {"clusters": [_weighted_cluster(service.name, v) for v in service.versions
+                                               if v.weight > 0]},
+            "timeout": timeout,
+            "idle_timeout": timeout,
+            "retry_policy": {
+                "retry_on": RETRY_ON,
+                "num_retries": NUM_RETRIES,
+                "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3"
+                             ".PreviousHostsPredicate"}}],
+                "host_selection_retry_max_attempts": 5,
+            },
+        },
+        "request_headers_to_remove": [AUTH_KIND_HEADER],
+        # from the replica that answered, so Envoy's own replies (401, 404, 503) carry no version
+        "response_headers_to_add": [{"header": {"key": VERSION_HEADER,
+                                                "value": "%UPSTREAM_METADATA(modelport:version)%"},
+                                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "typed_per_filter_config": _auth_per_route(service),
+    }
+
+
+def _weighted_cluster(service: str, version: VersionRoute) -> dict[str, Any]:
+    return {"name": cluster_name(service, version.name), "weight": version.weight}
+
+
+def _auth_per_route(service: ServiceRoute) -> dict[str, Any]:
+    if service.auth == "none":
+        return {}
+    per_route: dict[str, Any] = {AUTH_KIND_FILTER: {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute",
+        "mutations": {"request_mutations": [{"append": {
+            "header": {"key": AUTH_KIND_HEADER, "value": service.auth},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}}]},
+    }}
+    if service.auth == "key":
+        per_route[API_KEY_FILTER] = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuthPerRoute",
+            "credentials": [{"key": key, "client": f"{service.name}-key-{i}"} for i, key in enumerate(service.keys)],
+            "key_sources": [{"header": "Authorization"}],
+            "forwarding": {"hide_credentials": True},
+        }
+    else:
+        per_route[JWT_FILTER] = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
+            "requirement_name": service.name,
+        }
+    return per_route
+
+
+# --- clusters ----------------------------------------------------------------------------------
+
+def cluster(service: str, version: str, *, eds: dict[str, Any] | None = None,
+            load: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One version's cluster: least-request over its replicas, endpoints from EDS (or inline)."""
+    result: dict[str, Any] = {
+        "name": cluster_name(service, version),
+        "connect_timeout": "1s",
+        "load_balancing_policy": {"policies": [{"typed_extension_config": {
+            "name": "envoy.load_balancing_policies.least_request",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
+                "selection_method": "FULL_SCAN",  # replicas are few: compare them all, ties broken at random
+            }}}]},
+        "common_http_protocol_options": {"idle_timeout": f"{UPSTREAM_IDLE_TIMEOUT_S}s"},
+        "circuit_breakers": {"thresholds": [{"max_connections": 100000, "max_pending_requests": 100000,
+                                             "max_requests": 100000, "max_retries": 100000}]},
+    }
+    if eds is not None:
+        result["type"] = "EDS"
+        result["eds_cluster_config"] = {"eds_config": eds}
+    else:
+        result["type"] = "STATIC"
+        result["load_assignment"] = load
+    return result
+
+
+def load_assignment(name: str, version: str, endpoints: list[tuple[str, int]]) -> dict[str, Any]:
+    """The READY replicas of one version, each tagged with the version name for the response header."""
+    metadata = {"filter_metadata": {"modelport": {"version": version}}}
+    lb_endpoints = [{"endpoint": {"address": _address(host, port)}, "metadata": metadata} for host, port in endpoints]
+    return {
+        "cluster_name": name,
+        "endpoints": [{"lb_endpoints": lb_endpoints}] if lb_endpoints else [],
+    }
