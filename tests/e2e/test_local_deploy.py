@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -18,8 +20,10 @@ APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
+    os.environ["MODELPORT_SCALE_DOWN_DELAY_S"] = "2"  # read by the control plane this workspace starts
     workspace = Workspace.create("deployws", tmp_path_factory.mktemp("ws"))
     yield workspace
+    os.environ.pop("MODELPORT_SCALE_DOWN_DELAY_S")
     for service in Webservice.list(workspace):
         service.delete()
     server.stop(workspace._dir)
@@ -81,3 +85,36 @@ def test_bad_names_and_missing_models(ws, model):
         Model.deploy(ws, "Bad_Name", [model], inference_config(), config)
     with pytest.raises(InvalidInput):
         Model.deploy(ws, "no-models", [], inference_config(), config)
+
+
+def test_autoscaling_follows_load_up_and_down(ws, model):
+    config = AksWebservice.deploy_configuration(autoscale_min_replicas=1, autoscale_max_replicas=3,
+                                                autoscale_refresh_seconds=1, autoscale_target_utilization=70,
+                                                max_request_wait_time=5000, auth_enabled=False)
+    service = Model.deploy(ws, "scaled-svc", [model], inference_config(), config)
+    service.wait_for_deployment(timeout_sec=120)
+
+    def replicas() -> tuple[int, int]:
+        status = Webservice(ws, "scaled-svc").serialize()["status"]
+        return status.get("replicas", 0), status.get("ready_replicas", 0)
+
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                httpx.post(service.scoring_uri, json={"sleep": 0.3}, timeout=30)
+            except httpx.HTTPError:
+                pass
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert wait_until(lambda: replicas() == (3, 3), timeout=30), replicas()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert wait_until(lambda: replicas()[0] == 1, timeout=30), replicas()  # down after the (short) delay
+    service.delete()

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from ..backends.local import LocalBackend
 from ..errors import Conflict
+from ..reconcile.autoscaling import ReplicaAutoscaler
 from ..reconcile.reconciler import Reconciler
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
@@ -27,9 +28,11 @@ class Deployments:
     def __init__(self, workspace: WorkspaceDir, store: Store, artifacts: LocalArtifactStore):
         self.workspace = workspace
         self.backend = LocalBackend(workspace.root / "replicas")
+        self.autoscaler = ReplicaAutoscaler(self.backend)
         self.routes: list[dict] = []
         self.reconciler = Reconciler(store, artifacts, self.backend, workspace.root / "services", workspace.envs,
-                                     workspace.logs, on_routes=self._apply_routes)
+                                     workspace.logs, on_routes=self._apply_routes,
+                                     replica_count=self.autoscaler.replicas)
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._thread: threading.Thread | None = None
 
