@@ -7,12 +7,15 @@ and the next control plane re-adopts them (state files), so no service is lost.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import defaultdict
 from contextlib import contextmanager
 
 from ..backends.local import LocalBackend
 from ..errors import Conflict
+from ..frontend.config import ServiceRoute, VersionRoute
+from ..frontend.envoy import FrontEnd
 from ..reconcile.autoscaling import ReplicaAutoscaler
 from ..reconcile.reconciler import Reconciler
 from ..store.artifacts import LocalArtifactStore
@@ -20,6 +23,13 @@ from ..store.db import Store
 from .workspace_dir import WorkspaceDir
 
 logger = logging.getLogger("modelport.deployments")
+TOKEN_TTL_S = 3600
+
+
+def _front_end_port() -> int | None:
+    """``MODELPORT_FRONTEND_PORT`` pins the front end's port (default: a free one, kept across restarts)."""
+    value = os.environ.get("MODELPORT_FRONTEND_PORT")
+    return int(value) if value else None
 
 
 class Deployments:
@@ -28,6 +38,7 @@ class Deployments:
     def __init__(self, workspace: WorkspaceDir, store: Store, artifacts: LocalArtifactStore):
         self.workspace = workspace
         self.backend = LocalBackend(workspace.root / "replicas")
+        self.frontend = FrontEnd(workspace.root / "frontend", port=_front_end_port())
         self.autoscaler = ReplicaAutoscaler(self.backend)
         self.routes: list[dict] = []
         self.reconciler = Reconciler(store, artifacts, self.backend, workspace.root / "services", workspace.envs,
@@ -37,6 +48,7 @@ class Deployments:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self.frontend.start()  # re-adopts the Envoy of an earlier control plane when it still runs
         self._thread = threading.Thread(target=self.reconciler.run_forever, name="reconciler", daemon=True)
         self._thread.start()
 
@@ -58,12 +70,21 @@ class Deployments:
         self.reconciler.wake()
 
     def _apply_routes(self, routes: list[dict]) -> None:
+        """Called by the reconciler when what to route changed: reconfigure Envoy, then remember it."""
+        if not self.frontend.pid:
+            self.frontend.start()
+        self.frontend.apply([
+            ServiceRoute(r["name"], [VersionRoute(r["version"], 100, [tuple(e) for e in r["endpoints"]])],
+                         auth=r["auth"], keys=r["keys"], scoring_timeout_ms=r["scoring_timeout_ms"])
+            for r in routes])
         self.routes = routes
 
     def scoring_base(self, service: str) -> str | None:
-        """``<front end>/api/v1/service/<name>``; until the front end runs: a ready replica's URL."""
-        for route in self.routes:
-            if route["name"] == service and route["endpoints"]:
-                host, port = route["endpoints"][0]
-                return f"http://{host}:{port}"
+        """``<front end>/api/v1/service/<name>`` once the service is routed."""
+        if self.frontend.pid and any(r["name"] == service for r in self.routes):
+            return f"{self.frontend.url}/api/v1/service/{service}"
         return None
+
+    def token(self, service: str) -> tuple[str, int]:
+        """A JWT for a token-auth service and the epoch second to refresh it by."""
+        return self.frontend.signer.issue(service, TOKEN_TTL_S)

@@ -111,6 +111,17 @@ def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(cont
     return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
 
 
+@router.get("/services/{name}/token")
+def get_token(name: str, ctx: Context = Depends(context)) -> dict:
+    """A JWT for a service with token auth (``token_auth_enabled``), and when to refresh it."""
+    deploy = ctx.store.get_service(name).config["deploy"]
+    if not deploy.get("token_auth_enabled"):
+        raise InvalidInput(f"service '{name}' does not use token auth; deploy or update it with "
+                           "token_auth_enabled=True (and auth_enabled=False), or use its keys")
+    token, refresh_by = ctx.deployments.token(name)
+    return {"accessToken": token, "refreshAfter": refresh_by}
+
+
 def _existing(ctx: Context, name: str) -> dict | None:
     try:
         return ctx.store.get_service(name).config

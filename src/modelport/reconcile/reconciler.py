@@ -68,19 +68,21 @@ class Reconciler:
 
     def reconcile_once(self) -> None:
         records = self.store.list_services()
-        routes = []
-        wanted = {r.name for r in records}
+        routes, observed = [], []
         for record in records:
-            route = self._reconcile(record)
+            route, state, status = self._reconcile(record)
+            observed.append((record.name, state, status))
             if route is not None:
                 routes.append(route)
-        for stale in self._deployed_services() - wanted:
-            self.backend.remove(stale)
         if routes != self.routes and self.on_routes is not None:
-            self.on_routes(routes)
+            self.on_routes(routes)  # before any state says Healthy: a Healthy service is routed
         self.routes = routes
+        for name, state, status in observed:
+            self.store.set_service_status(name, state, status)
+        for stale in self._deployed_services() - {r.name for r in records}:
+            self.backend.remove(stale)
 
-    def _reconcile(self, record: ServiceRecord) -> dict | None:
+    def _reconcile(self, record: ServiceRecord) -> tuple[dict | None, str, dict]:
         config = record.config
         version = f"v{config['generation']}"
         attempt = (record.name, config["generation"])
@@ -90,8 +92,9 @@ class Reconciler:
             spec = self._version_spec(record, version)
         except ModelportError as err:
             self._failed[attempt] = str(err)
-            self.store.set_service_status(record.name, FAILED, {"reason": str(err), "desired_version": version})
-            return self._route(record, self._serving_version(record, exclude=version))
+            serving = self._serving_version(record, exclude=version)
+            status = {"reason": str(err), "desired_version": version, "serving_version": serving}
+            return self._route(record, serving), FAILED, status
         self.backend.apply(spec)
         replicas = self.backend.observe(record.name, version)
         ready = [r for r in replicas if r.ready]
@@ -103,12 +106,10 @@ class Reconciler:
         else:
             serving = self._serving_version(record, exclude=version)
             state, reason = self._progress(record, version, spec, replicas)
-        self.store.set_service_status(record.name, state, {
-            "reason": reason, "desired_version": version, "serving_version": serving,
-            "replicas": spec.replicas, "ready_replicas": len(ready),
-            "restarts": sum(r.restarts for r in replicas),
-        })
-        return self._route(record, serving)
+        status = {"reason": reason, "desired_version": version, "serving_version": serving,
+                  "replicas": spec.replicas, "ready_replicas": len(ready),
+                  "restarts": sum(r.restarts for r in replicas)}
+        return self._route(record, serving), state, status
 
     def _progress(self, record: ServiceRecord, version: str, spec: VersionSpec,
                   replicas: list[ReplicaState]) -> tuple[str, str]:
