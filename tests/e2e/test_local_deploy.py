@@ -118,3 +118,111 @@ def test_autoscaling_follows_load_up_and_down(ws, model):
             thread.join()
     assert wait_until(lambda: replicas()[0] == 1, timeout=30), replicas()  # down after the (short) delay
     service.delete()
+
+
+@pytest.fixture(scope="module")
+def keyed(ws, model):
+    """One key-auth service shared by the auth, update and resilience tests (2 replicas)."""
+    config = AksWebservice.deploy_configuration(num_replicas=2)
+    service = Model.deploy(ws, "keyed-svc", [model], inference_config(APP_VERSION="1"), config)
+    service.wait_for_deployment(timeout_sec=120)
+    yield service
+    service.delete()
+
+
+def call(service, key: str | None, body: dict | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(service.scoring_uri, json=body or {}, headers=headers, timeout=30)
+
+
+def test_key_auth(keyed):
+    primary, secondary = keyed.get_keys()
+    assert call(keyed, primary).status_code == 200
+    assert call(keyed, secondary).status_code == 200
+    for bad in (None, "wrong-key"):
+        response = call(keyed, bad)
+        assert response.status_code == 401
+        assert "message" in response.json()
+    keyed.regen_key("Primary")
+    new_primary, _ = keyed.get_keys()
+    assert wait_until(lambda: call(keyed, primary).status_code == 401, timeout=10)
+    assert call(keyed, new_primary).status_code == 200
+    assert keyed.run({"echo": 1})["echo"] == 1  # the SDK uses the current key
+
+
+def test_token_auth(ws, model):
+    config = AksWebservice.deploy_configuration(num_replicas=1, auth_enabled=False, token_auth_enabled=True)
+    service = Model.deploy(ws, "token-svc", [model], inference_config(), config)
+    service.wait_for_deployment(timeout_sec=120)
+    token, refresh_by = service.get_token()
+    assert refresh_by > time.time()
+    assert call(service, token).status_code == 200
+    assert call(service, None).status_code == 401
+    assert call(service, token[:-4] + "AAAA").status_code == 401  # forged signature
+    assert service.run({"echo": "t"})["echo"] == "t"
+    with pytest.raises(InvalidInput, match="token auth"):
+        Webservice(ws, "keyed-svc").get_token()
+    service.delete()
+
+
+def test_response_names_the_version(keyed):
+    response = call(keyed, keyed.get_keys()[0])
+    assert any(name.endswith("version") for name in response.headers)
+
+
+def test_both_replicas_serve_and_a_killed_one_is_replaced(keyed):
+    key = keyed.get_keys()[0]
+    pids = {call(keyed, key).json()["pid"] for _ in range(30)}
+    assert len(pids) == 2, pids  # least-request balancing spreads the load
+    victim = pids.pop()
+    os.kill(victim, 9)
+    failures = 0
+    deadline = time.monotonic() + 30
+    seen: set[int] = set()
+    while time.monotonic() < deadline and len(seen - {victim}) < 2:
+        response = call(keyed, key)
+        if response.status_code == 200:
+            seen.add(response.json()["pid"])
+        else:
+            failures += 1
+    assert victim not in seen
+    assert len(seen) == 2, f"expected the survivor and a replacement, saw {seen}"
+    assert failures <= 2  # at most the requests the dying replica held
+
+
+def test_rolling_update_under_load_has_no_failed_request(keyed):
+    key = keyed.get_keys()[0]
+    stop = threading.Event()
+    results: list[int] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            results.append(call(keyed, key, {"sleep": 0.02}).status_code)
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        keyed.update(inference_config=inference_config(APP_VERSION="2"))
+        keyed.wait_for_deployment(timeout_sec=120)
+        assert wait_until(lambda: call(keyed, key).json()["version"] == "2", timeout=30)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert results and set(results) == {200}, {s: results.count(s) for s in set(results)}
+
+
+def test_control_plane_restart_keeps_serving(ws, keyed):
+    key = keyed.get_keys()[0]
+    before = call(keyed, key).json()["pid"]
+    old = server.read_info(ws._dir)["pid"]
+    os.kill(old, 9)
+    assert call(keyed, key).status_code == 200  # Envoy and the replicas outlive the control plane
+    Webservice(ws, "keyed-svc").update_deployment_state()  # the client starts a new control plane
+    assert server.read_info(ws._dir)["pid"] != old
+    time.sleep(2)
+    pids = {call(keyed, key).json()["pid"] for _ in range(20)}
+    assert before in pids or len(pids) == 2  # the same replicas were re-adopted, not duplicated
+    assert Webservice(ws, "keyed-svc").state == "Healthy"

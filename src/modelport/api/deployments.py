@@ -80,10 +80,8 @@ class Deployments:
         self.routes = routes
 
     def scoring_base(self, service: str) -> str | None:
-        """``<front end>/api/v1/service/<name>`` once the service is routed."""
-        if self.frontend.pid and any(r["name"] == service for r in self.routes):
-            return f"{self.frontend.url}/api/v1/service/{service}"
-        return None
+        """``<front end>/api/v1/service/<name>``: stable for the life of the service (routed or not)."""
+        return f"{self.frontend.url}/api/v1/service/{service}" if self.frontend.pid else None
 
     def token(self, service: str) -> tuple[str, int]:
         """A JWT for a token-auth service and the epoch second to refresh it by."""

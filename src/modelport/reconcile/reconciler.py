@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ logger = logging.getLogger("modelport.reconciler")
 
 HEALTHY, TRANSITIONING, UNHEALTHY, FAILED = "Healthy", "Transitioning", "Unhealthy", "Failed"
 LOG_TAIL_LINES = 30
+RETIRE_GRACE_S = 2.0
 
 
 class Reconciler:
@@ -46,6 +48,7 @@ class Reconciler:
         self.replica_count = replica_count or default_replica_count
         self.routes: list[dict] = []
         self._failed: dict[tuple[str, int], str] = {}  # (service, generation) whose build failed: not retried
+        self._retiring: dict[tuple[str, str], float] = {}  # old versions: stopped once no longer routed
         self._stop = threading.Event()
         self._wake = threading.Event()
 
@@ -99,9 +102,7 @@ class Reconciler:
         replicas = self.backend.observe(record.name, version)
         ready = [r for r in replicas if r.ready]
         if len(ready) >= spec.replicas:
-            for old in self.backend.versions(record.name):
-                if old != version:
-                    self.backend.remove(record.name, old)
+            self._retire_older(record.name, version)
             state, reason, serving = HEALTHY, "", version
         else:
             serving = self._serving_version(record, exclude=version)
@@ -110,6 +111,17 @@ class Reconciler:
                   "replicas": spec.replicas, "ready_replicas": len(ready),
                   "restarts": sum(r.restarts for r in replicas)}
         return self._route(record, serving), state, status
+
+    def _retire_older(self, service: str, current: str) -> None:
+        """Stop older versions ``RETIRE_GRACE_S`` after traffic moved off them, so nothing in flight is cut."""
+        now = time.monotonic()
+        for old in self.backend.versions(service):
+            if old == current:
+                continue
+            deadline = self._retiring.setdefault((service, old), now + RETIRE_GRACE_S)
+            if now >= deadline:
+                self.backend.remove(service, old)
+                del self._retiring[(service, old)]
 
     def _progress(self, record: ServiceRecord, version: str, spec: VersionSpec,
                   replicas: list[ReplicaState]) -> tuple[str, str]:

@@ -22,6 +22,8 @@ from . import limits
 
 LISTENING = re.compile(rb"listening:\s+http://[\d.]+:(\d+)")
 MAX_BACKOFF_S = 30.0
+PROBE_TIMEOUT_S = 2.0  # Azure ML's default liveness timeout_seconds
+FAILURE_THRESHOLD = 3  # Azure ML's default failure_threshold
 STOP_TIMEOUT_S = 20.0
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
@@ -32,7 +34,8 @@ class LocalBackend:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._http = httpx.Client(timeout=0.5)
+        self._http = httpx.Client(timeout=PROBE_TIMEOUT_S)
+        self._probes: dict[tuple[Path, int], int] = {}  # consecutive failed probes of replicas seen ready
 
     def apply(self, spec: VersionSpec) -> None:
         folder = self._folder(spec.service, spec.version)
@@ -55,7 +58,7 @@ class LocalBackend:
                 continue
             alive = _alive(state["pid"])
             port = state.get("port") or (self._port_from_log(folder, index, state) if alive else None)
-            ready = alive and port is not None and self._ready(port)
+            ready = alive and port is not None and self._ready(folder, index, port)
             replicas.append(ReplicaState(index, state["pid"] if alive else None, port, ready,
                                          state.get("last_exit_code"), state.get("restarts", 0),
                                          folder / f"replica-{index}.log"))
@@ -72,7 +75,9 @@ class LocalBackend:
 
     def versions(self, service: str) -> list[str]:
         folder = self.root / service
-        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("replica-*.json")))
 
     def remove(self, service: str, version: str | None = None) -> None:
         for name in [version] if version else self.versions(service):
@@ -124,12 +129,26 @@ class LocalBackend:
                 os.kill(state["pid"], signal.SIGKILL)
             _exit_code(state["pid"])
         (folder / f"replica-{index}.json").unlink(missing_ok=True)
+        self._probes.pop((folder, index), None)
 
-    def _ready(self, port: int) -> bool:
+    def _ready(self, folder: Path, index: int, port: int) -> bool:
+        """Ready after one good probe; not ready after ``FAILURE_THRESHOLD`` bad ones in a row (a busy
+        machine can make one probe slow without anything being wrong)."""
         try:
-            return self._http.get(f"http://127.0.0.1:{port}/-/ready").status_code == 200
+            good = self._http.get(f"http://127.0.0.1:{port}/-/ready").status_code == 200
         except httpx.HTTPError:
+            good = False
+        key = (folder, index)
+        if good:
+            self._probes[key] = 0
+            return True
+        if key not in self._probes:
+            return False  # never seen ready
+        self._probes[key] += 1
+        if self._probes[key] >= FAILURE_THRESHOLD:
+            del self._probes[key]
             return False
+        return True
 
     def _port_from_log(self, folder: Path, index: int, state: dict) -> int | None:
         log = folder / f"replica-{index}.log"
