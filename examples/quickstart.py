@@ -1,79 +1,71 @@
-"""The quickstart: train a small model, serve its Azure ML score.py with modelport, score it.
+"""The quickstart: train a model, register it, deploy it locally with key auth, score it.
 
-Run from the project root: ``.venv/bin/python examples/quickstart.py``. It starts the scoring
-runtime (``modelport serve``) in the background, waits until it is ready, scores two rows,
-prints a curl line you can paste, and stops the server (pass --keep to leave it running).
+Run from the project root: ``.venv/bin/python examples/quickstart.py``. Everything runs on
+this machine (no Docker): a workspace in a new folder, its control plane started in the
+background, an environment built with uv, the Envoy front end and one replica. Pass
+``--keep`` to leave the service running; otherwise it is deleted at the end.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
+import shlex
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+import httpx
+import joblib
+import numpy
+import sklearn
+from sklearn.datasets import load_breast_cancer
+
+from modelport import AksWebservice, CondaDependencies, Environment, InferenceConfig, Model, Webservice, Workspace
+from modelport.api import server
 
 HERE = Path(__file__).parent / "sklearn-breast-cancer"
 sys.path.insert(0, str(HERE))
 from train import train  # noqa: E402
 
-
-def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"the server exited with {process.returncode}; its log:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    sys.exit(f"the server did not become ready in {timeout} s; its log:\n{log.read_text()}")
+SERVICE = "breast-cancer"
 
 
 def main() -> None:
     keep = "--keep" in sys.argv
-    port = int(os.environ.get("QUICKSTART_PORT", "5001"))
-    work = Path(tempfile.mkdtemp(prefix="modelport-quickstart-"))
-    print("1. training a scikit-learn model on the bundled breast-cancer data ...")
-    model_file = train(work / "model")
-    log = work / "server.log"
-    print(f"2. serving score.py with modelport on port {port} (log: {log}) ...")
-    command = [sys.executable, "-m", "modelport.runtime", "--entry-script", str(HERE / "score.py"),
-               "--model", f"breast-cancer:1={model_file}", "--port", str(port)]
-    with open(log, "wb") as log_file:
-        server = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=keep)
-    url = f"http://127.0.0.1:{port}"
+    folder = Path(tempfile.mkdtemp(prefix="modelport-quickstart-"))
+    print(f"1. creating a workspace in {folder}")
+    ws = Workspace.create("quickstart", folder)
+    print("2. training a scikit-learn model on the bundled breast-cancer data and registering it")
+    model = Model.register(ws, train(folder / "model"), "breast-cancer", tags={"source": "quickstart"})
+    print(f"   registered {model.id}")
+    env = Environment("breast-cancer-env")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=[
+        f"scikit-learn=={sklearn.__version__}", f"joblib=={joblib.__version__}", f"numpy=={numpy.__version__}",
+        "inference-schema[numpy-support]"])
+    print("3. deploying it as a local web service with key auth (the first run builds its environment)")
+    service = Model.deploy(ws, SERVICE, [model], InferenceConfig("score.py", source_directory=HERE, environment=env),
+                           AksWebservice.deploy_configuration(num_replicas=1), overwrite=True)
     try:
-        wait_ready(url, server, log)
-        from sklearn.datasets import load_breast_cancer
-
+        service.wait_for_deployment(show_output=True, timeout_sec=900)
         rows = load_breast_cancer().data[:2].tolist()
-        body = json.dumps({"data": rows}).encode()
-        request = urllib.request.Request(f"{url}/score", body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            print(f"3. scored 2 rows: {json.loads(response.read())}  (HTTP {response.status})")
-        with urllib.request.urlopen(f"{url}/swagger.json", timeout=10) as response:
-            swagger = json.loads(response.read())
-        print(f"   swagger input schema: {json.dumps(swagger['definitions']['ServiceInput'])[:80]}...")
-        print("\nScoring URL:", f"{url}/score")
-        print("Try it:", f"curl -X POST {url}/score -H 'Content-Type: application/json' "
-              f"-d '{json.dumps({'data': rows[:1]})}'")
-        print("Server log:", log)
+        body = json.dumps({"data": rows})
+        anonymous = httpx.post(service.scoring_uri, content=body, headers={"Content-Type": "application/json"})
+        print(f"4. without a key: HTTP {anonymous.status_code} {anonymous.json()}")
+        print(f"   with the key:  {service.run(body)}")
+        key = service.get_keys()[0]
+        print(f"\nScoring URL: {service.scoring_uri}")
+        print("Try it:", f"curl -X POST {service.scoring_uri} -H 'Content-Type: application/json' "
+              f"-H 'Authorization: Bearer {key}' -d {shlex.quote(json.dumps({'data': rows[:1]}))}")
+        print(f"Logs: `modelport service logs -n {SERVICE} -w {folder}` (replica logs under "
+              f"{folder / '.modelport' / 'replicas' / SERVICE})")
     finally:
         if keep:
-            print(f"\nThe server keeps running (pid {server.pid}); stop it with: kill {server.pid}")
+            print(f"\nThe service keeps running. Stop it: modelport service delete -n {SERVICE} -w {folder} "
+                  f"&& modelport server stop -w {folder}")
         else:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
-            print("\nServer stopped. Pass --keep to leave it running.")
+            Webservice(ws, SERVICE).delete()
+            server.stop(ws._dir)
+            print("\nService deleted and control plane stopped. Pass --keep to leave them running.")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class Deployments:
 
     def __init__(self, workspace: WorkspaceDir, store: Store, artifacts: LocalArtifactStore):
         self.workspace = workspace
+        self.store = store
         self.backend = LocalBackend(workspace.root / "replicas")
         self.frontend = FrontEnd(workspace.root / "frontend", port=_front_end_port())
         self.autoscaler = ReplicaAutoscaler(self.backend)
@@ -45,17 +46,24 @@ class Deployments:
                                      workspace.logs, on_routes=self._apply_routes,
                                      replica_count=self.autoscaler.replicas)
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._frontend_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.frontend.start()  # re-adopts the Envoy of an earlier control plane when it still runs
+        if self.store.list_services():
+            self.frontend.start()  # re-adopts the Envoy of an earlier control plane when it still runs
         self._thread = threading.Thread(target=self.reconciler.run_forever, name="reconciler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop reconciling. Services keep serving (replicas and Envoy outlive the control plane);
+        with no service left, the front end is stopped too."""
         self.reconciler.stop()
         if self._thread is not None:
             self._thread.join(10)
+        if not self.store.list_services():
+            with self._frontend_lock:
+                self.frontend.stop()
 
     @contextmanager
     def operation(self, service: str):
@@ -71,13 +79,22 @@ class Deployments:
 
     def _apply_routes(self, routes: list[dict]) -> None:
         """Called by the reconciler when what to route changed: reconfigure Envoy, then remember it."""
-        if not self.frontend.pid:
-            self.frontend.start()
-        self.frontend.apply([
-            ServiceRoute(r["name"], [VersionRoute(r["version"], 100, [tuple(e) for e in r["endpoints"]])],
-                         auth=r["auth"], keys=r["keys"], scoring_timeout_ms=r["scoring_timeout_ms"])
-            for r in routes])
-        self.routes = routes
+        with self._frontend_lock:
+            if not routes and not self.frontend.pid:
+                self.routes = routes
+                return
+            if not self.frontend.pid:
+                self.frontend.start()
+            self.frontend.apply([
+                ServiceRoute(r["name"], [VersionRoute(r["version"], 100, [tuple(e) for e in r["endpoints"]])],
+                             auth=r["auth"], keys=r["keys"], scoring_timeout_ms=r["scoring_timeout_ms"])
+                for r in routes])
+            self.routes = routes
+
+    def remove(self, service: str) -> None:
+        """Stop a deleted service's replicas now, not at the next reconcile pass."""
+        self.backend.remove(service)
+        self.autoscaler.forget(service)
 
     def scoring_base(self, service: str) -> str | None:
         """``<front end>/api/v1/service/<name>``: stable for the life of the service (routed or not)."""

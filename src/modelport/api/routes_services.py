@@ -80,8 +80,10 @@ def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> d
 
 @router.delete("/services/{name}")
 def delete(name: str, ctx: Context = Depends(context)) -> dict:
+    """Delete the service; its replicas are stopped before this returns."""
     with ctx.deployments.operation(name):
         ctx.store.delete_service(name)
+        ctx.deployments.remove(name)
     return {"deleted": name}
 
 
