@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -102,10 +103,8 @@ def test_autoscaling_follows_load_up_and_down(ws, model):
 
     def load() -> None:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 httpx.post(service.scoring_uri, json={"sleep": 0.3}, timeout=30)
-            except httpx.HTTPError:
-                pass
 
     threads = [threading.Thread(target=load) for _ in range(6)]
     for thread in threads:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from ..backends.local import LocalBackend
 from ..errors import Conflict
 from ..frontend.config import ServiceRoute, VersionRoute
-from ..frontend.envoy import FrontEnd
+from ..frontend.envoy import FrontEnd, FrontEndError
 from ..reconcile.autoscaling import ReplicaAutoscaler
 from ..reconcile.reconciler import Reconciler
 from ..store.artifacts import LocalArtifactStore
@@ -83,12 +83,18 @@ class Deployments:
             if not routes and not self.frontend.pid:
                 self.routes = routes
                 return
-            if not self.frontend.pid:
-                self.frontend.start()
-            self.frontend.apply([
+            services = [
                 ServiceRoute(r["name"], [VersionRoute(r["version"], 100, [tuple(e) for e in r["endpoints"]])],
                              auth=r["auth"], keys=r["keys"], scoring_timeout_ms=r["scoring_timeout_ms"])
-                for r in routes])
+                for r in routes]
+            if not self.frontend.pid:
+                self.frontend.start()
+            try:
+                self.frontend.apply(services)
+            except FrontEndError:  # Envoy died: start it again (same port) and reapply
+                logger.warning("the front end stopped answering; restarting it")
+                self.frontend.start()
+                self.frontend.apply(services)
             self.routes = routes
 
     def remove(self, service: str) -> None:

@@ -32,6 +32,7 @@ UPSTREAM_IDLE_TIMEOUT_S = 3  # below uvicorn's 5 s keep-alive, so Envoy never re
 TOKEN_CLOCK_SKEW_S = 5
 RETRY_ON = "connect-failure,refused-stream,reset-before-request"  # only failures where no replica saw the request
 NUM_RETRIES = 3
+MAX_CLIENT_CONNECTIONS = 50000
 
 NAME_RULE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 KEY_RULE = re.compile(r"^[\x21-\x7e]{8,256}$")
@@ -131,15 +132,20 @@ def _check_endpoint(service: str, version: str, endpoint: Any) -> None:
 
 # --- the files Envoy watches -------------------------------------------------------------------
 
-def bootstrap(xds_dir: Path, admin_port: int = 0) -> dict[str, Any]:
-    """The bootstrap: an admin on 127.0.0.1 and listeners and clusters from ``lds.yaml``/``cds.yaml``."""
+def bootstrap(xds_dir: Path) -> dict[str, Any]:
+    """The bootstrap: an admin on a free 127.0.0.1 port, listeners and clusters from ``lds.yaml``/``cds.yaml``."""
     return {
         "node": {"id": "modelport-frontend", "cluster": "modelport"},
-        "admin": {"address": _address("127.0.0.1", admin_port)},
+        "admin": {"address": _address("127.0.0.1", 0)},
         "dynamic_resources": {
             "lds_config": _file_source(xds_dir / "lds.yaml"),
             "cds_config": _file_source(xds_dir / "cds.yaml"),
         },
+        "overload_manager": {"resource_monitors": [{
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3"
+                                      ".DownstreamConnectionsConfig",
+                             "max_active_downstream_connections": MAX_CLIENT_CONNECTIONS}}]},
     }
 
 
@@ -150,26 +156,24 @@ def xds_files(services: list[ServiceRoute], port: int, xds_dir: Path, jwks: dict
     eds_dir = xds_dir / "eds"
     clusters = [cluster(s.name, v.name, eds=_file_source(eds_dir / f"{cluster_name(s.name, v.name)}.yaml"))
                 for s in services for v in s.versions]
+    the_listener = listener(services, port, jwks, rds=_file_source(xds_dir / "rds.yaml"))
     files = {
-        "lds.yaml": _response(version, "listener.v3.Listener", [listener(services, port, jwks, rds=_file_source(xds_dir / "rds.yaml"))]),
+        "lds.yaml": _response(version, "listener.v3.Listener", [the_listener]),
         "cds.yaml": _response(version, "cluster.v3.Cluster", clusters),
         "rds.yaml": _response(version, "route.v3.RouteConfiguration", [route_config(services)]),
     }
     for service in services:
         for version_route in service.versions:
-            name = cluster_name(service.name, version_route.name)
-            files[f"eds/{name}.yaml"] = _response(version, "endpoint.v3.ClusterLoadAssignment", [load_assignment(name, version_route.name, version_route.endpoints)])
+            assignment = load_assignment(service.name, version_route)
+            files[f"eds/{assignment['cluster_name']}.yaml"] = _response(
+                version, "endpoint.v3.ClusterLoadAssignment", [assignment])
     return files
 
 
 def validation_bootstrap(services: list[ServiceRoute], port: int, jwks: dict[str, Any] | None) -> dict[str, Any]:
     """The same resources, static, for ``envoy --mode validate``."""
     check_services(services)
-    clusters = []
-    for service in services:
-        for version in service.versions:
-            name = cluster_name(service.name, version.name)
-            clusters.append(cluster(service.name, version.name, load=load_assignment(name, version.name, version.endpoints)))
+    clusters = [cluster(s.name, v.name, load=load_assignment(s.name, v)) for s in services for v in s.versions]
     return {
         "node": {"id": "modelport-validate", "cluster": "modelport"},
         "static_resources": {"listeners": [listener(services, port, jwks, routes=route_config(services))],
@@ -246,6 +250,13 @@ def _http_filters(services: list[ServiceRoute], jwks: dict[str, Any] | None) -> 
     ]
 
 
+def token_services(lds_file: dict[str, Any]) -> set[str]:
+    """The services whose tokens a rendered ``lds.yaml`` checks (its JWT requirement names)."""
+    hcm = lds_file["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    jwt_filter = next(f for f in hcm["http_filters"] if f["name"] == JWT_FILTER)
+    return set(jwt_filter["typed_config"]["requirement_map"])
+
+
 def local_reply_config() -> dict[str, Any]:
     """Envoy's own replies as JSON ``{"message": ...}``: auth failures, no replica, a replica that died."""
     needs_key = ("service %ROUTE_NAME% needs a key: send 'Authorization: Bearer <key>' with its primary or "
@@ -257,7 +268,7 @@ def local_reply_config() -> dict[str, Any]:
             _mapper(needs_key, 401, status=401, auth_kind="key"),
             _mapper(needs_token, 401, status=401, auth_kind="token"),
             _mapper(needs_token, 401, status=403, auth_kind="token"),  # a token for another service
-            _mapper("no service at %REQ(:PATH)%: scoring URLs look like /api/v1/service/<name>/score",
+            _mapper("no service at %REQ(:PATH):200%: scoring URLs look like /api/v1/service/<name>/score",
                     404, flags=["NR"]),
             _mapper("service %ROUTE_NAME% has no ready replica", 503, flags=["UH", "NC"]),
             _mapper("service %ROUTE_NAME% has no reachable replica: every replica refused the connection",
@@ -387,11 +398,12 @@ def cluster(service: str, version: str, *, eds: dict[str, Any] | None = None,
     return result
 
 
-def load_assignment(name: str, version: str, endpoints: list[tuple[str, int]]) -> dict[str, Any]:
+def load_assignment(service: str, version: VersionRoute) -> dict[str, Any]:
     """The READY replicas of one version, each tagged with the version name for the response header."""
-    metadata = {"filter_metadata": {"modelport": {"version": version}}}
-    lb_endpoints = [{"endpoint": {"address": _address(host, port)}, "metadata": metadata} for host, port in endpoints]
+    metadata = {"filter_metadata": {"modelport": {"version": version.name}}}
+    lb_endpoints = [{"endpoint": {"address": _address(host, port)}, "metadata": metadata}
+                    for host, port in version.endpoints]
     return {
-        "cluster_name": name,
+        "cluster_name": cluster_name(service, version.name),
         "endpoints": [{"lb_endpoints": lb_endpoints}] if lb_endpoints else [],
     }

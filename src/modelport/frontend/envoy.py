@@ -1,10 +1,10 @@
 """The front end process: one Envoy per workspace, configured by watched files in ``state_dir/xds``.
 
-``apply()`` validates the new configuration with ``envoy --mode validate`` before it writes
-anything, writes each file atomically (temp file + rename in the watched folder), and returns
-once Envoy reports the new version for every file, so the change is live when it returns.
-The Envoy process outlives the Python process that started it: ``start()`` re-adopts it from
-``state_dir/frontend.json`` when it is still running.
+``apply()`` checks the services, has ``envoy --mode validate`` accept the same configuration,
+then writes each file atomically (temp file + rename in the watched folder) and returns once
+Envoy reports every file's new version, so a change is live when ``apply()`` returns and a bad
+configuration is never written. Envoy outlives the Python process that started it: ``start()``
+re-adopts it from ``state_dir/frontend.json`` while it runs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,16 @@ import httpx
 import yaml
 
 from ..errors import Conflict, ModelportError
-from .config import ServiceRoute, bootstrap, cluster_name, validation_bootstrap, xds_files
+from .config import (
+    ROUTE_CONFIG_NAME,
+    STAT_PREFIX,
+    ServiceRoute,
+    bootstrap,
+    cluster_name,
+    token_services,
+    validation_bootstrap,
+    xds_files,
+)
 from .envoy_binary import envoy_path
 from .tokens import TokenSigner
 
@@ -31,7 +41,7 @@ STATE_FILE = "frontend.json"
 START_TIMEOUT_S = 20.0
 APPLY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
-QUIET_LOGS = "misc:error"  # api_key_auth's "work-in-progress" warnings, once per message
+QUIET_LOGS = "misc:error"  # api_key_auth's "work-in-progress" warnings, one per message
 
 
 class FrontEndError(ModelportError):
@@ -52,7 +62,8 @@ class FrontEnd:
         self.port = 0
         self.admin_url = ""
         self.pid = 0
-        self._services: list[ServiceRoute] = []
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()  # one apply() at a time
 
     @property
     def url(self) -> str:
@@ -65,75 +76,92 @@ class FrontEnd:
     # --- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start Envoy with no services (or re-adopt the one still running); return once it answers."""
-        if self._adopt():
+        """Start Envoy routing no service (or re-adopt the one still running); return once it answers."""
+        state = self._read_state()
+        if state and self._adopt(state):
             return
-        self.port = self.requested_port or _free_port()
-        _check_port_free(self.port)
-        for stale in (self.state_dir / "admin-address", self.state_dir / STATE_FILE):
-            stale.unlink(missing_ok=True)
-        (self.xds_dir / "eds").mkdir(parents=True, exist_ok=True)
+        self.port = self._pick_port(state)
+        (self.state_dir / "admin-address").unlink(missing_ok=True)
+        self.admin_url = ""
+        eds_dir = self.xds_dir / "eds"
+        eds_dir.mkdir(parents=True, exist_ok=True)
+        for stale in eds_dir.glob("*.yaml"):
+            stale.unlink()
         self._write_files(self._render([], _new_version()))
         bootstrap_path = self.state_dir / "bootstrap.yaml"
-        _write_atomic(bootstrap_path, bootstrap(self.xds_dir))
+        _write_atomic(bootstrap_path, _yaml(bootstrap(self.xds_dir)))
         with open(self.log_path, "ab") as log:
-            process = subprocess.Popen(
+            self._process = subprocess.Popen(
                 [str(envoy_path()), "-c", str(bootstrap_path), "--disable-hot-restart",
                  "--admin-address-path", str(self.state_dir / "admin-address"),
                  "--log-level", "info", "--component-log-level", QUIET_LOGS],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        self.pid = process.pid
+        self.pid = self._process.pid
         try:
-            self._wait_started(process)
+            self._wait_started()
         except BaseException:
-            self._kill()
+            self.stop()
             raise
-        _write_atomic(self.state_dir / STATE_FILE, {"pid": self.pid, "port": self.port, "admin_url": self.admin_url})
+        state = {"pid": self.pid, "port": self.port, "admin_url": self.admin_url}
+        _write_atomic(self.state_dir / STATE_FILE, json.dumps(state))
+
+    def _pick_port(self, state: dict[str, Any] | None) -> int:
+        """The requested port (it must be free), else the last one used (if still free), else a free one."""
+        if self.requested_port:
+            if not _port_free(self.requested_port):
+                raise Conflict(f"port {self.requested_port} on 127.0.0.1 is already in use: stop what uses it or "
+                               "pick another port")
+            return self.requested_port
+        last = int((state or {}).get("port", 0))
+        return last if last and _port_free(last) else _free_port()
 
     def stop(self) -> None:
-        """Stop Envoy (SIGTERM, then SIGKILL) and forget it."""
-        if self.pid:
-            self._kill()
-        (self.state_dir / STATE_FILE).unlink(missing_ok=True)
-        self.pid = 0
+        """Stop Envoy (SIGTERM, then SIGKILL after a while); its port is remembered for the next start."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        elif self.pid:
+            _stop_foreign(self.pid)
+        if self.port:
+            _write_atomic(self.state_dir / STATE_FILE, json.dumps({"port": self.port}))
+        self._process, self.pid = None, 0
 
-    def _kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT_S
-            while _alive(self.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(self.pid):
-                os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
-
-    def _adopt(self) -> bool:
-        """Take over the Envoy a previous process started, if it still runs with this state folder."""
+    def _read_state(self) -> dict[str, Any] | None:
         try:
-            state = json.loads((self.state_dir / STATE_FILE).read_text())
+            return json.loads((self.state_dir / STATE_FILE).read_text())
         except (OSError, ValueError):
+            return None
+
+    def _adopt(self, state: dict[str, Any]) -> bool:
+        """Take over the Envoy an earlier process started, if it still runs with this state folder."""
+        if "pid" not in state:
             return False
-        pid, port = int(state["pid"]), int(state["port"])
-        if not (_alive(pid) and str(self.state_dir / "bootstrap.yaml") in _cmdline(pid)):
+        pid, port, admin_url = int(state["pid"]), int(state["port"]), str(state["admin_url"])
+        if str(self.state_dir / "bootstrap.yaml") not in _cmdline(pid):
             return False
         if self.requested_port and port != self.requested_port:
             raise Conflict(f"the front end in {self.state_dir} already runs on port {port}, not "
                            f"{self.requested_port}: stop it first or use port {port}")
-        self.pid, self.port, self.admin_url = pid, port, state["admin_url"]
         try:
-            httpx.get(f"{self.admin_url}/ready", timeout=2).raise_for_status()
+            httpx.get(f"{admin_url}/ready", timeout=2).raise_for_status()
         except httpx.HTTPError:
-            return False
+            raise FrontEndError(f"envoy (pid {pid}) runs for {self.state_dir} but does not answer: "
+                                f"kill {pid} and start again") from None
+        self.pid, self.port, self.admin_url = pid, port, admin_url
         return True
 
-    def _wait_started(self, process: subprocess.Popen[bytes]) -> None:
+    def _wait_started(self) -> None:
+        assert self._process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         address_file = self.state_dir / "admin-address"
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise FrontEndError(f"envoy exited with code {process.returncode} at start: {self._log_tail()}")
+            if self._process.poll() is not None:
+                raise FrontEndError(f"envoy exited with code {self._process.returncode} at start: {self._log_tail()}")
             if not self.admin_url and address_file.exists() and address_file.read_text().strip():
                 self.admin_url = f"http://{address_file.read_text().strip()}"
             if self.admin_url and self._listener_answers():
@@ -143,9 +171,12 @@ class FrontEnd:
                             f"{self._log_tail()}")
 
     def _listener_answers(self) -> bool:
-        rejected = self._readouts().get("listener_manager.lds.update_rejected", 0)
-        if rejected:
-            raise FrontEndError(f"envoy could not open port {self.port}: {self._log_tail()}")
+        try:
+            readouts = self._readouts()
+        except FrontEndError:
+            return False
+        if readouts.get("listener_manager.lds.update_rejected", 0):
+            raise FrontEndError(f"envoy could not listen on port {self.port}: {self._log_tail()}")
         try:
             response = httpx.get(f"{self.url}/", timeout=1)
         except httpx.TransportError:
@@ -155,76 +186,97 @@ class FrontEnd:
     # --- configuration -------------------------------------------------------------------------
 
     def apply(self, services: list[ServiceRoute]) -> None:
-        """Route exactly ``services``; returns once Envoy serves the new configuration."""
+        """Route exactly ``services``; returns once Envoy serves them (at once if nothing changed).
+
+        The change goes in three steps, each live before the next: new endpoints, clusters (old
+        ones kept) and JWT providers; then the routes; then what no route uses any more is removed.
+        So no request meets a route whose cluster or token check is not there yet or any more.
+        """
         if not self.pid:
             raise FrontEndError("the front end is not running: call start() first")
-        version = _new_version()
-        files = self._render(services, version)
-        self._validate(services)
-        before = self._readouts()
-        self._write_files(files)
-        self._wait_for_version(files, version, before)
-        keep = {self.xds_dir / name for name in files}
-        for stale in (self.xds_dir / "eds").glob("*.yaml"):
-            if stale not in keep:
-                stale.unlink()
-        self._services = list(services)
+        with self._lock:
+            version = _new_version()
+            files = self._render(services, version)
+            current = self._read_files()
+            if _resources(files) == _resources(current) and not self._not_live(current, self._readouts()):
+                return
+            jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
+            validate_config(validation_bootstrap(services, self.port, jwks), self.state_dir / "validate.yaml")
+            before = self._readouts()
+            for step, step_files in enumerate(_steps(current, files), start=1):
+                changed = {name: {**content, "version_info": f"{version}.{step}"}
+                           for name, content in step_files.items()
+                           if _resources({name: content}) != _resources({name: current.get(name, {})})
+                           or self._not_live({name: current[name]}, before)}
+                self._write_files(changed)
+                self._wait_live(changed, before)
+                current.update(changed)
+            for stale in set(current) - set(files):
+                (self.xds_dir / stale).unlink()
 
     def _render(self, services: list[ServiceRoute], version: str) -> dict[str, dict[str, Any]]:
         jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
         return xds_files(services, self.port, self.xds_dir, jwks, version)
 
-    def _validate(self, services: list[ServiceRoute]) -> None:
-        jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
-        config = validation_bootstrap(services, self.port, jwks)
-        validate_config(config, self.state_dir / "validate.yaml")
+    def _read_files(self) -> dict[str, dict[str, Any]]:
+        names = ["lds.yaml", "cds.yaml", "rds.yaml"] + [f"eds/{p.name}" for p in (self.xds_dir / "eds").glob("*.yaml")]
+        return {name: yaml.safe_load((self.xds_dir / name).read_text()) for name in names
+                if (self.xds_dir / name).exists()}
 
     def _write_files(self, files: dict[str, dict[str, Any]]) -> None:
-        """Endpoints first, then clusters, routes and the listener: nothing refers to what is not there yet."""
-        order = sorted(files, key=lambda name: (not name.startswith("eds/"), name != "cds.yaml", name))
+        """Endpoints, clusters, the listener, then routes: nothing refers to what Envoy does not have yet."""
+        order = sorted(files, key=lambda name: ["eds", "cds", "lds", "rds"].index(name[:3]))
         for name in order:
-            _write_atomic(self.xds_dir / name, files[name])
+            _write_atomic(self.xds_dir / name, _yaml(files[name]))
 
-    def _wait_for_version(self, files: dict[str, dict[str, Any]], version: str, before: dict[str, Any]) -> None:
-        expected = {"listener_manager.lds": "lds.yaml", "cluster_manager.cds": "cds.yaml",
-                    f"http.{_rds_stat_prefix()}": "rds.yaml"}
-        for name in files:
-            if name.startswith("eds/"):
-                expected[f"cluster.{name[4:-5]}"] = name
+    def _wait_live(self, files: dict[str, dict[str, Any]], before: dict[str, Any]) -> None:
         deadline = time.monotonic() + APPLY_TIMEOUT_S
         while True:
             readouts = self._readouts()
-            pending = [prefix for prefix in expected if readouts.get(f"{prefix}.version_text") != version]
-            for prefix in expected:
-                key = f"{prefix}.update_rejected"
-                if readouts.get(key, 0) > before.get(key, 0):
-                    raise FrontEndError(f"envoy rejected {expected[prefix]}: {self._log_tail()}")
+            for name in files:
+                rejected = f"{_stat_prefix(name)}.update_rejected"
+                if readouts.get(rejected, 0) > before.get(rejected, 0):
+                    raise FrontEndError(f"envoy rejected {name}: {self._log_tail()}")
+            pending = self._not_live(files, readouts)
             if not pending:
                 return
             if time.monotonic() > deadline:
-                raise FrontEndError(f"envoy did not load configuration {version} within {APPLY_TIMEOUT_S:.0f} s "
-                                    f"(still waiting for {', '.join(expected[p] for p in pending)}): "
+                raise FrontEndError(f"envoy did not load {', '.join(pending)} within {APPLY_TIMEOUT_S:.0f} s: "
                                     f"{self._log_tail()}")
             time.sleep(0.02)
+
+    @staticmethod
+    def _not_live(files: dict[str, dict[str, Any]], readouts: dict[str, Any]) -> list[str]:
+        """The files whose version Envoy has not loaded, or ``warming`` while listeners or clusters warm."""
+        pending = [name for name, content in files.items()
+                   if readouts.get(f"{_stat_prefix(name)}.version_text") != content["version_info"]]
+        if readouts.get("listener_manager.total_listeners_warming") or readouts.get("cluster_manager.warming_clusters"):
+            pending.append("warming")
+        return pending
 
     # --- observing -----------------------------------------------------------------------------
 
     def stats(self, service: str) -> dict[str, dict[str, int]]:
-        """Per version of ``service``: requests in flight upstream and requests waiting for a connection."""
-        known = {v.name for s in self._services if s.name == service for v in s.versions}
+        """Per version of ``service``: requests in flight to its replicas and requests waiting for a connection."""
+        clusters = self._read_files().get("cds.yaml", {}).get("resources", [])
         readouts = self._readouts()
         result = {}
-        for version in sorted(known):
-            prefix = f"cluster.{cluster_name(service, version)}"
-            result[version] = {"upstream_rq_active": int(readouts.get(f"{prefix}.upstream_rq_active", 0)),
-                               "upstream_rq_pending_active": int(readouts.get(f"{prefix}.upstream_rq_pending_active",
-                                                                             0))}
+        for resource in clusters:
+            name = resource["name"]
+            if name.startswith(f"{service}_"):
+                version = name[len(service) + 1:]
+                result[version] = {stat: int(readouts.get(f"cluster.{cluster_name(service, version)}.{stat}", 0))
+                                   for stat in ("upstream_rq_active", "upstream_rq_pending_active")}
         return result
 
     def _readouts(self) -> dict[str, Any]:
         """Counters, gauges and text readouts from the admin ``/stats``."""
-        response = httpx.get(f"{self.admin_url}/stats", params={"format": "json"}, timeout=5)
-        response.raise_for_status()
+        try:
+            response = httpx.get(f"{self.admin_url}/stats", params={"format": "json"}, timeout=5)
+            response.raise_for_status()
+        except httpx.HTTPError as err:
+            raise FrontEndError(f"envoy (pid {self.pid}) does not answer on {self.admin_url} ({err}): call start() "
+                                f"again; its log is {self.log_path}") from None
         return {item["name"]: item["value"] for item in response.json()["stats"] if "value" in item}
 
     def _log_tail(self, lines: int = 5) -> str:
@@ -232,15 +284,14 @@ class FrontEnd:
             tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
         except OSError:
             return "(no envoy log)"
-        return " | ".join(line.strip() for line in tail)
+        return " | ".join(line.strip() for line in tail if line.strip())
 
 
 def validate_config(config: dict[str, Any], path: Path) -> None:
     """Run ``envoy --mode validate`` on a bootstrap; raise with Envoy's reason if it refuses it."""
-    _write_atomic(path, config)
+    _write_atomic(path, _yaml(config))
     result = subprocess.run(
-        [str(envoy_path()), "--mode", "validate", "-c", str(path), "--disable-hot-restart",
-         "--log-level", "error"],
+        [str(envoy_path()), "--mode", "validate", "-c", str(path), "--disable-hot-restart", "--log-level", "error"],
         capture_output=True, text=True, timeout=60,
     )
     if result.returncode != 0:
@@ -248,16 +299,40 @@ def validate_config(config: dict[str, Any], path: Path) -> None:
         raise FrontEndError(f"envoy refused the configuration: {reason[-1] if reason else 'no reason given'}")
 
 
-def _write_atomic(path: Path, content: dict[str, Any]) -> None:
+def _steps(current: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[dict[str, dict[str, Any]]]:
+    """The files to write in each of the three steps of a change from ``current`` to ``new``."""
+    old_clusters = current.get("cds.yaml", {}).get("resources", [])
+    all_clusters = {c["name"]: c for c in old_clusters + new["cds.yaml"]["resources"]}
+    add = {name: content for name, content in new.items() if name.startswith("eds/")}
+    add["cds.yaml"] = {**new["cds.yaml"], "resources": list(all_clusters.values())}
+    remove = {"cds.yaml": new["cds.yaml"]}
+    # JWT providers: added before the routes that need them, removed after (a mixed change fails closed)
+    grows = "lds.yaml" not in current or token_services(new["lds.yaml"]) >= token_services(current["lds.yaml"])
+    (add if grows else remove)["lds.yaml"] = new["lds.yaml"]
+    return [add, {"rds.yaml": new["rds.yaml"]}, remove]
+
+
+def _stat_prefix(file_name: str) -> str:
+    """Where Envoy reports the subscription reading ``file_name`` (``<prefix>.version_text`` etc.)."""
+    if file_name.startswith("eds/"):
+        return f"cluster.{file_name[len('eds/'):-len('.yaml')]}"
+    return {"lds.yaml": "listener_manager.lds", "cds.yaml": "cluster_manager.cds",
+            "rds.yaml": f"http.{STAT_PREFIX}.rds.{ROUTE_CONFIG_NAME}"}[file_name]
+
+
+def _resources(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {name: content.get("resources") for name, content in files.items()}
+
+
+def _yaml(content: dict[str, Any]) -> str:
+    return yaml.safe_dump(content, sort_keys=False)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a temp file next to ``path`` and rename it over ``path``: Envoy never reads half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(content, sort_keys=False))
+    tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _rds_stat_prefix() -> str:
-    from .config import ROUTE_CONFIG_NAME, STAT_PREFIX
-
-    return f"{STAT_PREFIX}.rds.{ROUTE_CONFIG_NAME}"
 
 
 def _new_version() -> str:
@@ -270,27 +345,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _check_port_free(port: int) -> None:
+def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
-            raise Conflict(f"port {port} on 127.0.0.1 is already in use: stop what uses it or pick another port") \
-                from None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that exited: reap it
             return False
     return True
+
+
+def _stop_foreign(pid: int) -> None:
+    """Stop an Envoy this process adopted (not its child): SIGTERM, then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
 
 
 def _cmdline(pid: int) -> str:
