@@ -225,3 +225,66 @@ def test_control_plane_restart_keeps_serving(ws, keyed):
     pids = {call(keyed, key).json()["pid"] for _ in range(20)}
     assert before in pids or len(pids) == 2  # the same replicas were re-adopted, not duplicated
     assert Webservice(ws, "keyed-svc").state == "Healthy"
+
+
+def test_an_environment_that_fails_to_build_fails_the_service_with_the_log_tail(ws, model):
+    env = Environment("unbuildable-env")
+    env.python.conda_dependencies.add_pip_package("modelport-no-such-package==0.0.1")
+    config = AksWebservice.deploy_configuration(num_replicas=1)
+    service = Model.deploy(ws, "unbuildable", [model], InferenceConfig("score.py", APP, env), config)
+    with pytest.raises(WebserviceError, match="modelport-no-such-package"):
+        service.wait_for_deployment(timeout_sec=120)
+    assert service.state == "Failed"
+    service.delete()
+
+
+def test_gpu_cores_without_a_gpu_is_refused(ws, model):
+    if Path("/dev/nvidia0").exists():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(InvalidInput, match="gpu_cores=1"):
+        Model.deploy(ws, "gpu-svc", [model], inference_config(), AksWebservice.deploy_configuration(gpu_cores=1))
+
+
+def test_resource_limits_are_reported(ws, model):
+    config = AksWebservice.deploy_configuration(num_replicas=1, auth_enabled=False, cpu_cores_limit=1,
+                                                memory_gb_limit=2)
+    service = Model.deploy(ws, "limited-svc", [model], inference_config(), config)
+    service.wait_for_deployment(timeout_sec=120)
+    resources = service.serialize()["status"]["resources"]
+    assert any("RLIMIT_AS" in note for note in resources) and any("affinity" in note for note in resources)
+    service.delete()
+
+
+def test_cli_deploys_azure_ml_files_unchanged(ws, model, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "inferenceconfig.json").write_text(json.dumps({
+        "entryScript": "score.py", "sourceDirectory": str(APP),
+        "environment": {"name": "cli-env", "python": {"userManagedDependencies": False,
+                                                      "condaDependencies": {"dependencies": []}}}}))
+    (tmp_path / "deploymentconfig.json").write_text(json.dumps({
+        "computeType": "aks", "autoScaler": {"autoscaleEnabled": False}, "numReplicas": 1, "authEnabled": True,
+        "containerResourceRequirements": {"cpu": 0.5, "memoryInGB": 1.0}, "scoringTimeoutMs": 60000}))
+
+    def modelport(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "modelport.cli.main", *args], cwd=ws.path, capture_output=True,
+                              text=True, timeout=300)
+
+    deployed = modelport("model", "deploy", "-n", "cli-svc", "-m", model.id, "--ic",
+                         str(tmp_path / "inferenceconfig.json"), "--dc", str(tmp_path / "deploymentconfig.json"),
+                         "-o", "json")
+    assert deployed.returncode == 0, deployed.stderr
+    assert json.loads(deployed.stdout)["state"] == "Healthy"
+    assert json.loads(modelport("service", "run", "-n", "cli-svc", "-d", '{"echo": 5}').stdout)["echo"] == 5
+    listed = json.loads(modelport("service", "list", "-o", "json").stdout)
+    assert "cli-svc" in [s["name"] for s in listed]
+    keys = json.loads(modelport("service", "keys", "-n", "cli-svc", "-o", "json").stdout)
+    assert keys["primaryKey"] and keys["secondaryKey"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"computeType": "aks", "autoScaler": {"minReplica": 1}}))
+    refused = modelport("model", "deploy", "-n", "cli-bad", "-m", model.id, "--ic",
+                        str(tmp_path / "inferenceconfig.json"), "--dc", str(bad))
+    assert refused.returncode == 1 and "autoScaler.minReplica" in refused.stderr
+    assert modelport("service", "delete", "-n", "cli-svc").returncode == 0

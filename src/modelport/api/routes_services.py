@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from ..backends.local.limits import gpu_ids
 from ..environments.spec import EnvironmentSpec
 from ..errors import InvalidInput, NotFound
 from ..reconcile.reconciler import auth_mode
@@ -150,7 +151,8 @@ def _config(ctx: Context, model_ids: list[str], entry_script: str, snapshot: str
     snapshot_record = ctx.store.get_snapshot(snapshot)
     spec = EnvironmentSpec.from_dict(environment or DEFAULT_ENVIRONMENT)
     return {"generation": generation, "models": models, "entry_script": entry_script,
-            "snapshot": snapshot_record.sha256, "environment": spec.to_dict(), "deploy": deploy, "keys": keys}
+            "snapshot": snapshot_record.sha256, "environment": spec.to_dict(), "deploy": deploy, "keys": keys,
+            "gpus": list(gpu_ids(int(deploy.get("gpu_cores") or 0)))}
 
 
 def _model_ids(config: dict) -> list[tuple[str, int]]:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..backends.local import limits
 from ..environments.build import build_local
 from ..environments.spec import EnvironmentSpec
 from ..errors import ModelportError
@@ -77,10 +78,16 @@ class Reconciler:
             observed.append((record.name, state, status))
             if route is not None:
                 routes.append(route)
+        front_end_error = None
         if routes != self.routes and self.on_routes is not None:
-            self.on_routes(routes)  # before any state says Healthy: a Healthy service is routed
-        self.routes = routes
+            try:
+                self.on_routes(routes)  # before any state says Healthy: a Healthy service is routed
+                self.routes = routes
+            except ModelportError as err:
+                front_end_error = f"the front end could not route the services: {err}"
         for name, state, status in observed:
+            if front_end_error and state == HEALTHY:
+                state, status = FAILED, {**status, "reason": front_end_error}
             self.store.set_service_status(name, state, status)
         for stale in self._deployed_services() - {r.name for r in records}:
             self.backend.remove(stale)
@@ -109,7 +116,8 @@ class Reconciler:
             state, reason = self._progress(record, version, spec, replicas)
         status = {"reason": reason, "desired_version": version, "serving_version": serving,
                   "replicas": spec.replicas, "ready_replicas": len(ready),
-                  "restarts": sum(r.restarts for r in replicas)}
+                  "restarts": sum(r.restarts for r in replicas),
+                  "resources": limits.describe(spec.cpu_limit, spec.memory_limit_gb)}
         return self._route(record, serving), state, status
 
     def _retire_older(self, service: str, current: str) -> None:
