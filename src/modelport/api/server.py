@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from .. import processes
 from ..errors import ServerUnavailable
 from .workspace_dir import WorkspaceDir
 
@@ -70,15 +70,10 @@ def status(workspace: WorkspaceDir) -> dict:
 def stop(workspace: WorkspaceDir, timeout: float = 15.0) -> bool:
     """Stop the background server; False when none was running."""
     info = read_info(workspace)
-    if not info or not _pid_alive(info["pid"]):
+    if not info or not processes.running(info["pid"]):
         _info_path(workspace).unlink(missing_ok=True)
         return False
-    os.kill(info["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _pid_alive(info["pid"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _pid_alive(info["pid"]):
-        os.kill(info["pid"], signal.SIGKILL)
+    processes.terminate(info["pid"], timeout)
     _info_path(workspace).unlink(missing_ok=True)
     return True
 
@@ -119,7 +114,7 @@ def _start(workspace: WorkspaceDir) -> str:
 
 def _healthy_url(workspace: WorkspaceDir) -> str | None:
     info = read_info(workspace)
-    if not info or not _pid_alive(info.get("pid", 0)):
+    if not info or not processes.running(info.get("pid", 0)):
         return None
     try:
         if httpx.get(f"{info['url']}/healthz", timeout=2).status_code == 200:
@@ -127,22 +122,6 @@ def _healthy_url(workspace: WorkspaceDir) -> str | None:
     except httpx.HTTPError:
         return None
     return None
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not a running server
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @contextmanager

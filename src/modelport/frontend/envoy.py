@@ -9,10 +9,8 @@ re-adopts it from ``state_dir/frontend.json`` while it runs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -23,6 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
+from .. import processes
 from ..errors import Conflict, ModelportError
 from .config import (
     ROUTE_CONFIG_NAME,
@@ -126,7 +125,7 @@ class FrontEnd:
                 self._process.kill()
                 self._process.wait()
         elif self.pid:
-            _stop_foreign(self.pid)
+            processes.terminate(self.pid, STOP_TIMEOUT_S)
         if self.port:
             _write_atomic(self.state_dir / STATE_FILE, json.dumps({"port": self.port}))
         self._process, self.pid = None, 0
@@ -142,7 +141,7 @@ class FrontEnd:
         if "pid" not in state:
             return False
         pid, port, admin_url = int(state["pid"]), int(state["port"]), str(state["admin_url"])
-        if str(self.state_dir / "bootstrap.yaml") not in _cmdline(pid):
+        if str(self.state_dir / "bootstrap.yaml") not in processes.cmdline(pid):
             return False
         if self.requested_port and port != self.requested_port:
             raise Conflict(f"the front end in {self.state_dir} already runs on port {port}, not "
@@ -355,18 +354,3 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _stop_foreign(pid: int) -> None:
-    """Stop an Envoy this process adopted (not its child): SIGTERM, then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""

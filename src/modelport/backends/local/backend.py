@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
+from ... import processes
 from ...reconcile.backend import ReplicaState, VersionSpec
 from . import limits
 
@@ -121,12 +121,7 @@ class LocalBackend:
     def _stop(self, folder: Path, index: int) -> None:
         state = self._read(folder, index)
         if state and _alive(state["pid"]):
-            os.kill(state["pid"], signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT_S
-            while _alive(state["pid"]) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(state["pid"]):
-                os.kill(state["pid"], signal.SIGKILL)
+            processes.terminate(state["pid"], STOP_TIMEOUT_S, alive=_alive)
             _exit_code(state["pid"])
         (folder / f"replica-{index}.json").unlink(missing_ok=True)
         self._probes.pop((folder, index), None)
@@ -191,17 +186,7 @@ def _alive(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None:
         return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"modelport.runtime" in cmdline.read()  # not a recycled pid of another program
-    except OSError:
-        return False
+    return processes.running(pid, marker="modelport.runtime")
 
 
 def _exit_code(pid: int) -> int | None:
