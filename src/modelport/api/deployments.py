@@ -41,7 +41,6 @@ class Deployments:
         self.backend = LocalBackend(workspace.root / "replicas")
         self.frontend = FrontEnd(workspace.root / "frontend", port=_front_end_port())
         self.autoscaler = ReplicaAutoscaler(self.backend)
-        self.routes: list[dict] = []
         self.reconciler = Reconciler(store, artifacts, self.backend, workspace.root / "services", workspace.envs,
                                      workspace.logs, on_routes=self._apply_routes,
                                      replica_count=self.autoscaler.replicas)
@@ -81,7 +80,6 @@ class Deployments:
         """Called by the reconciler when what to route changed: reconfigure Envoy, then remember it."""
         with self._frontend_lock:
             if not routes and not self.frontend.pid:
-                self.routes = routes
                 return
             services = [
                 ServiceRoute(r["name"], [VersionRoute(r["version"], 100, [tuple(e) for e in r["endpoints"]])],
@@ -95,7 +93,6 @@ class Deployments:
                 logger.warning("the front end stopped answering; restarting it")
                 self.frontend.start()
                 self.frontend.apply(services)
-            self.routes = routes
 
     def remove(self, service: str) -> None:
         """Stop a deleted service's replicas now, not at the next reconcile pass."""

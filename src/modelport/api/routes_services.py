@@ -12,7 +12,7 @@ from ..backends.local.limits import gpu_ids
 from ..environments.spec import EnvironmentSpec
 from ..errors import InvalidInput, NotFound
 from ..reconcile.reconciler import auth_mode
-from ..sdk.deploy_config import check_service_name
+from ..sdk.deploy_config import DeploymentConfig, check_service_name
 from .context import Context, context
 
 router = APIRouter(tags=["services"])
@@ -150,6 +150,7 @@ def _config(ctx: Context, model_ids: list[str], entry_script: str, snapshot: str
                        "artifact_kind": record.artifact_kind, "artifact_name": record.artifact_name})
     snapshot_record = ctx.store.get_snapshot(snapshot)
     spec = EnvironmentSpec.from_dict(environment or DEFAULT_ENVIRONMENT)
+    deploy = DeploymentConfig.from_settings(deploy).to_settings()  # the API checks what any client sends
     return {"generation": generation, "models": models, "entry_script": entry_script,
             "snapshot": snapshot_record.sha256, "environment": spec.to_dict(), "deploy": deploy, "keys": keys,
             "gpus": list(gpu_ids(int(deploy.get("gpu_cores") or 0)))}
