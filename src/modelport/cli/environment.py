@@ -32,20 +32,14 @@ def environment_group() -> None:
 @friendly_errors
 def register(name, conda_file, pip_requirements, environment_file, workspace_path, output) -> None:
     """Register an environment from one of: a conda YAML, a requirements file, an Environment JSON."""
-    import json
-    from pathlib import Path
-
-    from ..errors import InvalidInput
     from ..sdk.environment import Environment
+    from ..sdk.files import read_json_object
 
     given = [f for f in (conda_file, pip_requirements, environment_file) if f]
     if len(given) != 1:
         raise click.UsageError("give exactly one of --conda-file, --pip-requirements, --environment-file")
     if environment_file:
-        try:
-            data = json.loads(Path(environment_file).read_text())
-        except json.JSONDecodeError as err:
-            raise InvalidInput(f"{environment_file} is not valid JSON: {err}") from None
+        data = read_json_object(environment_file, "environment file")
         env = Environment._from_dict(data | ({"name": name} if name else {}))
     elif not name:
         raise click.UsageError("--name is required with --conda-file or --pip-requirements")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..frontend.autoscale import AutoscaleSettings
+from .files import read_json_object
 
 AKS = "aks"
 LOCAL = "local"
@@ -314,14 +314,7 @@ class DeploymentConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> DeploymentConfig:
         """Read a ``deploymentconfig.json`` as Azure ML writes it."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise InvalidInput(f"deployment config {path} not found; check the path") from None
-        except json.JSONDecodeError as err:
-            raise InvalidInput(f"{path} is not valid JSON: {err}") from None
-        return cls.from_json_dict(data, source=str(path))
+        return cls.from_json_dict(read_json_object(path, "deployment config"), source=str(path))
 
     @classmethod
     def from_json_dict(cls, data: object, source: str = "deploymentconfig.json") -> DeploymentConfig:

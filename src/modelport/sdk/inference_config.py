@@ -7,12 +7,12 @@ where they have a meaning here and refused with the fix otherwise.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import InvalidInput
 from ..packaging.snapshot import collect
 from .environment import Environment
+from .files import read_json_object
 
 FILE_KEYS = {"entryScript", "sourceDirectory", "environment", "description", "runtime", "condaFile"}
 LEGACY_REFUSED = {
@@ -67,14 +67,7 @@ class InferenceConfig:
     def from_file(path: str | Path) -> InferenceConfig:
         """Read an Azure ML ``inferenceconfig.json``; relative folders are relative to the file."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise InvalidInput(f"inference config {path} not found") from None
-        except json.JSONDecodeError as err:
-            raise InvalidInput(f"{path} is not valid JSON: {err}") from None
-        if not isinstance(data, dict):
-            raise InvalidInput(f"{path} must hold a JSON object with entryScript and sourceDirectory")
+        data = read_json_object(path, "inference config")
         for key in data:
             if key in LEGACY_REFUSED:
                 raise InvalidInput(f"{path}: key {key!r} is not supported; {LEGACY_REFUSED[key]}")
