@@ -9,7 +9,6 @@ raises ``InvalidInput`` naming the parameter, its file key and the fix.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..frontend.autoscale import AutoscaleSettings
+from .deploy_config_keys import FIELDS, FILE_TREE, KEY, read_section, suggest
 from .files import read_json_object
 
 AKS = "aks"
@@ -27,54 +27,10 @@ COMPUTE_TYPES = {"aks": AKS, "kubernetes": AKS, "local": LOCAL, "aksendpoint": E
 SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$")
 
-# Expected JSON types: (Python types, how a message names them). bool is never accepted as a number.
-_BOOL = ((bool,), "true or false")
-_INT = ((int,), "a whole number")
-_NUMBER = ((int, float), "a number")
-_STR = ((str,), "a string")
-_TEXT_MAP = ((dict,), "an object mapping strings to strings")
-
-# parameter, deploymentconfig.json key (dotted = nested), expected type
-_FIELDS: tuple[tuple[str, str, tuple], ...] = (
-    ("autoscale_enabled", "autoScaler.autoscaleEnabled", _BOOL),
-    ("autoscale_min_replicas", "autoScaler.minReplicas", _INT),
-    ("autoscale_max_replicas", "autoScaler.maxReplicas", _INT),
-    ("autoscale_refresh_seconds", "autoScaler.refreshPeriodInSeconds", _INT),
-    ("autoscale_target_utilization", "autoScaler.targetUtilization", _INT),
-    ("collect_model_data", "dataCollection.storageEnabled", _BOOL),
-    ("auth_enabled", "authEnabled", _BOOL),
-    ("token_auth_enabled", "tokenAuthEnabled", _BOOL),
-    ("cpu_cores", "containerResourceRequirements.cpu", _NUMBER),
-    ("memory_gb", "containerResourceRequirements.memoryInGB", _NUMBER),
-    ("cpu_cores_limit", "containerResourceRequirements.cpuLimit", _NUMBER),
-    ("memory_gb_limit", "containerResourceRequirements.memoryInGBLimit", _NUMBER),
-    ("gpu_cores", "gpuCores", _INT),
-    ("enable_app_insights", "appInsightsEnabled", _BOOL),
-    ("scoring_timeout_ms", "scoringTimeoutMs", _INT),
-    ("replica_max_concurrent_requests", "maxConcurrentRequestsPerContainer", _INT),
-    ("max_request_wait_time", "maxQueueWaitMs", _INT),
-    ("num_replicas", "numReplicas", _INT),
-    ("primary_key", "keys.primaryKey", _STR),
-    ("secondary_key", "keys.secondaryKey", _STR),
-    ("period_seconds", "livenessProbeRequirements.periodSeconds", _INT),
-    ("initial_delay_seconds", "livenessProbeRequirements.initialDelaySeconds", _INT),
-    ("timeout_seconds", "livenessProbeRequirements.timeoutSeconds", _INT),
-    ("success_threshold", "livenessProbeRequirements.successThreshold", _INT),
-    ("failure_threshold", "livenessProbeRequirements.failureThreshold", _INT),
-    ("namespace", "namespace", _STR),
-    ("compute_target_name", "computeTargetName", _STR),
-    ("tags", "tags", _TEXT_MAP),
-    ("properties", "properties", _TEXT_MAP),
-    ("description", "description", _STR),
-    ("version_name", "versionName", _STR),
-    ("traffic_percentile", "trafficPercentile", _NUMBER),
-    ("port", "port", _INT),
-)
-_KEY = {param: key for param, key, _ in _FIELDS}
 _AUTOSCALE_VALUES = ("autoscale_min_replicas", "autoscale_max_replicas", "autoscale_refresh_seconds",
                      "autoscale_target_utilization")
 _ENDPOINT_ONLY = frozenset({"version_name", "traffic_percentile"})
-AKS_PARAMETERS = frozenset(_KEY) - _ENDPOINT_ONLY - {"port"}
+AKS_PARAMETERS = frozenset(KEY) - _ENDPOINT_ONLY - {"port"}
 ENDPOINT_PARAMETERS = AKS_PARAMETERS | _ENDPOINT_ONLY
 LOCAL_PARAMETERS = frozenset({"port"})
 _PARAMETERS = {AKS: AKS_PARAMETERS, ENDPOINT: ENDPOINT_PARAMETERS, LOCAL: LOCAL_PARAMETERS}
@@ -82,30 +38,12 @@ _IDENTITY = frozenset({"compute_target_name", "version_name"})  # fixed once dep
 _COMPUTE_TYPE_HINT = "use aks (or kubernetes), local or AKSENDPOINT"
 
 
-def _tree() -> dict:
-    """The deploymentconfig.json keys as nested dicts whose leaves are parameter names."""
-    tree: dict = {"computeType": "compute_type"}
-    for param, key, _ in _FIELDS:
-        *sections, leaf = key.split(".")
-        node = tree
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[leaf] = param
-    return tree
-
-
-_FILE_TREE = _tree()
 
 
 def _name(param: str) -> str:
     """How a message names a parameter: its keyword and its deploymentconfig.json key."""
-    key = _KEY.get(param)
+    key = KEY.get(param)
     return f"{param} ({key})" if key and key != param else param
-
-
-def _suggest(word: str, options, prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
 
 
 def check_service_name(name: object, what: str = "service name", shortest: int = 3) -> str:
@@ -169,7 +107,7 @@ class DeploymentConfig:
         object.__setattr__(self, "compute_type", COMPUTE_TYPES[kind.lower()])
         if self.autoscale_enabled is None:
             object.__setattr__(self, "autoscale_enabled", self.num_replicas is None)
-        for param, _, (types, label) in _FIELDS:
+        for param, _, (types, label) in FIELDS:
             value = getattr(self, param)
             if value is not None and ((isinstance(value, bool) and bool not in types) or not isinstance(value, types)):
                 raise InvalidInput(f"{_name(param)} must be {label}; got {value!r}")
@@ -273,7 +211,7 @@ class DeploymentConfig:
         ``autoscale_enabled=True`` alone drops ``num_replicas``. ``tags`` replace the tags; ``properties`` are
         add-only: new keys are added, an existing key cannot change.
         """
-        _reject_unknown(changes, frozenset(_KEY) | {"compute_type"}, "update")
+        _reject_unknown(changes, frozenset(KEY) | {"compute_type"}, "update")
         changeable = _PARAMETERS[self.compute_type] - _IDENTITY
         for param, value in changes.items():
             if param in changeable or value is None or self._is_current(param, value):
@@ -308,7 +246,7 @@ class DeploymentConfig:
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> DeploymentConfig:
         """Rebuild (and validate) a config from ``to_settings()`` output."""
-        _reject_unknown(settings, frozenset(_KEY) | {"compute_type"}, "stored deployment settings")
+        _reject_unknown(settings, frozenset(KEY) | {"compute_type"}, "stored deployment settings")
         return cls(**settings)
 
     @classmethod
@@ -322,7 +260,7 @@ class DeploymentConfig:
         if not isinstance(data, dict):
             raise InvalidInput(f"{source} must hold a JSON object with computeType; got {type(data).__name__}")
         values: dict[str, Any] = {}
-        _read_section(data, _FILE_TREE, "", values, source)
+        read_section(data, FILE_TREE, "", values, source)
         kind = values.pop("compute_type", None)
         if kind is None:
             raise InvalidInput(f"{source}: computeType is required; {_COMPUTE_TYPE_HINT}")
@@ -331,7 +269,7 @@ class DeploymentConfig:
         kind = COMPUTE_TYPES[kind.lower()]
         for param in values:
             if param not in _PARAMETERS[kind]:
-                raise InvalidInput(f"{source}: key {_KEY[param]!r} does not apply to computeType {kind!r}; remove it")
+                raise InvalidInput(f"{source}: key {KEY[param]!r} does not apply to computeType {kind!r}; remove it")
         try:
             if kind == LOCAL:
                 return local_deploy_configuration(**values)
@@ -342,10 +280,10 @@ class DeploymentConfig:
     def to_json_dict(self) -> dict[str, Any]:
         """The ``deploymentconfig.json`` form; ``from_json_dict`` reads it back to an equal config."""
         out: dict[str, Any] = {"computeType": self.compute_type}
-        skip = set(_KEY) - _PARAMETERS[self.compute_type]
+        skip = set(KEY) - _PARAMETERS[self.compute_type]
         if not self.autoscale_enabled:
             skip |= set(_AUTOSCALE_VALUES)
-        for param, key, _ in _FIELDS:
+        for param, key, _ in FIELDS:
             value = getattr(self, param)
             if param in skip or value is None:
                 continue
@@ -357,30 +295,10 @@ class DeploymentConfig:
         return out
 
 
-def _read_section(data: dict, tree: dict, prefix: str, values: dict[str, Any], source: str) -> None:
-    """Collect leaf values of ``data`` into ``values`` by parameter name; refuse keys the tree lacks."""
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if key not in tree:
-            where = f"under {prefix[:-1]}" if prefix else "at the top level"
-            raise InvalidInput(f"{source}: unknown key {path!r}{_suggest(key, tree, prefix)}; "
-                               f"known keys {where}: {', '.join(sorted(tree))}")
-        node = tree[key]
-        if isinstance(node, dict):
-            if value is None:
-                continue
-            if not isinstance(value, dict):
-                raise InvalidInput(f"{source}: {path} must be a JSON object with keys {', '.join(sorted(node))}; "
-                                   f"got {value!r}")
-            _read_section(value, node, f"{path}.", values, source)
-        elif value is not None:
-            values[node] = value
-
-
 def _reject_unknown(given: dict[str, Any], allowed: frozenset[str], caller: str) -> None:
     unknown = sorted(set(given) - allowed)
     if unknown:
-        raise InvalidInput(f"{caller} got an unknown parameter {unknown[0]!r}{_suggest(unknown[0], allowed)}; "
+        raise InvalidInput(f"{caller} got an unknown parameter {unknown[0]!r}{suggest(unknown[0], allowed)}; "
                            f"valid parameters: {', '.join(sorted(allowed))}")
 
 
