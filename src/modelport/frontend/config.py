@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import InvalidInput
+from .replies import AUTH_KIND_HEADER, local_reply_config
 
 VERSION_HEADER = "x-ms-model-version"
-AUTH_KIND_HEADER = "x-modelport-auth"  # set per route before the auth filters; tells the 401 mapper what to ask for
 LISTENER_NAME = "modelport"
 ROUTE_CONFIG_NAME = "modelport"
 STAT_PREFIX = "modelport"
@@ -255,47 +255,6 @@ def token_services(lds_file: dict[str, Any]) -> set[str]:
     hcm = lds_file["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     jwt_filter = next(f for f in hcm["http_filters"] if f["name"] == JWT_FILTER)
     return set(jwt_filter["typed_config"]["requirement_map"])
-
-
-def local_reply_config() -> dict[str, Any]:
-    """Envoy's own replies as JSON ``{"message": ...}``: auth failures, no replica, a replica that died."""
-    needs_key = ("service %ROUTE_NAME% needs a key: send 'Authorization: Bearer <key>' with its primary or "
-                 "secondary key")
-    needs_token = ("service %ROUTE_NAME% needs a token: send 'Authorization: Bearer <token>' with a valid token "
-                   "for this service (%LOCAL_REPLY_BODY%)")
-    return {
-        "mappers": [
-            _mapper(needs_key, 401, status=401, auth_kind="key"),
-            _mapper(needs_token, 401, status=401, auth_kind="token"),
-            _mapper(needs_token, 401, status=403, auth_kind="token"),  # a token for another service
-            _mapper("no service at %REQ(:PATH):200%: scoring URLs look like /api/v1/service/<name>/score",
-                    404, flags=["NR"]),
-            _mapper("service %ROUTE_NAME% has no ready replica", 503, flags=["UH", "NC"]),
-            _mapper("service %ROUTE_NAME% has no reachable replica: every replica refused the connection",
-                    503, flags=["UF"]),
-            _mapper("service %ROUTE_NAME% is overloaded: too many requests waiting, try again later",
-                    503, flags=["UO"]),
-            _mapper("the replica of service %ROUTE_NAME% closed the connection before answering (it may have "
-                    "crashed); retry the request", 502, flags=["UC", "UR", "LR"]),
-            _mapper("service %ROUTE_NAME% did not answer in time", 504, flags=["UT"]),
-        ],
-        "body_format": {"json_format": {"message": "%LOCAL_REPLY_BODY%"}},
-    }
-
-
-def _mapper(message: str, code: int, *, status: int | None = None, auth_kind: str | None = None,
-            flags: list[str] | None = None) -> dict[str, Any]:
-    filters: list[dict[str, Any]] = []
-    if status is not None:
-        filters.append({"status_code_filter": {"comparison": {
-            "op": "EQ", "value": {"default_value": status, "runtime_key": f"modelport.reply.{status}"}}}})
-    if auth_kind is not None:
-        filters.append({"header_filter": {"header": {"name": AUTH_KIND_HEADER,
-                                                     "string_match": {"exact": auth_kind}}}})
-    if flags is not None:
-        filters.append({"response_flag_filter": {"flags": flags}})
-    match = filters[0] if len(filters) == 1 else {"and_filter": {"filters": filters}}
-    return {"filter": match, "status_code": code, "body_format_override": {"json_format": {"message": message}}}
 
 
 # --- routes ------------------------------------------------------------------------------------
