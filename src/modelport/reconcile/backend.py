@@ -58,6 +58,9 @@ class Backend(Protocol):
     def observe(self, service: str, version: str) -> list[ReplicaState]:
         """The replicas of a version, with readiness."""
 
+    def services(self) -> list[str]:
+        """Services that have (or had) replicas here."""
+
     def versions(self, service: str) -> list[str]:
         """Versions of a service that have replicas (running or not)."""
 

@@ -37,8 +37,8 @@ class Reconciler:
     """Converges services to their desired state; ``run_forever`` in a thread, or ``reconcile_once``."""
 
     def __init__(self, store: Store, artifacts: LocalArtifactStore, backend: Backend, services_root: Path,
-                 envs_root: Path, logs_root: Path, on_routes: Callable[[list[dict]], None] | None = None,
-                 replica_count: Callable[[ServiceRecord], int] | None = None):
+                 envs_root: Path, logs_root: Path, replica_count: Callable[[ServiceRecord], int],
+                 on_routes: Callable[[list[dict]], None] | None = None):
         self.store = store
         self.artifacts = artifacts
         self.backend = backend
@@ -46,7 +46,7 @@ class Reconciler:
         self.envs_root = envs_root
         self.logs_root = logs_root
         self.on_routes = on_routes
-        self.replica_count = replica_count or default_replica_count
+        self.replica_count = replica_count
         self.routes: list[dict] = []
         self._failed: dict[tuple[str, int], str] = {}  # (service, generation) whose build failed: not retried
         self._retiring: dict[tuple[str, str], float] = {}  # old versions: stopped once no longer routed
@@ -89,7 +89,7 @@ class Reconciler:
             if front_end_error and state == HEALTHY:
                 state, status = FAILED, {**status, "reason": front_end_error}
             self.store.set_service_status(name, state, status)
-        for stale in self._deployed_services() - {r.name for r in records}:
+        for stale in set(self.backend.services()) - {r.name for r in records}:
             self.backend.remove(stale)
 
     def _reconcile(self, record: ServiceRecord) -> tuple[dict | None, str, dict]:
@@ -102,23 +102,23 @@ class Reconciler:
             spec = self._version_spec(record, version)
         except ModelportError as err:
             self._failed[attempt] = str(err)
-            serving = self._serving_version(record, exclude=version)
+            serving, serving_replicas = self._serving_version(record, exclude=version)
             status = {"reason": str(err), "desired_version": version, "serving_version": serving}
-            return self._route(record, serving), FAILED, status
+            return self._route(record, serving, serving_replicas), FAILED, status
         self.backend.apply(spec)
         replicas = self.backend.observe(record.name, version)
         ready = [r for r in replicas if r.ready]
         if len(ready) >= spec.replicas:
             self._retire_older(record.name, version)
-            state, reason, serving = HEALTHY, "", version
+            state, reason, serving, serving_replicas = HEALTHY, "", version, replicas
         else:
-            serving = self._serving_version(record, exclude=version)
+            serving, serving_replicas = self._serving_version(record, exclude=version)
             state, reason = self._progress(record, version, spec, replicas)
         status = {"reason": reason, "desired_version": version, "serving_version": serving,
                   "replicas": spec.replicas, "ready_replicas": len(ready),
                   "restarts": sum(r.restarts for r in replicas),
                   "resources": limits.describe(spec.cpu_limit, spec.memory_limit_gb)}
-        return self._route(record, serving), state, status
+        return self._route(record, serving, serving_replicas), state, status
 
     def _retire_older(self, service: str, current: str) -> None:
         """Stop older versions ``RETIRE_GRACE_S`` after traffic moved off them, so nothing in flight is cut."""
@@ -161,26 +161,28 @@ class Reconciler:
                            env=env, cpu_limit=deploy.get("cpu_cores_limit"),
                            memory_limit_gb=deploy.get("memory_gb_limit"), gpus=tuple(config.get("gpus", ())))
 
-    def _serving_version(self, record: ServiceRecord, exclude: str) -> str | None:
-        """The newest other version with a ready replica (it keeps serving during an update)."""
+    def _serving_version(self, record: ServiceRecord, exclude: str) -> tuple[str | None, list[ReplicaState]]:
+        """The newest other version with a ready replica (it keeps serving during an update), and its replicas."""
         for version in sorted(self.backend.versions(record.name), key=_number, reverse=True):
-            if version != exclude and any(r.ready for r in self.backend.observe(record.name, version)):
-                return version
-        return None
+            if version == exclude:
+                continue
+            replicas = self.backend.observe(record.name, version)
+            if any(r.ready for r in replicas):
+                return version, replicas
+        return None, []
 
-    def _route(self, record: ServiceRecord, version: str | None) -> dict | None:
+    @staticmethod
+    def _route(record: ServiceRecord, version: str | None, replicas: list[ReplicaState]) -> dict | None:
+        """What the front end needs for one service: its serving version's ready replicas and its auth."""
         if version is None:
             return None
-        endpoints = [("127.0.0.1", r.port) for r in self.backend.observe(record.name, version) if r.ready]
+        endpoints = [("127.0.0.1", r.port) for r in replicas if r.ready]
         deploy = record.config["deploy"]
         keys = record.config.get("keys", {})
         return {"name": record.name, "version": version, "endpoints": endpoints, "auth": auth_mode(deploy),
                 "keys": [k for k in (keys.get("primary"), keys.get("secondary")) if k],
                 "scoring_timeout_ms": deploy["scoring_timeout_ms"]}
 
-    def _deployed_services(self) -> set[str]:
-        root = getattr(self.backend, "root", None)
-        return {p.name for p in root.iterdir() if p.is_dir()} if root and root.is_dir() else set()
 
 
 def auth_mode(deploy: dict) -> str:
@@ -188,11 +190,6 @@ def auth_mode(deploy: dict) -> str:
     if deploy.get("token_auth_enabled"):
         return "token"
     return "key" if deploy.get("auth_enabled") else "none"
-
-
-def default_replica_count(record: ServiceRecord) -> int:
-    deploy = record.config["deploy"]
-    return deploy.get("num_replicas") or deploy.get("autoscale_min_replicas") or 1
 
 
 def _number(version: str) -> int:

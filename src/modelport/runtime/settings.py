@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -66,7 +66,6 @@ class RuntimeSettings:
     service_version: str = "1.0"
     service_path_prefix: str = ""
     log_level: str = "INFO"
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_args(

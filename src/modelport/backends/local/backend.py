@@ -73,6 +73,9 @@ class LocalBackend:
             self._write(folder, index, state)
         return state
 
+    def services(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
     def versions(self, service: str) -> list[str]:
         folder = self.root / service
         if not folder.is_dir():
