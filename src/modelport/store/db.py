@@ -35,7 +35,7 @@ from .checks import (
 from .engine import create_store_engine, database_errors, migrate, normalize_url
 from .models import ComputeTarget, Environment, Model, Service, ServiceModel, Snapshot
 from .records import ComputeTargetRecord, EnvironmentRecord, ModelRecord, SnapshotRecord
-from .services import ServiceOperations
+from .services import ServiceOperations, replace_service_models
 
 T = TypeVar("T")
 
@@ -335,14 +335,10 @@ class Store(ServiceOperations):
         wanted = sorted({(name, required_version(version)) for name, version in models})
 
         def attach(session: Session) -> None:
-            for name, version in wanted:
-                _model_row(session, name, version)
             if session.get(Service, service) is None:
                 session.add(Service(name=service, state=NEW_SERVICE_STATE, config={}))
-            session.execute(delete(ServiceModel).where(ServiceModel.service_name == service))
-            session.add_all(ServiceModel(service_name=service, model_name=name, model_version=version)
-                            for name, version in wanted)
-            session.flush()
+                session.flush()
+            replace_service_models(session, service, wanted)
 
         self._write(f"record the models of service '{service}'", attach)
 

@@ -24,13 +24,9 @@ class ServiceOperations:
     def put_service(self, name: str, config: dict[str, Any], models: Iterable[tuple[str, int]],
                     create: bool) -> ServiceRecord:
         """Store a service's desired config; ``create`` refuses an existing name (deploy without overwrite)."""
-        from .db import _model_row
-
         wanted = sorted(set(models))
 
         def put(session) -> ServiceRecord:
-            for model_name, version in wanted:
-                _model_row(session, model_name, version)
             row = session.get(Service, name)
             if row is not None and create:
                 raise Conflict(f"service '{name}' already exists; pass overwrite=True (--overwrite) to replace it, "
@@ -42,10 +38,8 @@ class ServiceOperations:
                 row.config = config
                 row.state = TRANSITIONING
                 row.status = {}
-            session.execute(delete(ServiceModel).where(ServiceModel.service_name == name))
             session.flush()
-            session.add_all(ServiceModel(service_name=name, model_name=m, model_version=v) for m, v in wanted)
-            session.flush()
+            replace_service_models(session, name, wanted)
             return ServiceRecord.of(row)
 
         return self._write(f"save service '{name}'", put)
@@ -88,3 +82,14 @@ class ServiceOperations:
                 raise NotFound(f"service '{name}' not found")
             session.execute(delete(ServiceModel).where(ServiceModel.service_name == name))
             session.delete(row)
+
+
+def replace_service_models(session, service: str, models: list[tuple[str, int]]) -> None:
+    """Record that ``service`` uses exactly these model versions (each must exist)."""
+    from .db import _model_row
+
+    for model_name, version in models:
+        _model_row(session, model_name, version)
+    session.execute(delete(ServiceModel).where(ServiceModel.service_name == service))
+    session.add_all(ServiceModel(service_name=service, model_name=m, model_version=v) for m, v in models)
+    session.flush()
