@@ -7,6 +7,8 @@ it starts a new one and retries the request once, when the request never reached
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import httpx
 import orjson
 
 from ..errors import BY_CODE, ModelportError, ServerUnavailable
-from ..store.artifacts import CHUNK
+from ..store.artifacts import CHUNK, inside
 from . import server
 from .workspace_dir import WorkspaceDir
 
@@ -78,18 +80,31 @@ class Client:
                     "mode": path.stat().st_mode & 0o777} for rel, path in files]
         return self.json("POST", "/trees", json=entries)
 
-    def download_blob(self, sha: str, target: Path) -> None:
+    def download_blob(self, sha: str, folder: Path, relative: str) -> Path:
+        """Write blob ``sha`` to ``relative`` under ``folder``; return the path written.
+
+        The path goes through ``store.artifacts.inside``: InvalidInput, and nothing written, when it
+        would leave ``folder`` (``..``, absolute, or a symlink below ``folder`` that leads out). The
+        content goes to a new hidden file beside the target and is renamed over it.
+        """
+        target = inside(folder, relative)
         http = self._http or self._connect()
         target.parent.mkdir(parents=True, exist_ok=True)
         with http.stream("GET", f"/blobs/{sha}") as response:
             if response.status_code >= 400:
                 response.read()
                 _checked(response)
-            tmp = target.with_name(f".{target.name}.part")
-            with open(tmp, "wb") as out:
-                for chunk in response.iter_bytes(CHUNK):
-                    out.write(chunk)
+            tmp = target.with_name(f".modelport-{secrets.token_hex(8)}.part")
+            # O_EXCL: a new file with the usual mode (0666 less the umask), never an existing link followed
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
+                try:
+                    for chunk in response.iter_bytes(CHUNK):
+                        out.write(chunk)
+                except BaseException:
+                    tmp.unlink()
+                    raise
             tmp.replace(target)
+        return target
 
     def close(self) -> None:
         if self._http is not None:

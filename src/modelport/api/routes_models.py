@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from ..errors import InvalidInput, NotFound
+from ..store.artifacts import read_manifest, require_blobs
 from .context import Context, context
 
 router = APIRouter(tags=["models"])
@@ -49,6 +50,8 @@ def register_model(body: ModelRegistration, ctx: Context = Depends(context)) -> 
     check_model_name(body.name)
     if not ctx.artifacts.exists(body.artifact_sha256):
         raise InvalidInput(f"upload the model's content (blob {body.artifact_sha256}) before registering it")
+    if body.artifact_kind == "folder":
+        require_blobs(ctx.artifacts, read_manifest(ctx.artifacts, body.artifact_sha256))
     record = ctx.store.register_model(
         body.name, body.artifact_sha256, body.artifact_kind, body.artifact_name, body.size_bytes,
         description=body.description, tags=body.tags, properties=body.properties,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from ..errors import InvalidInput
+from ..store.artifacts import read_manifest, require_blobs
 from .context import Context, context
 
 router = APIRouter(tags=["snapshots"])
@@ -19,9 +20,15 @@ class SnapshotRegistration(BaseModel):
 
 @router.post("/snapshots", status_code=201)
 def register_snapshot(body: SnapshotRegistration, ctx: Context = Depends(context)) -> dict:
-    """Record an uploaded tree (see ``POST /trees``) as a source snapshot."""
+    """Record an uploaded tree (see ``POST /trees``) as a source snapshot; its manifest is checked (400)."""
     if not ctx.artifacts.exists(body.sha256):
         raise InvalidInput(f"upload the snapshot's tree (sha256 {body.sha256}) before registering it")
+    manifest = read_manifest(ctx.artifacts, body.sha256)
+    require_blobs(ctx.artifacts, manifest)
+    counted = (len(manifest), sum(entry["size"] for entry in manifest))
+    if (body.file_count, body.size_bytes) != counted:
+        raise InvalidInput(f"snapshot {body.sha256} holds {counted[0]} files of {counted[1]} bytes, not "
+                           f"{body.file_count} files of {body.size_bytes} bytes; send the counts POST /trees returned")
     return ctx.store.add_snapshot(body.sha256, body.file_count, body.size_bytes).to_dict()
 
 

@@ -3,39 +3,58 @@
 Files are hard links to the workspace's read-only blobs when the file system allows (no
 copy of a large model per version), copies otherwise. A finished root has a marker file,
 so it is made once per version, and a half-made one is removed and made again.
+
+Every path comes from stored data (manifests, model names and versions), so the whole layout is
+checked before anything is written, and each file is placed through ``artifacts.inside``: a
+hostile manifest fails the version with a one-line reason and writes nothing outside the root.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
-from ..store.artifacts import LocalArtifactStore
+from ..store.artifacts import LocalArtifactStore, inside, read_manifest
+from ..store.checks import check_file_name, check_no_clash, check_relative_path
 
 MARKER = ".modelport-app-root"
+MODELS_FOLDER = "azureml-models"
 
 
 def prepare(root: Path, artifacts: LocalArtifactStore, snapshot_sha: str, models: list[dict]) -> Path:
-    """Lay out ``root`` once: the snapshot's files, then each model under azureml-models."""
+    """Lay out ``root`` once: the snapshot's files, then each model under azureml-models.
+
+    ``models`` are dicts with name, version, artifact_sha256, artifact_kind ("file" or "folder") and
+    artifact_name. Raises InvalidInput (nothing left at ``root``) when a manifest, name or layout is unsafe,
+    NotFound when a blob is missing.
+    """
     if (root / MARKER).exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
-    _tree(artifacts, snapshot_sha, root)
-    for model in models:
-        target = root / "azureml-models" / model["name"] / str(model["version"]) / model["artifact_name"]
-        if model["artifact_kind"] == "file":
-            _place(artifacts, model["artifact_sha256"], target)
-        else:
-            _tree(artifacts, model["artifact_sha256"], target)
-    (root / MARKER).write_text("")
+    try:
+        for relative, sha in _layout(artifacts, snapshot_sha, models).items():
+            _place(artifacts, sha, inside(root, relative))
+        (root / MARKER).write_text("")
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return root
 
 
-def _tree(artifacts: LocalArtifactStore, manifest_sha: str, target: Path) -> None:
-    for entry in json.loads(artifacts.get_bytes(manifest_sha)):
-        _place(artifacts, entry["sha256"], target / entry["path"])
+def _layout(artifacts: LocalArtifactStore, snapshot_sha: str, models: list[dict]) -> dict[str, str]:
+    """Every file of the app root as ``{relative path: blob sha256}``, checked (a model beats the snapshot)."""
+    files = {entry["path"]: entry["sha256"] for entry in read_manifest(artifacts, snapshot_sha)}
+    for model in models:
+        name = check_file_name("model artifact name", model["artifact_name"])
+        folder = check_relative_path("model folder", f"{MODELS_FOLDER}/{model['name']}/{model['version']}/{name}")
+        if model["artifact_kind"] == "file":
+            files[folder] = model["artifact_sha256"]
+        else:
+            files.update({f"{folder}/{entry['path']}": entry["sha256"]
+                          for entry in read_manifest(artifacts, model["artifact_sha256"])})
+    check_no_clash("the app root (source snapshot plus models)", files)
+    return files
 
 
 def _place(artifacts: LocalArtifactStore, sha: str, target: Path) -> None:

@@ -82,21 +82,29 @@ class Model:
         return [Model(workspace, _record=r) for r in workspace._client.json("GET", "/models", params=params)]
 
     def download(self, target_dir: str | Path = ".", exist_ok: bool = False) -> str:
-        """Download the model into ``target_dir``; return the path of the file or folder written."""
-        target = Path(target_dir).expanduser().resolve() / self._record["artifact_name"]
+        """Download the model into ``target_dir``; return the path of the file or folder written.
+
+        Nothing is written outside ``target_dir``: the model's name and its folder manifest are checked
+        first, and a symlink inside ``target_dir`` that leads out is refused (InvalidInput).
+        """
+        from ..store.artifacts import inside, parse_manifest
+        from ..store.checks import check_file_name
+
+        folder = Path(target_dir).expanduser().resolve()
+        name = check_file_name("model artifact name", self._record["artifact_name"])
+        target = inside(folder, name)
         if target.exists() and not exist_ok:
             raise Conflict(f"{target} already exists; pass exist_ok=True to overwrite it or choose another target_dir")
         client = self.workspace._client
-        target.parent.mkdir(parents=True, exist_ok=True)
+        sha = self._record["artifact_sha256"]
         if self._record["artifact_kind"] == "file":
-            client.download_blob(self._record["artifact_sha256"], target)
-            return str(target)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+            return str(client.download_blob(sha, folder, name))
+        manifest = parse_manifest(client.request("GET", f"/blobs/{sha}").content, sha)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".modelport-", dir=target.parent))
         try:
-            manifest = client.request("GET", f"/blobs/{self._record['artifact_sha256']}").json()
             for entry in manifest:
-                client.download_blob(entry["sha256"], staging / entry["path"])
-                (staging / entry["path"]).chmod(entry["mode"])
+                client.download_blob(entry["sha256"], staging, entry["path"]).chmod(entry["mode"])
             if target.exists():
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
             staging.rename(target)
