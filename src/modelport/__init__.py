@@ -17,6 +17,8 @@ _PUBLIC = {
     "LocalWebservice": "modelport.sdk.webservice",
     "AksWebservice": "modelport.sdk.webservice",
     "KubernetesWebservice": "modelport.sdk.webservice",
+    "AksServiceAccessToken": "modelport.sdk.webservice",
+    "ComputeTarget": "modelport.sdk.workspace",
 }
 __all__ = list(_PUBLIC)
 

@@ -97,7 +97,8 @@ def logs(name: str, num_lines: int = 5000, ctx: Context = Depends(context)) -> d
 
 @router.get("/services/{name}/keys")
 def get_keys(name: str, ctx: Context = Depends(context)) -> dict:
-    keys = ctx.store.get_service(name).config["keys"]
+    """The primary and secondary key of a key-auth service; refused for token auth or no auth (Azure ML's rule)."""
+    keys = _key_auth_config(ctx, name)["keys"]
     return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
 
 
@@ -108,7 +109,7 @@ def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(cont
     if which not in ("primary", "secondary"):
         raise InvalidInput(f"key_type {body.key_type!r} must be 'Primary' or 'Secondary'")
     with ctx.deployments.operation(name):
-        keys = dict(ctx.store.get_service(name).config["keys"])
+        keys = dict(_key_auth_config(ctx, name)["keys"])
         keys[which] = body.set_key or secrets.token_urlsafe(32)
         ctx.store.merge_service_config(name, {"keys": keys})
     return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
@@ -116,13 +117,34 @@ def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(cont
 
 @router.get("/services/{name}/token")
 def get_token(name: str, ctx: Context = Depends(context)) -> dict:
-    """A JWT for a service with token auth (``token_auth_enabled``), and when to refresh it."""
-    deploy = ctx.store.get_service(name).config["deploy"]
-    if not deploy.get("token_auth_enabled"):
-        raise InvalidInput(f"service '{name}' does not use token auth; deploy or update it with "
-                           "token_auth_enabled=True (and auth_enabled=False), or use its keys")
+    """A JWT for a token-auth service, as Azure ML's token payload: ``accessToken``, ``tokenType`` (``Bearer``),
+    ``refreshAfter`` and ``expiryOn`` (epoch seconds). Refused for key auth or no auth."""
+    mode = auth_mode(ctx.store.get_service(name).config["deploy"])
+    if mode != "token":
+        raise InvalidInput(f"tokens are not enabled for service '{name}': it {_AUTH_WORDS[mode]}; "
+                           + ("use its keys (get_keys(), or modelport service keys), or update it with "
+                              "token_auth_enabled=True, auth_enabled=False" if mode == "key" else
+                              "update it with token_auth_enabled=True to require tokens"))
+    import jwt
+
     token, refresh_by = ctx.deployments.token(name)
-    return {"accessToken": token, "refreshAfter": refresh_by}
+    expiry = jwt.decode(token, options={"verify_signature": False})["exp"]  # the token's own expiry claim
+    return {"accessToken": token, "tokenType": "Bearer", "refreshAfter": refresh_by, "expiryOn": expiry}
+
+
+_AUTH_WORDS = {"key": "uses key auth", "token": "uses token auth", "none": "has auth disabled (auth_enabled=False)"}
+
+
+def _key_auth_config(ctx: Context, name: str) -> dict:
+    """A service's config, if it uses keys; otherwise InvalidInput saying what it uses instead."""
+    config = ctx.store.get_service(name).config
+    mode = auth_mode(config["deploy"])
+    if mode != "key":
+        raise InvalidInput(f"keys are not enabled for service '{name}': it {_AUTH_WORDS[mode]}; "
+                           + (f"get a token with get_access_token() (or modelport service get-access-token -n "
+                              f"{name}), or update it with auth_enabled=True, token_auth_enabled=False"
+                              if mode == "token" else "update it with auth_enabled=True to require keys"))
+    return config
 
 
 def _existing(ctx: Context, name: str) -> dict | None:

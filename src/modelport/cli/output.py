@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -32,23 +33,34 @@ def friendly_errors(command: Callable) -> Callable:
 
 
 def workspace_from(path: str | None):
+    """The workspace of folder ``path`` (default: this folder or a parent)."""
     from ..sdk.workspace import Workspace
 
     return Workspace.from_config(path)
 
 
 def emit(output: str, rows: list[dict] | dict, columns: Sequence[str]) -> None:
-    """Print records as JSON, or as a table of ``columns``."""
+    """Print records as JSON, or as a table of ``columns``.
+
+    On a terminal the table is drawn (rich); anywhere else (a pipe, a file, a CI log) it is tab-separated
+    lines, a header first, never cut or wrapped, with tabs and line breaks inside a cell turned into spaces.
+    """
     if output == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
 
+    records = rows if isinstance(rows, list) else [rows]
+    console = Console()
+    if not console.is_terminal:
+        for cells in [list(columns), *([_cell(row.get(c)) for c in columns] for row in records)]:
+            click.echo("\t".join(re.sub(r"[\t\r\n]+", " ", cell) for cell in cells))
+        return
     table = Table(*columns, show_lines=False)
-    for row in rows if isinstance(rows, list) else [rows]:
+    for row in records:
         table.add_row(*(_cell(row.get(c)) for c in columns))
-    Console().print(table)
+    console.print(table)
 
 
 def _cell(value) -> str:

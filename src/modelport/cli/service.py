@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -11,9 +12,14 @@ from .output import emit, friendly_errors, output_option, workspace_from, worksp
 COLUMNS = ["name", "state", "scoring_uri", "models", "error"]
 
 
-def _row(service) -> dict:
+def _row(service, output: str = "table") -> dict:
+    """A service's view; in a table its error is one line (the whole reason stays in ``-o json`` and ``show``)."""
+    from ..sdk.webservice import one_line
+
     view = service.serialize()
-    return {**view, "models": " ".join(view.get("models", []))}
+    if output == "json":
+        return view
+    return {**view, "models": " ".join(view.get("models", [])), "error": one_line(view.get("error"))}
 
 
 @click.command("deploy")
@@ -32,21 +38,18 @@ def _row(service) -> dict:
 @friendly_errors
 def deploy_command(name, models, ic, dc, compute_target, overwrite, no_wait, workspace_path, output) -> None:
     """Deploy models as a web service on this machine."""
-    from ..errors import InvalidInput
     from ..sdk.deploy_config import DeploymentConfig, aks_deploy_configuration
     from ..sdk.inference_config import InferenceConfig
     from ..sdk.model import Model
 
-    if compute_target != "local":
-        raise InvalidInput(f"compute target {compute_target!r} is not attached; use --ct local")
     workspace = workspace_from(workspace_path)
     config = DeploymentConfig.from_file(dc) if dc else aks_deploy_configuration()
     service = Model.deploy(workspace, name, [Model(workspace, id=m) if ":" in m else Model(workspace, m)
                                              for m in models], InferenceConfig.from_file(ic), config,
-                           overwrite=overwrite)
+                           deployment_target=compute_target, overwrite=overwrite)
     if not no_wait:
-        service.wait_for_deployment(show_output=output == "table")
-    emit(output, _row(service), COLUMNS)
+        service.wait_for_deployment(show_output=True)
+    emit(output, _row(service, output), COLUMNS)
 
 
 @click.group("service")
@@ -66,9 +69,11 @@ def _service(workspace_path, name):
 @output_option
 @friendly_errors
 def list_services(model_name, workspace_path, output) -> None:
+    """List services with their state, scoring URI, models and a one-line error."""
     from ..sdk.webservice import Webservice
 
-    emit(output, [_row(s) for s in Webservice.list(workspace_from(workspace_path), model_name=model_name)], COLUMNS)
+    services = Webservice.list(workspace_from(workspace_path), model_name=model_name)
+    emit(output, [_row(s, output) for s in services], COLUMNS)
 
 
 @service_group.command("show")
@@ -77,7 +82,11 @@ def list_services(model_name, workspace_path, output) -> None:
 @output_option
 @friendly_errors
 def show(name, workspace_path, output) -> None:
-    emit(output, _row(_service(workspace_path, name)), COLUMNS + ["swagger_uri"])
+    """Show one service; a table is followed by the whole reason (e.g. the replica log tail) when it has one."""
+    service = _service(workspace_path, name)
+    emit(output, _row(service, output), COLUMNS + ["swagger_uri"])
+    if output == "table" and service.error:
+        click.echo(f"\nerror:\n{service.error}")
 
 
 @service_group.command("logs")
@@ -86,6 +95,7 @@ def show(name, workspace_path, output) -> None:
 @workspace_option
 @friendly_errors
 def logs(name, num_lines, workspace_path) -> None:
+    """Print the last lines of the serving version's replica logs."""
     click.echo(_service(workspace_path, name).get_logs(num_lines))
 
 
@@ -95,6 +105,7 @@ def logs(name, num_lines, workspace_path) -> None:
 @output_option
 @friendly_errors
 def keys(name, workspace_path, output) -> None:
+    """Show the primary and secondary key of a key-auth service."""
     primary, secondary = _service(workspace_path, name).get_keys()
     emit(output, {"primaryKey": primary, "secondaryKey": secondary}, ["primaryKey", "secondaryKey"])
 
@@ -106,6 +117,7 @@ def keys(name, workspace_path, output) -> None:
 @workspace_option
 @friendly_errors
 def regen_key(name, key, set_key, workspace_path) -> None:
+    """Regenerate (or set) the primary or secondary key; the old value stops working."""
     _service(workspace_path, name).regen_key(key, set_key)
     click.echo(f"Regenerated the {key.lower()} key of {name}.")
 
@@ -116,21 +128,36 @@ def regen_key(name, key, set_key, workspace_path) -> None:
 @output_option
 @friendly_errors
 def get_access_token(name, workspace_path, output) -> None:
-    token, refresh_by = _service(workspace_path, name).get_token()
-    emit(output, {"accessToken": token, "refreshAfter": refresh_by}, ["accessToken", "refreshAfter"])
+    """A token for a token-auth service: accessToken, tokenType, refreshAfter, expiryOn (local times)."""
+    token = _service(workspace_path, name).get_access_token().serialize()
+    emit(output, token, list(token))
 
 
 @service_group.command("run")
 @click.option("--name", "-n", required=True)
-@click.option("--input-data", "-d", required=True, help="JSON text, or @file.json.")
+@click.option("--input-data", "-d", required=True,
+              help="The request body: JSON text, @FILE to read a file, or - to read standard input (as curl).")
 @workspace_option
 @friendly_errors
 def run(name, input_data, workspace_path) -> None:
     """Score the service with its key or token."""
-    if input_data.startswith("@"):
+    click.echo(json.dumps(_service(workspace_path, name).run(_body(input_data))))
+
+
+def _body(input_data: str) -> str:
+    """curl's ``-d`` convention: ``-`` is standard input, ``@path`` a file's content, anything else the body."""
+    from ..errors import InvalidInput
+
+    if input_data == "-":
+        return sys.stdin.read()
+    if not input_data.startswith("@"):
+        return input_data
+    try:
         with open(input_data[1:]) as source:
-            input_data = source.read()
-    click.echo(json.dumps(_service(workspace_path, name).run(input_data)))
+            return source.read()
+    except OSError as err:
+        raise InvalidInput(f"cannot read the input file {input_data[1:]!r}: {err.strerror}; give an existing file "
+                           "after @, - for standard input, or the JSON text itself") from None
 
 
 @service_group.command("update")
@@ -151,8 +178,8 @@ def update(name, models, ic, dc, workspace_path, output) -> None:
     settings = DeploymentConfig.from_file(dc).to_settings() if dc else {}
     service.update(models=[Model(service.workspace, id=m) for m in models] or None,
                    inference_config=InferenceConfig.from_file(ic) if ic else None, **settings)
-    service.wait_for_deployment(show_output=output == "table")
-    emit(output, _row(service), COLUMNS)
+    service.wait_for_deployment(show_output=True)
+    emit(output, _row(service, output), COLUMNS)
 
 
 @service_group.command("delete")
@@ -160,5 +187,6 @@ def update(name, models, ic, dc, workspace_path, output) -> None:
 @workspace_option
 @friendly_errors
 def delete(name, workspace_path) -> None:
+    """Delete the service; its replicas stop before this returns."""
     _service(workspace_path, name).delete()
     click.echo(f"Deleted {name}.")

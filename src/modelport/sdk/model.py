@@ -128,7 +128,11 @@ class Model:
     @staticmethod
     def deploy(workspace: Workspace, name: str, models: list[Model], inference_config, deployment_config=None,
                deployment_target=None, overwrite: bool = False, show_output: bool = False):
-        """Deploy models as a web service (local backend); returns the ``Webservice``."""
+        """Deploy models as a web service, as Azure ML's ``Model.deploy``; returns the ``Webservice`` (Transitioning).
+
+        ``deployment_target``: None or ``"local"`` (or ``ws.compute_targets["local"]``); any other target raises
+        NotFound, as ``modelport model deploy --ct`` does. ``show_output=True`` waits, reporting progress.
+        """
         from .webservice import deploy
 
         return deploy(workspace, name, models, inference_config, deployment_config, deployment_target, overwrite,

@@ -7,19 +7,68 @@ makes it run. ``wait_for_deployment`` follows it to ``Healthy`` (or ``Failed`` w
 from __future__ import annotations
 
 import json
+import re
+import sys
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from ..errors import InvalidInput, ModelportError
 from .deploy_config import DeploymentConfig, aks_deploy_configuration, local_deploy_configuration
+from .workspace import ComputeTarget
 
 TERMINAL = ("Healthy", "Failed", "Unhealthy")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 
 
 class WebserviceError(ModelportError):
     """A deployment ended in Failed, or a call to the service failed."""
+
+
+@dataclass(frozen=True)
+class AksServiceAccessToken:
+    """A service's token, as Azure ML's ``AksServiceAccessToken`` (what ``get_access_token()`` returns).
+
+    ``refresh_after`` and ``expiry_on`` are naive ``datetime`` objects in local time, as Azure ML builds them
+    (``datetime.fromtimestamp`` of the service's epoch seconds); ``token_type`` is ``"Bearer"``. Send it as
+    ``Authorization: Bearer <access_token>``; fetch a new one after ``refresh_after``.
+    """
+
+    access_token: str
+    token_type: str
+    refresh_after: datetime
+    expiry_on: datetime
+
+    @staticmethod
+    def deserialize(payload: dict) -> AksServiceAccessToken:
+        """From the control plane's (and Azure ML's) payload: ``accessToken``, ``tokenType``, ``refreshAfter``
+        and ``expiryOn`` (epoch seconds)."""
+        return AksServiceAccessToken(payload["accessToken"], payload["tokenType"],
+                                     datetime.fromtimestamp(payload["refreshAfter"]),
+                                     datetime.fromtimestamp(payload["expiryOn"]))
+
+    def serialize(self) -> dict:
+        """Azure ML's keys, the times as ISO 8601 local times."""
+        return {"accessToken": self.access_token, "tokenType": self.token_type,
+                "refreshAfter": self.refresh_after.isoformat(), "expiryOn": self.expiry_on.isoformat()}
+
+
+def one_line(reason: str | None) -> str:
+    """A service's reason (a summary line, maybe followed by a log tail) as one line for tables and progress.
+
+    Escape sequences are stripped; the first non-blank line is kept. When that line introduces the tail
+    (ends with ``:``), the tail's last exception line (``RuntimeError: ...``) is appended: the cause.
+    """
+    from rich.text import Text
+
+    lines = [line.strip() for line in Text.from_ansi(reason or "").plain.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    cause = next((line for line in reversed(lines[1:]) if _EXCEPTION_LINE.match(line)), None)
+    return f"{lines[0]} {cause}" if cause and lines[0].endswith(":") else lines[0]
 
 
 class Webservice:
@@ -58,35 +107,35 @@ class Webservice:
         self._load(self.workspace._client.json("GET", f"/services/{self.name}"))
 
     def wait_for_deployment(self, show_output: bool = False, timeout_sec: float | None = None) -> None:
-        """Wait until the service is Healthy; raise WebserviceError with the reason if it failed."""
-        from rich.console import Console
+        """Wait until the service is Healthy, as Azure ML's: ``timeout_sec`` seconds at most (default: no limit).
 
-        console = Console(stderr=True)
+        ``show_output=True`` reports progress on stderr: a live status line on a terminal; elsewhere (CI logs,
+        pipes) one plain line per change of state or reason with the seconds waited, and no escape codes.
+        Raises WebserviceError when the service ends Failed or Unhealthy (with the reason) or the time is up.
+        """
         deadline = time.monotonic() + timeout_sec if timeout_sec else None
-        last = None
-        with console.status(f"deploying {self.name} ...") if show_output else _quiet() as status:
+        with _Progress(self.name, show_output) as progress:
             while True:
                 self.update_deployment_state()
                 reason = self._view.get("status", {}).get("reason") or ""
-                if show_output and (self.state, reason) != last:
-                    status.update(f"{self.name}: {self.state} {reason.splitlines()[0] if reason else ''}")
-                    last = (self.state, reason)
                 if self.state in TERMINAL:
+                    progress.finish(self.state, self.scoring_uri if self.state == "Healthy" else one_line(reason))
                     break
+                progress.update(self.state, reason)
                 if deadline and time.monotonic() > deadline:
                     raise WebserviceError(f"service {self.name} is still {self.state} after {timeout_sec} s: "
-                                          f"{reason}; call wait_for_deployment again or check get_logs()")
+                                          f"{one_line(reason)}; call wait_for_deployment again or check get_logs()")
                 time.sleep(0.25)
-        if show_output:
-            console.print(f"{self.name}: {self.state}" + (f" — {self.scoring_uri}" if self.scoring_uri else ""))
         if self.state != "Healthy":
             raise WebserviceError(f"service {self.name} is {self.state}: {self.error}")
 
     def get_logs(self, num_lines: int = 5000, init: bool = False) -> str:
+        """The last ``num_lines`` lines of the serving version's replica logs (``init`` is accepted for Azure ML)."""
         return self.workspace._client.json("GET", f"/services/{self.name}/logs", params={"num_lines": num_lines})[
             "logs"]
 
     def get_keys(self) -> tuple[str, str]:
+        """``(primary, secondary)`` of a key-auth service; InvalidInput for a token-auth or no-auth service."""
         keys = self.workspace._client.json("GET", f"/services/{self.name}/keys")
         return keys["primaryKey"], keys["secondaryKey"]
 
@@ -94,10 +143,14 @@ class Webservice:
         """Regenerate (or set) the ``"Primary"`` or ``"Secondary"`` key; the old value stops working."""
         self.workspace._client.json("POST", f"/services/{self.name}/keys", json={"key_type": key, "set_key": set_key})
 
-    def get_token(self) -> tuple[str, float]:
-        """A JWT for token auth and the time (epoch seconds) to refresh it by."""
-        token = self.workspace._client.json("GET", f"/services/{self.name}/token")
-        return token["accessToken"], token["refreshAfter"]
+    def get_access_token(self) -> AksServiceAccessToken:
+        """A token for a token-auth service (InvalidInput for key or no auth), as Azure ML's ``get_access_token``."""
+        return AksServiceAccessToken.deserialize(self.workspace._client.json("GET", f"/services/{self.name}/token"))
+
+    def get_token(self) -> tuple[str, datetime]:
+        """Azure ML's older form of ``get_access_token``: ``(token, refresh_after)``, a naive local ``datetime``."""
+        token = self.get_access_token()
+        return token.access_token, token.refresh_after
 
     def run(self, input_data: Any) -> Any:
         """Score ``input_data`` (a JSON string or a JSON-able object) with the service's key or token."""
@@ -111,7 +164,7 @@ class Webservice:
         if auth == "key":
             headers["Authorization"] = f"Bearer {self.get_keys()[0]}"
         elif auth == "token":
-            headers["Authorization"] = f"Bearer {self.get_token()[0]}"
+            headers["Authorization"] = f"Bearer {self.get_access_token().access_token}"
         response = httpx.post(self.scoring_uri, content=body, headers=headers, timeout=None)
         try:
             result = response.json()
@@ -161,16 +214,31 @@ KubernetesWebservice = AksWebservice
 
 def deploy(workspace, name: str, models: list, inference_config, deployment_config: DeploymentConfig | None = None,
            deployment_target=None, overwrite: bool = False, show_output: bool = False) -> Webservice:
-    """``Model.deploy``: package the source, record the desired service, return it (Transitioning)."""
+    """``Model.deploy``: package the source, record the desired service, return it (Transitioning).
+
+    ``deployment_target`` (a compute target's name or object) and the config's ``compute_target_name`` must
+    name an attached target (``ComputeTarget(workspace, name)`` raises NotFound otherwise); None is ``local``.
+    """
     if not models:
         raise InvalidInput("models must list at least one Model to deploy")
     config = deployment_config or aks_deploy_configuration()
+    for target in (deployment_target, config.compute_target_name):
+        if target is not None:
+            ComputeTarget(workspace, target if isinstance(target, str) else _target_name(target))
     body = {"name": name, "models": [m.id for m in models], "overwrite": overwrite,
             "deploy": config.to_settings(), **_inference_body(workspace, inference_config)}
     service = Webservice(workspace, name, _view=workspace._client.json("POST", "/services", json=body))
     if show_output:
         service.wait_for_deployment(show_output=True)
     return service
+
+
+def _target_name(target: Any) -> str:
+    name = getattr(target, "name", None)
+    if not isinstance(name, str):
+        raise InvalidInput(f"deployment_target must be a compute target (or its name), not {type(target).__name__}; "
+                           "leave it out to deploy on this machine")
+    return name
 
 
 def _inference_body(workspace, inference_config) -> dict:
@@ -180,12 +248,48 @@ def _inference_body(workspace, inference_config) -> dict:
             "environment": environment._to_dict() if environment else None}
 
 
-class _quiet:
-    def __enter__(self):
+class _Progress:
+    """``wait_for_deployment``'s report on stderr: a live status on a terminal, plain timed lines elsewhere."""
+
+    def __init__(self, name: str, show: bool):
+        from rich.console import Console
+
+        self.name = name
+        self.console = Console(stderr=True) if show else None
+        self.started = time.monotonic()
+        self._last = ""
+        self._status = None
+
+    def __enter__(self) -> _Progress:
+        if self.console is not None and self.console.is_terminal:
+            self._status = self.console.status(f"deploying {self.name} ...")
+            self._status.start()
         return self
 
-    def update(self, *_args) -> None:
-        pass
+    def update(self, state: str, reason: str) -> None:
+        """Report ``state`` and the first line of ``reason`` if either changed since the last report."""
+        line = f"{self.name}: {state}" + (f" - {one_line(reason)}" if reason else "")
+        if self.console is None or line == self._last:
+            return
+        self._last = line
+        if self._status is not None:
+            self._status.update(line)
+        else:
+            self._plain(line)
+
+    def finish(self, state: str, detail: str | None) -> None:
+        """The last line: the final state and the scoring URI (Healthy) or the one-line reason."""
+        if self.console is None:
+            return
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        self._plain(f"{self.name}: {state}" + (f" - {detail}" if detail else ""))
+
+    def _plain(self, line: str) -> None:
+        print(f"{line} ({time.monotonic() - self.started:.0f} s)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> bool:
+        if self._status is not None:
+            self._status.stop()
         return False

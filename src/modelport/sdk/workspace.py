@@ -1,4 +1,4 @@
-"""``Workspace``: where models, environments, compute targets and services live."""
+"""``Workspace``: where models, environments, compute targets and services live; ``ComputeTarget``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from ..api.client import Client
 from ..api.workspace_dir import WorkspaceDir
 from ..errors import NotFound
+
+LOCAL = "local"
 
 
 class Workspace:
@@ -33,6 +35,7 @@ class Workspace:
 
     @staticmethod
     def get(name: str, path: str | Path = ".") -> Workspace:
+        """The workspace ``name`` in ``path``; NotFound if the workspace there has another name."""
         return Workspace(name, path)
 
     @staticmethod
@@ -66,16 +69,43 @@ class Workspace:
 
     @property
     def compute_targets(self) -> dict:
-        """Compute targets by name; ``local`` (this machine) always exists."""
-        return {"local": {"name": "local", "type": "local"}}
+        """Compute targets by name, as ``ComputeTarget`` objects; ``local`` (this machine) always exists."""
+        return {LOCAL: ComputeTarget(self, LOCAL)}
 
     @property
     def webservices(self) -> dict:
-        """Deployed services by name (local deployments arrive with the deployment feature)."""
-        return {}
+        """Every service of the workspace by name, as ``Webservice`` objects (Azure ML's ``ws.webservices``)."""
+        from .webservice import Webservice
+
+        return {service.name: service for service in Webservice.list(self)}
 
     def get_details(self) -> dict:
+        """``name``, ``path``, ``store`` and ``created`` of the workspace, from its control plane."""
         return self._client.json("GET", "/workspace")
 
     def __repr__(self) -> str:
         return f"Workspace.get(name={self.name!r}, path={str(self.path)!r})"
+
+
+class ComputeTarget:
+    """A place where services run, used like ``azureml.core.ComputeTarget(workspace, name)``.
+
+    Only ``local`` (this machine, ``type`` ``"Local"``) exists: any other name raises NotFound with the
+    message the CLI's ``--ct`` gives, so neither deploys an unknown target locally by mistake.
+    """
+
+    def __init__(self, workspace: Workspace, name: str):
+        if name != LOCAL:
+            raise NotFound(f"compute target '{name}' is not attached to workspace '{workspace.name}': only "
+                           f"'{LOCAL}' (this machine) exists, and attaching a Kubernetes cluster is not supported "
+                           f"yet; deploy with --ct {LOCAL} (SDK: leave deployment_target out)")
+        self.workspace = workspace
+        self.name = name
+        self.type = "Local"
+        self.provisioning_state = "Succeeded"
+
+    def serialize(self) -> dict:
+        return {"name": self.name, "type": self.type, "provisioningState": self.provisioning_state}
+
+    def __repr__(self) -> str:
+        return f"ComputeTarget(workspace={self.workspace.name!r}, name={self.name!r}, type={self.type!r})"
