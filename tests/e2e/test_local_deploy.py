@@ -6,6 +6,7 @@ import contextlib
 import os
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -149,18 +150,18 @@ def test_key_auth(keyed):
     assert keyed.run({"echo": 1})["echo"] == 1  # the SDK uses the current key
 
 
-def test_token_auth(ws, model):
+def test_token_auth(ws, model, keyed):
     config = AksWebservice.deploy_configuration(num_replicas=1, auth_enabled=False, token_auth_enabled=True)
     service = Model.deploy(ws, "token-svc", [model], inference_config(), config)
     service.wait_for_deployment(timeout_sec=120)
     token, refresh_by = service.get_token()
-    assert refresh_by > time.time()
+    assert refresh_by > datetime.now()  # Azure's naive local datetime
     assert call(service, token).status_code == 200
     assert call(service, None).status_code == 401
     assert call(service, token[:-4] + "AAAA").status_code == 401  # forged signature
     assert service.run({"echo": "t"})["echo"] == "t"
-    with pytest.raises(InvalidInput, match="token auth"):
-        Webservice(ws, "keyed-svc").get_token()
+    with pytest.raises(InvalidInput, match="tokens are not enabled for service 'keyed-svc': it uses key auth"):
+        Webservice(ws, keyed.name).get_token()
     service.delete()
 
 

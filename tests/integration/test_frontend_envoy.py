@@ -263,7 +263,7 @@ def test_a_restarted_controller_adopts_the_running_envoy(front, replicas):
     front.apply([only("plain", replicas["a"])])
     again = FrontEnd(front.state_dir)
     again.start()
-    assert (again.pid, again.url, again.admin_url) == (front.pid, front.url, front.admin_url)
+    assert (again.pid, again.url, again.admin_socket) == (front.pid, front.url, front.admin_socket)
     again.apply([only("plain", replicas["a"]), only("other", replicas["b"])])
     assert score(front, "other").json()["version"] == "v2"
 

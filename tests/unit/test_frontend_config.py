@@ -15,8 +15,10 @@ from modelport.errors import InvalidInput
 from modelport.frontend.config import (
     AUTH_KIND_HEADER,
     VERSION_HEADER,
+    ClientLimits,
     ServiceRoute,
     VersionRoute,
+    bootstrap,
     check_services,
     local_reply_config,
     xds_files,
@@ -38,7 +40,10 @@ def render(*services: ServiceRoute, jwks=JWKS):
 
 
 def routes(files) -> list[dict]:
-    return files["rds.yaml"]["resources"][0]["virtual_hosts"][0]["routes"]
+    """The services' routes (without the body-limit route that comes first)."""
+    all_routes = files["rds.yaml"]["resources"][0]["virtual_hosts"][0]["routes"]
+    assert all_routes[0]["name"] == "body-limit"
+    return all_routes[1:]
 
 
 def hcm(files) -> dict:
@@ -195,3 +200,18 @@ def test_envoy_binary_is_found_and_a_bad_override_is_named(tmp_path, monkeypatch
     monkeypatch.setenv("MODELPORT_ENVOY", str(not_executable))
     with pytest.raises(EnvoyNotFound, match=f"{not_executable} is missing or not executable"):
         envoy_path()
+
+
+def test_oversized_bodies_are_refused_before_any_route_and_slow_clients_time_out():
+    limits = ClientLimits(headers_timeout_s=3, body_timeout_s=7.5, max_body_bytes=1000)
+    files = xds_files([two_versions()], 8080, Path("/xds"), None, "7", limits)
+    first = files["rds.yaml"]["resources"][0]["virtual_hosts"][0]["routes"][0]
+    assert first["match"]["headers"] == [{"name": "content-length", "range_match": {"start": 1001, "end": 2 ** 63 - 1}}]
+    assert first["direct_response"]["status"] == 413
+    assert "1000 bytes" in first["direct_response"]["body"]["inline_string"]
+    assert (hcm(files)["request_headers_timeout"], hcm(files)["request_timeout"]) == ("3.000s", "7.500s")
+
+
+def test_the_admin_interface_is_a_private_unix_socket():
+    admin = bootstrap(Path("/xds"), Path("/run/fe/admin.sock"))["admin"]
+    assert admin == {"address": {"pipe": {"path": "/run/fe/admin.sock", "mode": 0o600}}}

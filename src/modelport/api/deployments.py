@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 from ..backends.local import LocalBackend
 from ..errors import Conflict
-from ..frontend.config import ServiceRoute, VersionRoute
-from ..frontend.envoy import FrontEnd, FrontEndError
+from ..frontend.config import ClientLimits, ServiceRoute, VersionRoute
+from ..frontend.envoy import FrontEnd
 from ..reconcile.autoscaling import ReplicaAutoscaler
 from ..reconcile.reconciler import Reconciler
 from ..store.artifacts import LocalArtifactStore
@@ -32,6 +32,16 @@ def _front_end_port() -> int | None:
     return int(value) if value else None
 
 
+def _client_limits() -> ClientLimits:
+    """``MODELPORT_FRONTEND_HEADERS_TIMEOUT_S`` / ``_BODY_TIMEOUT_S`` / ``_MAX_BODY_BYTES`` override the defaults."""
+    defaults = ClientLimits()
+    env = os.environ.get
+    return ClientLimits(
+        headers_timeout_s=float(env("MODELPORT_FRONTEND_HEADERS_TIMEOUT_S", defaults.headers_timeout_s)),
+        body_timeout_s=float(env("MODELPORT_FRONTEND_BODY_TIMEOUT_S", defaults.body_timeout_s)),
+        max_body_bytes=int(env("MODELPORT_FRONTEND_MAX_BODY_BYTES", defaults.max_body_bytes)))
+
+
 class Deployments:
     """Owns the reconciler loop and the per-service operation locks of one workspace."""
 
@@ -39,11 +49,11 @@ class Deployments:
         self.workspace = workspace
         self.store = store
         self.backend = LocalBackend(workspace.root / "replicas")
-        self.frontend = FrontEnd(workspace.root / "frontend", port=_front_end_port())
+        self.frontend = FrontEnd(workspace.root / "frontend", port=_front_end_port(), limits=_client_limits())
         self.autoscaler = ReplicaAutoscaler(self.backend)
         self.reconciler = Reconciler(store, artifacts, self.backend, workspace.root / "services", workspace.envs,
-                                     workspace.logs, on_routes=self._apply_routes,
-                                     replica_count=self.autoscaler.replicas)
+                                     workspace.logs, front_end=self, replica_count=self.autoscaler.replicas)
+        self._services: list[ServiceRoute] = []  # what the front end was last told to route
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._frontend_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -76,8 +86,19 @@ class Deployments:
             lock.release()
         self.reconciler.wake()
 
-    def _apply_routes(self, routes: list[dict]) -> None:
-        """Called by the reconciler when what to route changed: reconfigure Envoy, then remember it."""
+    def ensure_running(self) -> bool:
+        """Start the front end again (same port, same routes) when its process is gone; True if restarted."""
+        with self._frontend_lock:
+            if not self.frontend.pid or self.frontend.running():
+                return False
+            logger.warning("the front end (envoy pid %d) is gone; starting it again on port %d",
+                           self.frontend.pid, self.frontend.port)
+            self.frontend.pid = 0
+            self.frontend.start(self._services)
+            return True
+
+    def apply(self, routes: list[dict]) -> None:
+        """Called by the reconciler when what to route changed: reconfigure Envoy (starting it if needed)."""
         with self._frontend_lock:
             if not routes and not self.frontend.pid:
                 return
@@ -86,13 +107,9 @@ class Deployments:
                              auth=r["auth"], keys=r["keys"], scoring_timeout_ms=r["scoring_timeout_ms"])
                 for r in routes]
             if not self.frontend.pid:
-                self.frontend.start()
-            try:
-                self.frontend.apply(services)
-            except FrontEndError:  # Envoy died: start it again (same port) and reapply
-                logger.warning("the front end stopped answering; restarting it")
-                self.frontend.start()
-                self.frontend.apply(services)
+                self.frontend.start(services)
+            self.frontend.apply(services)
+            self._services = services
 
     def remove(self, service: str) -> None:
         """Stop a deleted service's replicas now, not at the next reconcile pass."""

@@ -32,6 +32,7 @@ def serve(workspace: WorkspaceDir, host: str = "127.0.0.1", port: int = 0, store
     from ..runtime.supervisor import bind
     from .app import create_app
 
+    workspace.make_private()  # before the store, the front end and the replicas create their files
     app = create_app(workspace, store_url)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]

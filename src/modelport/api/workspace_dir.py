@@ -90,9 +90,9 @@ class WorkspaceDir:
                 f"{workspace.root.parent} already holds workspace {existing!r}; use Workspace.get({existing!r}, "
                 f"path=...) or another folder"
             )
-        workspace.root.mkdir(parents=True, exist_ok=True)
+        workspace.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for folder in (workspace.artifacts, workspace.envs, workspace.logs, workspace.server_dir):
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(workspace.token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as token_file:
             token_file.write(secrets.token_urlsafe(32))
@@ -103,6 +103,14 @@ class WorkspaceDir:
         tmp.write_text(json.dumps(config, indent=2) + "\n")
         os.replace(tmp, workspace.config_path)  # written last: a config means a complete workspace
         return workspace
+
+    def make_private(self) -> None:
+        """Only the owner may enter the workspace folder (it holds keys, tokens and the signing key); files
+        made from now on by this process are the owner's alone (umask 077). Workspaces made before this
+        rule get the folder's mode fixed here."""
+        os.umask(0o077)
+        if self.root.stat().st_mode & 0o077:
+            self.root.chmod(0o700)
 
     @classmethod
     def at(cls, path: Path) -> WorkspaceDir:

@@ -33,6 +33,7 @@ TOKEN_CLOCK_SKEW_S = 5
 RETRY_ON = "connect-failure,refused-stream,reset-before-request"  # only failures where no replica saw the request
 NUM_RETRIES = 3
 MAX_CLIENT_CONNECTIONS = 50000
+MAX_BODY_BYTES = 104857600  # the runtime's default MODELPORT_MAX_BODY_BYTES (100 MiB)
 
 NAME_RULE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 KEY_RULE = re.compile(r"^[\x21-\x7e]{8,256}$")
@@ -62,6 +63,22 @@ class ServiceRoute:
     auth: Auth = "key"
     keys: list[str] = field(default_factory=list)
     scoring_timeout_ms: int = 60000
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What the front end allows one client request (slow or oversized clients are cut off).
+
+    ``headers_timeout_s``: seconds to receive the request headers; ``body_timeout_s``: seconds to
+    receive the whole request (headers and body); ``max_body_bytes``: a larger declared
+    ``Content-Length`` is answered 413 before any of the body is read."""
+
+    headers_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+DEFAULT_LIMITS = ClientLimits()
 
 
 def cluster_name(service: str, version: str) -> str:
@@ -132,11 +149,12 @@ def _check_endpoint(service: str, version: str, endpoint: Any) -> None:
 
 # --- the files Envoy watches -------------------------------------------------------------------
 
-def bootstrap(xds_dir: Path) -> dict[str, Any]:
-    """The bootstrap: an admin on a free 127.0.0.1 port, listeners and clusters from ``lds.yaml``/``cds.yaml``."""
+def bootstrap(xds_dir: Path, admin_socket: Path) -> dict[str, Any]:
+    """The bootstrap: the admin on a unix socket only its owner may use (0600), listeners and clusters
+    from ``lds.yaml``/``cds.yaml``."""
     return {
         "node": {"id": "modelport-frontend", "cluster": "modelport"},
-        "admin": {"address": _address("127.0.0.1", 0)},
+        "admin": {"address": {"pipe": {"path": str(admin_socket), "mode": 0o600}}},
         "dynamic_resources": {
             "lds_config": _file_source(xds_dir / "lds.yaml"),
             "cds_config": _file_source(xds_dir / "cds.yaml"),
@@ -150,17 +168,17 @@ def bootstrap(xds_dir: Path) -> dict[str, Any]:
 
 
 def xds_files(services: list[ServiceRoute], port: int, xds_dir: Path, jwks: dict[str, Any] | None,
-              version: str) -> dict[str, dict[str, Any]]:
+              version: str, limits: ClientLimits = DEFAULT_LIMITS) -> dict[str, dict[str, Any]]:
     """Every file Envoy reads, relative to ``xds_dir``, as discovery responses of ``version``."""
     check_services(services)
     eds_dir = xds_dir / "eds"
     clusters = [cluster(s.name, v.name, eds=_file_source(eds_dir / f"{cluster_name(s.name, v.name)}.yaml"))
                 for s in services for v in s.versions]
-    the_listener = listener(services, port, jwks, rds=_file_source(xds_dir / "rds.yaml"))
+    the_listener = listener(services, port, jwks, limits, rds=_file_source(xds_dir / "rds.yaml"))
     files = {
         "lds.yaml": _response(version, "listener.v3.Listener", [the_listener]),
         "cds.yaml": _response(version, "cluster.v3.Cluster", clusters),
-        "rds.yaml": _response(version, "route.v3.RouteConfiguration", [route_config(services)]),
+        "rds.yaml": _response(version, "route.v3.RouteConfiguration", [route_config(services, limits)]),
     }
     for service in services:
         for version_route in service.versions:
@@ -170,14 +188,15 @@ def xds_files(services: list[ServiceRoute], port: int, xds_dir: Path, jwks: dict
     return files
 
 
-def validation_bootstrap(services: list[ServiceRoute], port: int, jwks: dict[str, Any] | None) -> dict[str, Any]:
+def validation_bootstrap(services: list[ServiceRoute], port: int, jwks: dict[str, Any] | None,
+                         limits: ClientLimits = DEFAULT_LIMITS) -> dict[str, Any]:
     """The same resources, static, for ``envoy --mode validate``."""
     check_services(services)
     clusters = [cluster(s.name, v.name, load=load_assignment(s.name, v)) for s in services for v in s.versions]
+    the_listener = listener(services, port, jwks, limits, routes=route_config(services, limits))
     return {
         "node": {"id": "modelport-validate", "cluster": "modelport"},
-        "static_resources": {"listeners": [listener(services, port, jwks, routes=route_config(services))],
-                             "clusters": clusters},
+        "static_resources": {"listeners": [the_listener], "clusters": clusters},
     }
 
 
@@ -197,9 +216,10 @@ def _address(host: str, port: int) -> dict[str, Any]:
 
 # --- listener ----------------------------------------------------------------------------------
 
-def listener(services: list[ServiceRoute], port: int, jwks: dict[str, Any] | None, *,
+def listener(services: list[ServiceRoute], port: int, jwks: dict[str, Any] | None, limits: ClientLimits, *,
              rds: dict[str, Any] | None = None, routes: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The one listener: auth filters, the router, JSON error replies; routes from RDS or inline."""
+    """The one listener: auth filters, the router, JSON error replies, the client time limits; routes
+    from RDS or inline."""
     hcm: dict[str, Any] = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
                  ".HttpConnectionManager",
@@ -209,6 +229,8 @@ def listener(services: list[ServiceRoute], port: int, jwks: dict[str, Any] | Non
         "use_remote_address": True,
         "http_filters": _http_filters(services, jwks),
         "local_reply_config": local_reply_config(),
+        "request_headers_timeout": _duration(limits.headers_timeout_s),
+        "request_timeout": _duration(limits.body_timeout_s),
     }
     if rds is not None:
         hcm["rds"] = {"route_config_name": ROUTE_CONFIG_NAME, "config_source": rds}
@@ -259,9 +281,10 @@ def token_services(lds_file: dict[str, Any]) -> set[str]:
 
 # --- routes ------------------------------------------------------------------------------------
 
-def route_config(services: list[ServiceRoute]) -> dict[str, Any]:
-    """All services' routes in one virtual host; a path no service claims is a JSON 404."""
-    routes = []
+def route_config(services: list[ServiceRoute], limits: ClientLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """All services' routes in one virtual host; a path no service claims is a JSON 404, and a declared
+    body over ``limits.max_body_bytes`` is a JSON 413 before any of it is read."""
+    routes = [_body_limit_route(limits.max_body_bytes)]
     for service in sorted(services, key=lambda s: s.name):
         base = f"{SERVICE_PATH}{service.name}"
         for path, target in ((f"{base}/score", "/score"), (f"{base}/swagger.json", "/swagger.json"),
@@ -271,6 +294,18 @@ def route_config(services: list[ServiceRoute]) -> dict[str, Any]:
         "name": ROUTE_CONFIG_NAME,
         "virtual_hosts": [{"name": "services", "domains": ["*"], "routes": routes}],
     }
+
+
+def _body_limit_route(max_body_bytes: int) -> dict[str, Any]:
+    too_large = {"name": "content-length", "range_match": {"start": max_body_bytes + 1, "end": 2 ** 63 - 1}}
+    message = (f"the request body is larger than the {max_body_bytes} bytes this front end accepts: send less data "
+               "per request")
+    return {"name": "body-limit", "match": {"prefix": "/", "headers": [too_large]},
+            "direct_response": {"status": 413, "body": {"inline_string": message}}}
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.3f}s"
 
 
 def _route(service: ServiceRoute, path: str, target: str) -> dict[str, Any]:

@@ -5,14 +5,20 @@ then writes each file atomically (temp file + rename in the watched folder) and 
 Envoy reports every file's new version, so a change is live when ``apply()`` returns and a bad
 configuration is never written. Envoy outlives the Python process that started it: ``start()``
 re-adopts it from ``state_dir/frontend.json`` while it runs.
+
+Envoy's admin interface (stats, and endpoints that stop or reconfigure it) listens only on a
+unix socket of mode 0600 in a 0700 folder: no other user of the machine can reach it, and
+nothing on the network.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,8 +30,10 @@ import yaml
 from .. import processes
 from ..errors import Conflict, ModelportError
 from .config import (
+    DEFAULT_LIMITS,
     ROUTE_CONFIG_NAME,
     STAT_PREFIX,
+    ClientLimits,
     ServiceRoute,
     bootstrap,
     cluster_name,
@@ -37,6 +45,8 @@ from .envoy_binary import envoy_path
 from .tokens import TokenSigner
 
 STATE_FILE = "frontend.json"
+ADMIN_SOCKET = "admin.sock"
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 START_TIMEOUT_S = 20.0
 APPLY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -53,15 +63,18 @@ class FrontEndError(ModelportError):
 class FrontEnd:
     """The workspace's Envoy: ``start()``, ``apply(services)``, ``stats(service)``, ``stop()``."""
 
-    def __init__(self, state_dir: Path, port: int | None = None, signer: TokenSigner | None = None):
+    def __init__(self, state_dir: Path, port: int | None = None, signer: TokenSigner | None = None,
+                 limits: ClientLimits = DEFAULT_LIMITS):
         self.state_dir = Path(state_dir)
+        self.limits = limits
         self.xds_dir = self.state_dir / "xds"
         self.requested_port = port
         self.signer = signer or TokenSigner(self.state_dir / "keys")
         self.port = 0
-        self.admin_url = ""
+        self.admin_socket = _admin_socket_path(self.state_dir)
         self.pid = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._admin: httpx.Client | None = None
         self._lock = threading.Lock()  # one apply() at a time
 
     @property
@@ -74,25 +87,29 @@ class FrontEnd:
 
     # --- life cycle ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start Envoy routing no service (or re-adopt the one still running); return once it answers."""
+    def start(self, services: list[ServiceRoute] | None = None) -> None:
+        """Start Envoy routing ``services`` (or re-adopt the one still running); return once it answers.
+
+        Raises FrontEndError when Envoy does not start, Conflict when the port is taken."""
         state = self._read_state()
         if state and self._adopt(state):
             return
         self.port = self._pick_port(state)
-        (self.state_dir / "admin-address").unlink(missing_ok=True)
-        self.admin_url = ""
+        if self._admin is not None:  # a connection to an earlier Envoy's socket
+            self._admin.close()
+            self._admin = None
+        _private_folder(self.admin_socket.parent)
+        self.admin_socket.unlink(missing_ok=True)
         eds_dir = self.xds_dir / "eds"
         eds_dir.mkdir(parents=True, exist_ok=True)
         for stale in eds_dir.glob("*.yaml"):
             stale.unlink()
-        self._write_files(self._render([], _new_version()))
+        self._write_files(self._render(services or [], _new_version()))
         bootstrap_path = self.state_dir / "bootstrap.yaml"
-        _write_atomic(bootstrap_path, _yaml(bootstrap(self.xds_dir)))
+        _write_atomic(bootstrap_path, _yaml(bootstrap(self.xds_dir, self.admin_socket)))
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [str(envoy_path()), "-c", str(bootstrap_path), "--disable-hot-restart",
-                 "--admin-address-path", str(self.state_dir / "admin-address"),
                  "--log-level", "info", "--component-log-level", QUIET_LOGS],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
@@ -102,8 +119,15 @@ class FrontEnd:
         except BaseException:
             self.stop()
             raise
-        state = {"pid": self.pid, "port": self.port, "admin_url": self.admin_url}
-        _write_atomic(self.state_dir / STATE_FILE, json.dumps(state))
+        _write_atomic(self.state_dir / STATE_FILE, json.dumps({"pid": self.pid, "port": self.port}))
+
+    def running(self) -> bool:
+        """Envoy's process still runs (cheap: no request)."""
+        if not self.pid:
+            return False
+        if self._process is not None:
+            return self._process.poll() is None
+        return processes.running(self.pid, marker=str(self.state_dir / "bootstrap.yaml"))
 
     def _pick_port(self, state: dict[str, Any] | None) -> int:
         """The requested port (it must be free), else the last one used (if still free), else a free one."""
@@ -126,6 +150,9 @@ class FrontEnd:
                 self._process.wait()
         elif self.pid:
             processes.terminate(self.pid, STOP_TIMEOUT_S)
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
         if self.port:
             _write_atomic(self.state_dir / STATE_FILE, json.dumps({"port": self.port}))
         self._process, self.pid = None, 0
@@ -140,30 +167,27 @@ class FrontEnd:
         """Take over the Envoy an earlier process started, if it still runs with this state folder."""
         if "pid" not in state:
             return False
-        pid, port, admin_url = int(state["pid"]), int(state["port"]), str(state["admin_url"])
+        pid, port = int(state["pid"]), int(state["port"])
         if str(self.state_dir / "bootstrap.yaml") not in processes.cmdline(pid):
             return False
         if self.requested_port and port != self.requested_port:
             raise Conflict(f"the front end in {self.state_dir} already runs on port {port}, not "
                            f"{self.requested_port}: stop it first or use port {port}")
         try:
-            httpx.get(f"{admin_url}/ready", timeout=2).raise_for_status()
+            self._admin_get("/ready").raise_for_status()
         except httpx.HTTPError:
             raise FrontEndError(f"envoy (pid {pid}) runs for {self.state_dir} but does not answer: "
                                 f"kill {pid} and start again") from None
-        self.pid, self.port, self.admin_url = pid, port, admin_url
+        self.pid, self.port = pid, port
         return True
 
     def _wait_started(self) -> None:
         assert self._process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
-        address_file = self.state_dir / "admin-address"
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise FrontEndError(f"envoy exited with code {self._process.returncode} at start: {self._log_tail()}")
-            if not self.admin_url and address_file.exists() and address_file.read_text().strip():
-                self.admin_url = f"http://{address_file.read_text().strip()}"
-            if self.admin_url and self._listener_answers():
+            if self.admin_socket.exists() and self._listener_answers():
                 return
             time.sleep(0.05)
         raise FrontEndError(f"envoy did not start listening on port {self.port} within {START_TIMEOUT_S:.0f} s: "
@@ -200,7 +224,8 @@ class FrontEnd:
             if _resources(files) == _resources(current) and not self._not_live(current, self._readouts()):
                 return
             jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
-            validate_config(validation_bootstrap(services, self.port, jwks), self.state_dir / "validate.yaml")
+            validate_config(validation_bootstrap(services, self.port, jwks, self.limits),
+                            self.state_dir / "validate.yaml")
             before = self._readouts()
             for step, step_files in enumerate(_steps(current, files), start=1):
                 changed = {name: {**content, "version_info": f"{version}.{step}"}
@@ -215,7 +240,7 @@ class FrontEnd:
 
     def _render(self, services: list[ServiceRoute], version: str) -> dict[str, dict[str, Any]]:
         jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
-        return xds_files(services, self.port, self.xds_dir, jwks, version)
+        return xds_files(services, self.port, self.xds_dir, jwks, version, self.limits)
 
     def _read_files(self) -> dict[str, dict[str, Any]]:
         names = ["lds.yaml", "cds.yaml", "rds.yaml"] + [f"eds/{p.name}" for p in (self.xds_dir / "eds").glob("*.yaml")]
@@ -271,12 +296,19 @@ class FrontEnd:
     def _readouts(self) -> dict[str, Any]:
         """Counters, gauges and text readouts from the admin ``/stats``."""
         try:
-            response = httpx.get(f"{self.admin_url}/stats", params={"format": "json"}, timeout=5)
+            response = self._admin_get("/stats", params={"format": "json"})
             response.raise_for_status()
         except httpx.HTTPError as err:
-            raise FrontEndError(f"envoy (pid {self.pid}) does not answer on {self.admin_url} ({err}): call start() "
-                                f"again; its log is {self.log_path}") from None
+            raise FrontEndError(f"envoy (pid {self.pid}) does not answer on {self.admin_socket} ({err}): call "
+                                f"start() again; its log is {self.log_path}") from None
         return {item["name"]: item["value"] for item in response.json()["stats"] if "value" in item}
+
+    def _admin_get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """A GET on Envoy's admin interface, over its unix socket (kept-alive connection)."""
+        if self._admin is None:
+            self._admin = httpx.Client(transport=httpx.HTTPTransport(uds=str(self.admin_socket)), timeout=5,
+                                       base_url="http://envoy-admin")
+        return self._admin.get(path, **kwargs)
 
     def _log_tail(self, lines: int = 5) -> str:
         try:
@@ -332,6 +364,26 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _admin_socket_path(state_dir: Path) -> Path:
+    """``state_dir/admin.sock``, or one in a private temp folder when that path is too long for a socket."""
+    path = state_dir.resolve() / ADMIN_SOCKET
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"modelport-{os.getuid()}-{digest}" / ADMIN_SOCKET
+
+
+def _private_folder(folder: Path) -> None:
+    """Make ``folder`` with mode 0700, or make the one there (it must be ours) 0700."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid():
+        raise FrontEndError(f"{folder} holds the front end's admin socket but belongs to another user: remove it "
+                            "and start again")
+    if info.st_mode & 0o077:
+        folder.chmod(0o700)
 
 
 def _new_version() -> str:

@@ -1,11 +1,17 @@
 """The service reconciler: desired service records → built environments, app roots, replicas, routes.
 
-Each pass, for every service: build (or reuse) its environment, lay out the app root of its
-desired version, make the backend run the wanted number of replicas, route traffic to the
-newest version whose replicas are all ready (older versions keep serving until then, and
-are stopped after: a rolling update), and record the observed state with a reason:
-``Transitioning``, ``Healthy``, ``Unhealthy`` (replicas crash after having served) or
-``Failed`` (the environment build or ``init()`` failed; the reason holds the log tail).
+Each pass, for every service (each in its own error boundary): build (or reuse) its
+environment, lay out the app root of its desired version, make the backend run the wanted
+number of replicas, route traffic, and record the observed state with a reason:
+``Transitioning``, ``Healthy``, ``Unhealthy`` (replicas crashed after having served, or the
+front end is down) or ``Failed`` (the environment build or ``init()`` failed; the reason
+holds the log tail).
+
+Routing: every service that exists has a route, so a request never meets a 404 for it; with
+no ready replica the front end answers 503. A version is *promoted* once all its replicas
+were ready at the same time; until then an older version with a ready replica keeps the
+traffic (a rolling update), and once promoted it keeps the traffic with whatever replicas
+are ready while others restart. Older versions stop ``RETIRE_GRACE_S`` after the promotion.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from ..backends.local import limits
 from ..environments.build import build_local
@@ -33,22 +40,33 @@ LOG_TAIL_LINES = 30
 RETIRE_GRACE_S = 2.0
 
 
+class FrontEndPort(Protocol):
+    """What the reconciler needs of a front end: keep it running and give it the routes."""
+
+    def ensure_running(self) -> bool:
+        """Start the front end if it is not running; True when it was (re)started now. Raises ModelportError."""
+
+    def apply(self, routes: list[dict]) -> None:
+        """Route exactly ``routes``; returns once they are served. Raises ModelportError."""
+
+
 class Reconciler:
     """Converges services to their desired state; ``run_forever`` in a thread, or ``reconcile_once``."""
 
     def __init__(self, store: Store, artifacts: LocalArtifactStore, backend: Backend, services_root: Path,
                  envs_root: Path, logs_root: Path, replica_count: Callable[[ServiceRecord], int],
-                 on_routes: Callable[[list[dict]], None] | None = None):
+                 front_end: FrontEndPort | None = None):
         self.store = store
         self.artifacts = artifacts
         self.backend = backend
         self.services_root = services_root
         self.envs_root = envs_root
         self.logs_root = logs_root
-        self.on_routes = on_routes
+        self.front_end = front_end
         self.replica_count = replica_count
-        self.routes: list[dict] = []
+        self.routes: list[dict] | None = None  # what the front end serves; None: unknown, apply again
         self._failed: dict[tuple[str, int], str] = {}  # (service, generation) whose build failed: not retried
+        self._promoted: dict[str, str] = {}  # service -> the version that takes its traffic
         self._retiring: dict[tuple[str, str], float] = {}  # old versions: stopped once no longer routed
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -74,23 +92,38 @@ class Reconciler:
         records = self.store.list_services()
         routes, observed = [], []
         for record in records:
-            route, state, status = self._reconcile(record)
+            try:
+                route, state, status = self._reconcile(record)
+            except Exception as err:  # one service's fault stays with that service
+                logger.exception("reconciling service %s failed", record.name)
+                route, state, status = None, UNHEALTHY, {"reason": f"the control plane could not reconcile it: {err}"}
             observed.append((record.name, state, status))
             if route is not None:
                 routes.append(route)
-        front_end_error = None
-        if routes != self.routes and self.on_routes is not None:
-            try:
-                self.on_routes(routes)  # before any state says Healthy: a Healthy service is routed
-                self.routes = routes
-            except ModelportError as err:
-                front_end_error = f"the front end could not route the services: {err}"
+        front_end_error = self._route(routes)
         for name, state, status in observed:
-            if front_end_error and state == HEALTHY:
-                state, status = FAILED, {**status, "reason": front_end_error}
+            if front_end_error and state in (HEALTHY, TRANSITIONING):
+                state, status = UNHEALTHY, {**status, "reason": front_end_error}
+            status["front_end"] = front_end_error or "serving"
             self.store.set_service_status(name, state, status)
         for stale in set(self.backend.services()) - {r.name for r in records}:
             self.backend.remove(stale)
+
+    def _route(self, routes: list[dict]) -> str | None:
+        """Keep the front end running with ``routes``; the reason it cannot serve them, or None."""
+        if self.front_end is None:
+            return None
+        try:
+            if routes and self.front_end.ensure_running():
+                logger.warning("the front end was not running: started it again with the same routes")
+                self.routes = None
+            if routes != self.routes:
+                self.front_end.apply(routes)  # before any state says Healthy: a Healthy service is routed
+                self.routes = routes
+        except ModelportError as err:
+            self.routes = None
+            return f"the front end cannot route the services (restarting it): {err}"
+        return None
 
     def _reconcile(self, record: ServiceRecord) -> tuple[dict | None, str, dict]:
         config = record.config
@@ -102,23 +135,28 @@ class Reconciler:
             spec = self._version_spec(record, version)
         except ModelportError as err:
             self._failed[attempt] = str(err)
-            serving, serving_replicas = self._serving_version(record, exclude=version)
+            serving, serving_replicas = self._older_serving_version(record, exclude=version)
             status = {"reason": str(err), "desired_version": version, "serving_version": serving}
-            return self._route(record, serving, serving_replicas), FAILED, status
+            return _route(record, serving or version, serving_replicas), FAILED, status
         self.backend.apply(spec)
         replicas = self.backend.observe(record.name, version)
         ready = [r for r in replicas if r.ready]
         if len(ready) >= spec.replicas:
+            self._promoted[record.name] = version
+        if self._promoted.get(record.name) == version:
             self._retire_older(record.name, version)
-            state, reason, serving, serving_replicas = HEALTHY, "", version, replicas
+            serving, serving_replicas = version, replicas
+            state, reason = self._promoted_state(record, version, spec, replicas)
         else:
-            serving, serving_replicas = self._serving_version(record, exclude=version)
+            serving, serving_replicas = self._older_serving_version(record, exclude=version)
+            if serving is None:  # a first deploy: serve the replicas that are ready already
+                serving, serving_replicas = version, replicas
             state, reason = self._progress(record, version, spec, replicas)
         status = {"reason": reason, "desired_version": version, "serving_version": serving,
                   "replicas": spec.replicas, "ready_replicas": len(ready),
                   "restarts": sum(r.restarts for r in replicas),
                   "resources": limits.describe(spec.cpu_limit, spec.memory_limit_gb)}
-        return self._route(record, serving, serving_replicas), state, status
+        return _route(record, serving, serving_replicas), state, status
 
     def _retire_older(self, service: str, current: str) -> None:
         """Stop older versions ``RETIRE_GRACE_S`` after traffic moved off them, so nothing in flight is cut."""
@@ -131,12 +169,27 @@ class Reconciler:
                 self.backend.remove(service, old)
                 del self._retiring[(service, old)]
 
+    def _promoted_state(self, record: ServiceRecord, version: str, spec: VersionSpec,
+                        replicas: list[ReplicaState]) -> tuple[str, str]:
+        """The state of a version that takes the traffic: Healthy while one replica is ready."""
+        ready = sum(r.ready for r in replicas)
+        if ready >= spec.replicas:
+            return HEALTHY, ""
+        if ready == 0:
+            return self._progress(record, version, spec, replicas)
+        missing = spec.replicas - ready
+        failed = sum(r.init_failed for r in replicas)
+        why = (f"{failed} stopped after init() failed (see get_logs(); update the service to retry)" if failed
+               else "restarting")
+        return HEALTHY, f"{ready} of {spec.replicas} replicas ready; {missing} {why}"
+
     def _progress(self, record: ServiceRecord, version: str, spec: VersionSpec,
                   replicas: list[ReplicaState]) -> tuple[str, str]:
         failed = [r for r in replicas if r.init_failed]
         if failed:
             tail = "\n".join(self.backend.logs(record.name, version, LOG_TAIL_LINES).splitlines()[-LOG_TAIL_LINES:])
-            return FAILED, f"init() of the entry script failed in {len(failed)} replica(s); replica log tail:\n{tail}"
+            return FAILED, (f"init() of the entry script failed in {len(failed)} replica(s); not restarted until "
+                            f"the service is updated; replica log tail:\n{tail}")
         crashed = [r for r in replicas if r.exit_code is not None or r.restarts > 0]
         if crashed:
             return UNHEALTHY, f"{len(crashed)} replica(s) exited and are being restarted; see get_logs()"
@@ -161,7 +214,8 @@ class Reconciler:
                            env=env, cpu_limit=deploy.get("cpu_cores_limit"),
                            memory_limit_gb=deploy.get("memory_gb_limit"), gpus=tuple(config.get("gpus", ())))
 
-    def _serving_version(self, record: ServiceRecord, exclude: str) -> tuple[str | None, list[ReplicaState]]:
+    def _older_serving_version(self, record: ServiceRecord,
+                               exclude: str) -> tuple[str | None, list[ReplicaState]]:
         """The newest other version with a ready replica (it keeps serving during an update), and its replicas."""
         for version in sorted(self.backend.versions(record.name), key=_number, reverse=True):
             if version == exclude:
@@ -171,18 +225,16 @@ class Reconciler:
                 return version, replicas
         return None, []
 
-    @staticmethod
-    def _route(record: ServiceRecord, version: str | None, replicas: list[ReplicaState]) -> dict | None:
-        """What the front end needs for one service: its serving version's ready replicas and its auth."""
-        if version is None:
-            return None
-        endpoints = [("127.0.0.1", r.port) for r in replicas if r.ready]
-        deploy = record.config["deploy"]
-        keys = record.config.get("keys", {})
-        return {"name": record.name, "version": version, "endpoints": endpoints, "auth": auth_mode(deploy),
-                "keys": [k for k in (keys.get("primary"), keys.get("secondary")) if k],
-                "scoring_timeout_ms": deploy["scoring_timeout_ms"]}
 
+def _route(record: ServiceRecord, version: str, replicas: list[ReplicaState]) -> dict:
+    """What the front end needs for one service: the version taking its traffic, that version's ready
+    replicas (none: the front end answers 503) and the service's auth."""
+    endpoints = [("127.0.0.1", r.port) for r in replicas if r.ready]
+    deploy = record.config["deploy"]
+    keys = record.config.get("keys", {})
+    return {"name": record.name, "version": version, "endpoints": endpoints, "auth": auth_mode(deploy),
+            "keys": [k for k in (keys.get("primary"), keys.get("secondary")) if k],
+            "scoring_timeout_ms": deploy["scoring_timeout_ms"]}
 
 
 def auth_mode(deploy: dict) -> str:

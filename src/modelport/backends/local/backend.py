@@ -3,13 +3,21 @@
 Each replica has a state file (pid, port, restarts) under ``<root>/<service>/<version>/``,
 so a restarted control plane re-adopts the replicas still running instead of starting
 new ones. Replicas run in their own session: they outlive the control plane.
+
+Each replica is the leader of its own process group: when its main process is gone (it
+exited, was killed, or was stopped), the whole group is killed, so no worker it forked
+keeps serving on its port. A crashed replica is restarted after a back-off (Kubernetes'
+CrashLoopBackOff) that resets once a replica has been ready for ``STABLE_READY_S``; one
+whose ``init()`` failed is not restarted: the version needs an update to run again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,11 +25,13 @@ from pathlib import Path
 import httpx
 
 from ... import processes
-from ...reconcile.backend import ReplicaState, VersionSpec
+from ...reconcile.backend import INIT_FAILED_EXIT_CODE, ReplicaState, VersionSpec
 from . import limits
 
 LISTENING = re.compile(rb"listening:\s+http://[\d.]+:(\d+)")
+FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
+STABLE_READY_S = 60.0  # a replica ready this long before it exited restarts without back-off
 PROBE_TIMEOUT_S = 2.0  # Azure ML's default liveness timeout_seconds
 FAILURE_THRESHOLD = 3  # Azure ML's default failure_threshold
 STOP_TIMEOUT_S = 20.0
@@ -35,14 +45,15 @@ class LocalBackend:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._http = httpx.Client(timeout=PROBE_TIMEOUT_S)
-        self._probes: dict[tuple[Path, int], int] = {}  # consecutive failed probes of replicas seen ready
+        self._probes: dict[int, int] = {}  # by pid: consecutive failed probes of a process seen ready
 
     def apply(self, spec: VersionSpec) -> None:
         folder = self._folder(spec.service, spec.version)
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(spec.replicas):
             state = self._refreshed(folder, index)
-            if state and (_alive(state["pid"]) or not _backoff_over(state)):
+            if state and (_alive(state["pid"]) or state.get("last_exit_code") == INIT_FAILED_EXIT_CODE
+                          or time.time() < restart_at(state)):
                 continue
             self._start(spec, folder, index, previous=state)
         for index in self._indices(folder):
@@ -58,16 +69,21 @@ class LocalBackend:
                 continue
             alive = _alive(state["pid"])
             port = state.get("port") or (self._port_from_log(folder, index, state) if alive else None)
-            ready = alive and port is not None and self._ready(folder, index, port)
+            ready = alive and port is not None and self._ready(state["pid"], port)
+            if ready and not state.get("ready_at"):
+                state["ready_at"] = time.time()
+                self._write(folder, index, state)
             replicas.append(ReplicaState(index, state["pid"] if alive else None, port, ready,
                                          state.get("last_exit_code"), state.get("restarts", 0),
                                          folder / f"replica-{index}.log"))
         return replicas
 
     def _refreshed(self, folder: Path, index: int) -> dict | None:
-        """The replica's state, with its exit code recorded if it has exited since last seen."""
+        """The replica's state, with its exit recorded (and its process group killed) if it exited since."""
         state = self._read(folder, index)
         if state and state.get("exited_at") is None and not _alive(state["pid"]):
+            _kill_group(state["pid"])
+            self._probes.pop(state["pid"], None)
             state["exited_at"] = time.time()
             state["last_exit_code"] = _exit_code(state["pid"])
             self._write(folder, index, state)
@@ -100,6 +116,7 @@ class LocalBackend:
 
     def _start(self, spec: VersionSpec, folder: Path, index: int, previous: dict | None) -> None:
         restarts = previous["restarts"] + 1 if previous else 0
+        crashes = crashes_before_restart(previous) if previous else 0
         env = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
         env.update(spec.env)
         env["PYTHONPATH"] = str(spec.pythonpath)
@@ -116,6 +133,7 @@ class LocalBackend:
                                    preexec_fn=limits.preexec(spec.cpu_limit, spec.memory_limit_gb))
         log.close()
         self._write(folder, index, {"pid": process.pid, "port": None, "started": time.time(), "restarts": restarts,
+                                    "crashes": crashes, "ready_at": None,
                                     "log_offset": (folder / f"replica-{index}.log").stat().st_size,
                                     "exited_at": None,
                                     "last_exit_code": previous.get("last_exit_code") if previous else None})
@@ -123,28 +141,30 @@ class LocalBackend:
 
     def _stop(self, folder: Path, index: int) -> None:
         state = self._read(folder, index)
-        if state and _alive(state["pid"]):
-            processes.terminate(state["pid"], STOP_TIMEOUT_S, alive=_alive)
-            _exit_code(state["pid"])
+        if state:
+            if _alive(state["pid"]):
+                processes.terminate(state["pid"], STOP_TIMEOUT_S, alive=_alive)
+                _exit_code(state["pid"])
+            _kill_group(state["pid"])  # workers stuck past the grace period die with their supervisor
+            self._probes.pop(state["pid"], None)
         (folder / f"replica-{index}.json").unlink(missing_ok=True)
-        self._probes.pop((folder, index), None)
 
-    def _ready(self, folder: Path, index: int, port: int) -> bool:
-        """Ready after one good probe; not ready after ``FAILURE_THRESHOLD`` bad ones in a row (a busy
-        machine can make one probe slow without anything being wrong)."""
+    def _ready(self, pid: int, port: int) -> bool:
+        """Ready after one good probe of this process; not ready after ``FAILURE_THRESHOLD`` bad ones in a
+        row (a busy machine can make one probe slow without anything being wrong). Keyed by pid, so a
+        restarted replica is ready only after its own first good probe."""
         try:
             good = self._http.get(f"http://127.0.0.1:{port}/-/ready").status_code == 200
         except httpx.HTTPError:
             good = False
-        key = (folder, index)
         if good:
-            self._probes[key] = 0
+            self._probes[pid] = 0
             return True
-        if key not in self._probes:
+        if pid not in self._probes:
             return False  # never seen ready
-        self._probes[key] += 1
-        if self._probes[key] >= FAILURE_THRESHOLD:
-            del self._probes[key]
+        self._probes[pid] += 1
+        if self._probes[pid] >= FAILURE_THRESHOLD:
+            del self._probes[pid]
             return False
         return True
 
@@ -202,6 +222,23 @@ def _exit_code(pid: int) -> int | None:
         return None
 
 
-def _backoff_over(state: dict) -> bool:
-    delay = min(MAX_BACKOFF_S, 0.5 * 2 ** state.get("restarts", 0))
-    return time.time() - state.get("exited_at", 0) >= delay
+def _kill_group(pid: int) -> None:
+    """SIGKILL what is left of a replica's process group (the replica is its leader: ``setsid``)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def crashes_before_restart(state: dict) -> int:
+    """Consecutive crashes counting the exit in ``state``; 1 again when the replica had been ready for
+    ``STABLE_READY_S`` seconds before it exited (Kubernetes resets its back-off the same way)."""
+    ready_at, exited_at = state.get("ready_at"), state.get("exited_at")
+    if ready_at and exited_at and exited_at - ready_at >= STABLE_READY_S:
+        return 1
+    return state.get("crashes", 0) + 1
+
+
+def restart_at(state: dict) -> float:
+    """Epoch seconds after which an exited replica may start again: 0.5 s after the first crash in a row,
+    doubling with each further one, at most ``MAX_BACKOFF_S``."""
+    delay = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (crashes_before_restart(state) - 1))
+    return (state.get("exited_at") or 0) + delay
