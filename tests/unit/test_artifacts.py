@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 
 import pytest
 
-from modelport.errors import NotFound
+from modelport.errors import InvalidInput, NotFound
 from modelport.store.artifacts import LocalArtifactStore, materialize, put_tree
 
 
@@ -116,3 +117,10 @@ def test_a_manifest_whose_blob_is_gone_is_not_found(store, tmp_path):
     store.blob_path(manifest[0]["sha256"]).unlink()
     with pytest.raises(NotFound, match=manifest[0]["sha256"]):
         materialize(store, manifest_sha, tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "A" * 64, "", "ab/" + "0" * 61])
+def test_a_blob_is_named_only_by_a_sha256(store, name):
+    for call in (store.exists, store.get_bytes, store.blob_path):
+        with pytest.raises(InvalidInput, match=f"^blob digest {re.escape(repr(name))} is not a sha256"):
+            call(name)
