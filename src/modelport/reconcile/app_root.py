@@ -33,7 +33,7 @@ def prepare(root: Path, artifacts: LocalArtifactStore, snapshot_sha: str, models
         return root
     shutil.rmtree(root, ignore_errors=True)
     try:
-        for relative, sha in _layout(artifacts, snapshot_sha, models).items():
+        for relative, sha in layout(artifacts, snapshot_sha, models).items():
             _place(artifacts, sha, inside(root, relative))
         (root / MARKER).write_text("")
     except BaseException:
@@ -42,8 +42,12 @@ def prepare(root: Path, artifacts: LocalArtifactStore, snapshot_sha: str, models
     return root
 
 
-def _layout(artifacts: LocalArtifactStore, snapshot_sha: str, models: list[dict]) -> dict[str, str]:
-    """Every file of the app root as ``{relative path: blob sha256}``, checked (a model beats the snapshot)."""
+def layout(artifacts: LocalArtifactStore, snapshot_sha: str, models: list[dict]) -> dict[str, str]:
+    """Every file of the app root as ``{relative path: blob sha256}``, checked (a model beats the snapshot).
+
+    Reads only manifests and writes nothing, so a deploy can call it to refuse unsafe stored data up front.
+    Raises InvalidInput naming the bad manifest entry, name or clash; NotFound when a manifest is missing.
+    """
     files = {entry["path"]: entry["sha256"] for entry in read_manifest(artifacts, snapshot_sha)}
     for model in models:
         name = check_file_name("model artifact name", model["artifact_name"])
