@@ -106,8 +106,11 @@ class Reconciler:
                 state, status = UNHEALTHY, {**status, "reason": front_end_error}
             status["front_end"] = front_end_error or "serving"
             self.store.set_service_status(name, state, status)
-        for stale in set(self.backend.services()) - {r.name for r in records}:
+        names = {r.name for r in records}
+        for stale in set(self.backend.services()) - names:
             self.backend.remove(stale)
+        for gone in set(self._promoted) - names:  # a new service of the same name starts afresh
+            del self._promoted[gone]
 
     def _route(self, routes: list[dict]) -> str | None:
         """Keep the front end running with ``routes``; the reason it cannot serve them, or None."""

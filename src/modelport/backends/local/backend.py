@@ -34,7 +34,7 @@ MAX_BACKOFF_S = 30.0
 STABLE_READY_S = 60.0  # a replica ready this long before it exited restarts without back-off
 PROBE_TIMEOUT_S = 2.0  # Azure ML's default liveness timeout_seconds
 FAILURE_THRESHOLD = 3  # Azure ML's default failure_threshold
-STOP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = float(os.environ.get("MODELPORT_REPLICA_STOP_TIMEOUT_S", "20"))  # then SIGKILL, whole group
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 

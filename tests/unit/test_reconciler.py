@@ -1,0 +1,274 @@
+"""The reconciler's transitions, with a fake backend and a fake front end over a real (SQLite) store.
+
+Building environments and laying out app roots is replaced by a fixed ``VersionSpec`` (or a
+build error), so each test drives replicas' readiness by hand and checks the state, the
+reason and the routes the reconciler gives the front end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from modelport.errors import ModelportError
+from modelport.reconcile import reconciler as reconciler_module
+from modelport.reconcile.backend import INIT_FAILED_EXIT_CODE, ReplicaState, VersionSpec
+from modelport.reconcile.reconciler import Reconciler
+from modelport.store.db import Store
+
+DEPLOY = {"scoring_timeout_ms": 60000, "auth_enabled": True, "token_auth_enabled": False}
+
+
+@dataclass
+class FakeReplica:
+    ready: bool = False
+    exit_code: int | None = None
+    restarts: int = 0
+    port: int = 0
+
+
+@dataclass
+class FakeBackend:
+    """Replicas as plain objects: ``apply`` adds missing ones (not ready) and drops extras."""
+
+    replicas: dict[tuple[str, str], list[FakeReplica]] = field(default_factory=dict)
+    removed: list[tuple[str, str | None]] = field(default_factory=list)
+    fail_apply: set[str] = field(default_factory=set)
+    next_port: int = 6000
+
+    def apply(self, spec: VersionSpec) -> None:
+        if spec.service in self.fail_apply:
+            raise RuntimeError(f"backend exploded for {spec.service}")
+        current = self.replicas.setdefault((spec.service, spec.version), [])
+        while len(current) < spec.replicas:
+            self.next_port += 1
+            current.append(FakeReplica(port=self.next_port))
+        del current[spec.replicas:]
+
+    def observe(self, service: str, version: str) -> list[ReplicaState]:
+        return [ReplicaState(i, 100 + i, r.port, r.ready, r.exit_code, r.restarts, Path("/dev/null"))
+                for i, r in enumerate(self.replicas.get((service, version), []))]
+
+    def services(self) -> list[str]:
+        return sorted({s for s, _ in self.replicas})
+
+    def versions(self, service: str) -> list[str]:
+        return sorted(v for s, v in self.replicas if s == service)
+
+    def remove(self, service: str, version: str | None = None) -> None:
+        self.removed.append((service, version))
+        for key in [k for k in self.replicas if k[0] == service and version in (None, k[1])]:
+            del self.replicas[key]
+
+    def logs(self, service: str, version: str, num_lines: int = 5000) -> str:
+        return "Traceback (most recent call last):\nRuntimeError: init exploded on purpose"
+
+    def set(self, service: str, version: str, *states: FakeReplica | bool) -> None:
+        for replica, state in zip(self.replicas[(service, version)], states, strict=True):
+            if isinstance(state, bool):
+                replica.ready, replica.exit_code = state, None
+            else:
+                replica.ready, replica.exit_code, replica.restarts = state.ready, state.exit_code, state.restarts
+
+
+@dataclass
+class FakeFrontEnd:
+    running: bool = False
+    applied: list[list[dict]] = field(default_factory=list)
+    fail: bool = False
+
+    def ensure_running(self) -> bool:
+        if self.running:
+            return False
+        self.running = True
+        return True
+
+    def apply(self, routes: list[dict]) -> None:
+        if self.fail:
+            raise ModelportError("envoy refused the configuration: boom")
+        self.running = True
+        self.applied.append(routes)
+
+    def route(self, service: str) -> dict:
+        return next(r for r in self.applied[-1] if r["name"] == service)
+
+
+class SpecReconciler(Reconciler):
+    """The reconciler with the build step replaced: a ready-made spec, or the build error in the config."""
+
+    builds: list[tuple[str, str]]
+
+    def _version_spec(self, record, version):
+        self.builds.append((record.name, version))
+        if record.config.get("build_error"):
+            raise ModelportError(record.config["build_error"])
+        return VersionSpec(service=record.name, version=version, python=Path("/x"), pythonpath=Path("/x"),
+                           app_root=Path("/x"), entry_script="score.py", replicas=record.config["replicas"])
+
+
+@pytest.fixture
+def world(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'ws.db'}")
+    backend, front = FakeBackend(), FakeFrontEnd()
+    reconciler = SpecReconciler(store, None, backend, tmp_path, tmp_path, tmp_path,
+                                replica_count=lambda record: record.config["replicas"], front_end=front)
+    reconciler.builds = []
+    return store, backend, front, reconciler
+
+
+def deploy(store, name: str, replicas: int = 2, generation: int = 1, update: bool = False, **extra) -> None:
+    config = {"generation": generation, "deploy": DEPLOY, "keys": {"primary": "k" * 16, "secondary": "s" * 16},
+              "replicas": replicas, **extra}
+    store.put_service(name, config, [], create=not update)
+
+
+def observed(store, name: str) -> tuple[str, dict]:
+    record = store.get_service(name)
+    return record.state, record.status
+
+
+def test_a_new_service_is_routed_at_once_and_serves_each_replica_as_it_becomes_ready(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc")
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert (state, status["reason"]) == ("Transitioning", "0 of 2 replicas ready (init() running)")
+    assert front.route("svc")["endpoints"] == []  # routed: 503 "no ready replica", never 404
+    backend.set("svc", "v1", True, False)
+    reconciler.reconcile_once()
+    assert observed(store, "svc")[0] == "Transitioning"
+    assert front.route("svc")["endpoints"] == [("127.0.0.1", 6001)]
+    backend.set("svc", "v1", True, True)
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert (state, status["ready_replicas"], status["front_end"]) == ("Healthy", 2, "serving")
+    assert front.route("svc")["endpoints"] == [("127.0.0.1", 6001), ("127.0.0.1", 6002)]
+
+
+def test_a_lost_replica_leaves_the_ready_one_routed_and_the_service_healthy(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc")
+    reconciler.reconcile_once()
+    backend.set("svc", "v1", True, True)
+    reconciler.reconcile_once()
+    backend.set("svc", "v1", True, FakeReplica(ready=False, exit_code=-9, restarts=1))
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert (state, status["reason"]) == ("Healthy", "1 of 2 replicas ready; 1 restarting")
+    assert front.route("svc")["endpoints"] == [("127.0.0.1", 6001)]
+    backend.set("svc", "v1", FakeReplica(ready=False, exit_code=-9, restarts=1),
+                FakeReplica(ready=False, exit_code=-9, restarts=1))
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert state == "Unhealthy" and "2 replica(s) exited and are being restarted" in status["reason"]
+    assert front.route("svc")["endpoints"] == []  # still routed: 503 with a message
+
+
+def test_init_failure_fails_the_service_with_the_log_tail(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    reconciler.reconcile_once()
+    backend.set("svc", "v1", FakeReplica(ready=False, exit_code=INIT_FAILED_EXIT_CODE))
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert state == "Failed"
+    assert "not restarted until the service is updated" in status["reason"]
+    assert status["reason"].endswith("RuntimeError: init exploded on purpose")
+
+
+def test_a_failed_build_fails_the_service_once_and_is_not_retried(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", build_error="pip could not find modelport-no-such-package")
+    reconciler.reconcile_once()
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert (state, status["reason"]) == ("Failed", "pip could not find modelport-no-such-package")
+    assert reconciler.builds == [("svc", "v1")]
+    assert front.route("svc")["endpoints"] == []
+
+
+def test_a_rolling_update_keeps_the_old_version_until_the_new_one_is_ready(world, monkeypatch):
+    store, backend, front, reconciler = world
+    deploy(store, "svc")
+    reconciler.reconcile_once()
+    backend.set("svc", "v1", True, True)
+    reconciler.reconcile_once()
+    deploy(store, "svc", generation=2, update=True)
+    reconciler.reconcile_once()
+    assert (front.route("svc")["version"], observed(store, "svc")[0]) == ("v1", "Transitioning")
+    backend.set("svc", "v2", True, False)  # half ready: the old version keeps all the traffic
+    reconciler.reconcile_once()
+    assert front.route("svc")["version"] == "v1"
+    backend.set("svc", "v2", True, True)
+    reconciler.reconcile_once()
+    assert (front.route("svc")["version"], observed(store, "svc")[0]) == ("v2", "Healthy")
+    assert ("svc", "v1") not in backend.removed  # stopped only after the retire grace
+    monkeypatch.setattr(reconciler_module, "RETIRE_GRACE_S", 0.0)
+    reconciler._retiring.clear()
+    reconciler.reconcile_once()
+    assert ("svc", "v1") in backend.removed
+
+
+def test_a_front_end_that_refuses_the_routes_makes_healthy_services_unhealthy_until_it_takes_them(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    reconciler.reconcile_once()
+    backend.set("svc", "v1", True)
+    front.fail = True
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert state == "Unhealthy" and "envoy refused the configuration: boom" in status["reason"]
+    assert status["front_end"].startswith("the front end cannot route the services")
+    front.fail = False
+    reconciler.reconcile_once()
+    assert observed(store, "svc")[0] == "Healthy"
+
+
+def test_a_dead_front_end_is_started_again_and_given_the_same_routes(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    reconciler.reconcile_once()
+    backend.set("svc", "v1", True)
+    reconciler.reconcile_once()
+    routes = front.applied[-1]
+    calls = len(front.applied)
+    reconciler.reconcile_once()
+    assert len(front.applied) == calls  # nothing changed: nothing applied
+    front.running = False  # Envoy died
+    reconciler.reconcile_once()
+    assert front.running and front.applied[-1] == routes and len(front.applied) == calls + 1
+
+
+def test_one_service_failing_to_reconcile_does_not_stop_the_others(world):
+    store, backend, front, reconciler = world
+    deploy(store, "bad", replicas=1)
+    deploy(store, "good", replicas=1)
+    backend.fail_apply.add("bad")
+    reconciler.reconcile_once()
+    backend.set("good", "v1", True)
+    reconciler.reconcile_once()
+    assert observed(store, "good")[0] == "Healthy"
+    state, status = observed(store, "bad")
+    assert state == "Unhealthy" and "backend exploded for bad" in status["reason"]
+    assert [r["name"] for r in front.applied[-1]] == ["good"]
+
+
+def test_scaling_and_deletion_reach_the_backend(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    reconciler.reconcile_once()
+    deploy(store, "svc", replicas=3, update=True)
+    reconciler.reconcile_once()
+    assert len(backend.replicas[("svc", "v1")]) == 3
+    backend.set("svc", "v1", True, True, True)
+    reconciler.reconcile_once()
+    store.delete_service("svc")
+    reconciler.reconcile_once()
+    assert ("svc", None) in backend.removed and front.applied[-1] == []
+    deploy(store, "svc", replicas=2)  # the same name again: a new service, not the deleted one's state
+    reconciler.reconcile_once()
+    backend.set("svc", "v1", True, False)
+    reconciler.reconcile_once()
+    assert observed(store, "svc")[0] == "Transitioning"
