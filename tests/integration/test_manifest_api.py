@@ -19,10 +19,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from modelport import AksWebservice, InferenceConfig, Model, Workspace
+from modelport import AksWebservice, InferenceConfig, Model, Webservice, Workspace
 from modelport.api import server
 from modelport.errors import InvalidInput
-from modelport.sdk.webservice import WebserviceError
 from modelport.store.db import Store
 from modelport.store.models import Model as ModelRow
 
@@ -195,23 +194,18 @@ def test_a_clean_folder_still_downloads_with_its_modes(ws, tmp_path):
     assert ((path / "sub/run.sh").stat().st_mode & 0o777, (path / "w.bin").stat().st_mode & 0o777) == (0o750, 0o600)
 
 
-def test_deploying_a_climbing_model_from_before_the_fix_fails_and_writes_nothing(ws, api, tmp_path):
+def test_deploying_a_climbing_model_from_before_the_fix_is_refused_and_writes_nothing(ws, api, tmp_path):
     escape = tmp_path / "escape"
     manifest_sha, _ = hostile_manifest(api, "../" * 20 + str(escape / "x").lstrip("/"))
     model = stored_before_the_fix(ws, "old-deploy", manifest_sha)
     config = AksWebservice.deploy_configuration(num_replicas=1, auth_enabled=False)
-    service = Model.deploy(ws, "escape-svc", [model], InferenceConfig("score.py", source_directory=APP), config)
-    try:
-        with pytest.raises(WebserviceError) as failed:
-            service.wait_for_deployment(timeout_sec=120)
-        assert service.state == "Failed"
-        assert str(failed.value).startswith(
-            f"service escape-svc is Failed: folder manifest {manifest_sha[:12]} entry 0 path '../../")
-        assert "has the part '..', which names a folder or its parent, not a file" in str(failed.value)
-        assert not escape.exists()
-        assert not (ws._dir.root / "services" / "escape-svc" / "v1" / "app").exists()
-    finally:
-        service.delete()
+    with pytest.raises(InvalidInput) as refused:
+        Model.deploy(ws, "escape-svc", [model], InferenceConfig("score.py", source_directory=APP), config)
+    assert str(refused.value).startswith(f"folder manifest {manifest_sha[:12]} entry 0 path '../../")
+    assert "has the part '..', which names a folder or its parent, not a file" in str(refused.value)
+    assert not escape.exists()
+    assert not (ws._dir.root / "services" / "escape-svc").exists()
+    assert "escape-svc" not in [s.name for s in Webservice.list(ws)]
 
 
 def _file(path: Path, content: bytes) -> Path:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from ..backends.local.limits import gpu_ids
 from ..environments.spec import EnvironmentSpec
 from ..errors import InvalidInput, NotFound
+from ..reconcile import app_root
 from ..reconcile.reconciler import auth_mode
 from ..sdk.deploy_config import DeploymentConfig, check_service_name
 from .context import Context, context
@@ -171,6 +172,7 @@ def _config(ctx: Context, model_ids: list[str], entry_script: str, snapshot: str
         models.append({"name": record.name, "version": record.version, "artifact_sha256": record.artifact_sha256,
                        "artifact_kind": record.artifact_kind, "artifact_name": record.artifact_name})
     snapshot_record = ctx.store.get_snapshot(snapshot)
+    app_root.layout(ctx.artifacts, snapshot_record.sha256, models)  # every path stays inside the app root
     spec = EnvironmentSpec.from_dict(environment or DEFAULT_ENVIRONMENT)
     deploy = DeploymentConfig.from_settings(deploy).to_settings()  # the API checks what any client sends
     return {"generation": generation, "models": models, "entry_script": entry_script,
