@@ -90,6 +90,7 @@ class Webservice:
 
     @staticmethod
     def list(workspace, model_name: str | None = None, tags: list | None = None) -> list[Webservice]:
+        """The workspace's services, filtered as Azure ML's: by a model name they use, ``tags=["k", ["k", "v"]]``."""
         views = workspace._client.json("GET", "/services")
         services = [Webservice(workspace, v["name"], _view=v) for v in views]
         if model_name:
@@ -101,9 +102,11 @@ class Webservice:
 
     @property
     def tags(self) -> dict:
+        """The service's tags (from its deployment configuration)."""
         return dict(self._view.get("deploy", {}).get("tags") or {})
 
     def update_deployment_state(self) -> None:
+        """Refresh ``state``, ``error`` and the URIs from the control plane."""
         self._load(self.workspace._client.json("GET", f"/services/{self.name}"))
 
     def wait_for_deployment(self, show_output: bool = False, timeout_sec: float | None = None) -> None:
@@ -188,9 +191,11 @@ class Webservice:
         self._load(self.workspace._client.json("PATCH", f"/services/{self.name}", json=body))
 
     def delete(self) -> None:
+        """Delete the service; its replicas stop before this returns."""
         self.workspace._client.json("DELETE", f"/services/{self.name}")
 
     def serialize(self) -> dict:
+        """The service as the control plane shows it (the whole ``error`` included, keys not)."""
         return dict(self._view)
 
     def __repr__(self) -> str:
