@@ -13,6 +13,7 @@ from modelport.sdk.deploy_config import (
     endpoint_deploy_configuration,
     local_deploy_configuration,
 )
+from modelport.sdk.files import ConfigWarning
 
 # The example deploymentconfig.json of contract/aml-v1-api.md.
 AKS_EXAMPLE = {
@@ -39,6 +40,13 @@ DEFAULTS = {
     "success_threshold": 1, "failure_threshold": 3, "namespace": None, "compute_target_name": None, "tags": None,
     "properties": None, "description": None, "version_name": None, "traffic_percentile": 0, "port": None,
 }
+
+
+def warned(recwarn) -> list[str]:
+    """The ConfigWarning messages recorded so far (then forgotten)."""
+    messages = [str(w.message) for w in recwarn.list if issubclass(w.category, ConfigWarning)]
+    recwarn.clear()
+    return messages
 
 
 def leaves(data: dict, prefix: str = "") -> dict:
@@ -71,8 +79,12 @@ def test_num_replicas_alone_turns_autoscaling_off():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"autoscale_enabled": True, "num_replicas": 2}, "autoscale enabled and num_replicas provided; set "),
-    ({"autoscale_enabled": False}, "autoscale disabled but num_replicas not provided; give num_replicas"),
+    ({"autoscale_enabled": True, "num_replicas": 2},
+     r"autoscale_enabled \(autoScaler.autoscaleEnabled\) is true and num_replicas \(numReplicas\) is given; turn "
+     "autoscaling off for a fixed number of replicas, or leave the number out to autoscale"),
+    ({"autoscale_enabled": False}, r"autoscale_enabled \(autoScaler.autoscaleEnabled\) is false but num_replicas "
+                                   r"\(numReplicas\) is not given; give the number of replicas, or turn "
+                                   "autoscaling on"),
     ({"num_replicas": 0}, r"num_replicas \(numReplicas\) must be greater than 0; got 0"),
     ({"autoscale_min_replicas": 0}, r"autoscale_min_replicas \(autoScaler.minReplicas\) must be greater than 0"),
     ({"autoscale_min_replicas": 5, "autoscale_max_replicas": 4},
@@ -82,10 +94,12 @@ def test_num_replicas_alone_turns_autoscaling_off():
     ({"autoscale_target_utilization": 0}, "must be a percentage from 1 to 100; got 0"),
     ({"autoscale_target_utilization": 101}, "must be a percentage from 1 to 100; got 101"),
     ({"num_replicas": 2, "autoscale_min_replicas": 2},
-     r"autoscale_min_replicas \(autoScaler.minReplicas\) provided without enabling autoscaling"),
-    ({"num_replicas": 2, "autoscale_target_utilization": 50}, "autoscale_target_utilization .* provided without"),
+     r"autoscale_min_replicas \(autoScaler.minReplicas\) is given but autoscaling is off; remove it, or turn "
+     "autoscaling on and leave the number of replicas out"),
+    ({"num_replicas": 2, "autoscale_target_utilization": 50}, "autoscale_target_utilization .* is given but "),
     ({"auth_enabled": True, "token_auth_enabled": True},
-     "auth_enabled and token_auth_enabled cannot both be true; set auth_enabled=False"),
+     r"auth_enabled \(authEnabled\) and token_auth_enabled \(tokenAuthEnabled\) cannot both be true; turn key auth "
+     "off to use token auth"),
     ({"cpu_cores": 0}, r"cpu_cores \(containerResourceRequirements.cpu\) must be greater than 0; got 0"),
     ({"memory_gb": -1}, r"memory_gb \(containerResourceRequirements.memoryInGB\) must be greater than 0"),
     ({"cpu_cores": 2, "cpu_cores_limit": 1}, r"cpu_cores_limit \(containerResourceRequirements.cpuLimit\) 1 must be "
@@ -186,8 +200,9 @@ def test_service_names_refused_with_the_rule(name):
 
 # deploymentconfig.json
 
-def test_the_contract_example_parses_and_round_trips():
+def test_the_contract_example_parses_silently_and_round_trips(recwarn):
     config = DeploymentConfig.from_json_dict(AKS_EXAMPLE)
+    assert warned(recwarn) == []  # every key asks for Azure's default or for what modelport does
     assert (config.cpu_cores, config.memory_gb, config.autoscale_enabled, config.autoscale_max_replicas) == \
         (0.5, 1.0, True, 10)
     written = config.to_json_dict()
@@ -219,22 +234,29 @@ def test_missing_file_is_named(tmp_path):
         DeploymentConfig.from_file(tmp_path / "nope.json")
 
 
-def test_unknown_nested_key_is_named_with_its_path():
+def test_unknown_nested_key_is_a_warning_with_the_nearest_key(recwarn):
     data = {"computeType": "aks", "autoScaler": {"autoscaleEnabled": True, "minReplica": 2}}
-    with pytest.raises(InvalidInput, match=r"deploymentconfig.json: unknown key 'autoScaler.minReplica' \(did you mean "
-                                           r"'autoScaler.minReplicas'\?\); known keys under autoScaler: "):
-        DeploymentConfig.from_json_dict(data)
+    config = DeploymentConfig.from_json_dict(data)
+    assert config == aks_deploy_configuration()
+    assert warned(recwarn) == ["deploymentconfig.json: unknown key 'autoScaler.minReplica' ignored (did you mean "
+                               "'autoScaler.minReplicas'?); Azure ML ignored it too (strict mode makes this an error)"]
 
 
-def test_unknown_top_level_key_is_named():
+def test_unknown_key_is_an_error_in_strict_mode():
+    data = {"computeType": "aks", "autoScaler": {"autoscaleEnabled": True, "minReplica": 2}}
+    with pytest.raises(InvalidInput, match=r"^deploymentconfig.json: unknown key 'autoScaler.minReplica' \(did you "
+                                           r"mean 'autoScaler.minReplicas'\?\); known keys under autoScaler: "
+                                           "autoscaleEnabled, maxReplicas, minReplicas, refreshPeriodInSeconds, "
+                                           r"targetUtilization; fix or remove it \(strict mode\)$"):
+        DeploymentConfig.from_json_dict(data, strict=True)
     with pytest.raises(InvalidInput, match=r"unknown key 'replicas' \(did you mean 'numReplicas'\?\); "
                                            "known keys at the top level: appInsightsEnabled, authEnabled, "):
-        DeploymentConfig.from_json_dict({"computeType": "aks", "replicas": 2})
+        DeploymentConfig.from_json_dict({"computeType": "aks", "replicas": 2}, strict=True)
 
 
 def test_wrong_types_name_the_key_and_the_expected_type():
-    with pytest.raises(InvalidInput, match=r"cfg.json: cpu_cores \(containerResourceRequirements.cpu\) must be "
-                                           r"a number; got '0.5'"):
+    with pytest.raises(InvalidInput, match=r"^cfg.json: containerResourceRequirements.cpu must be a number; "
+                                           r"got '0.5'$"):
         DeploymentConfig.from_json_dict({"computeType": "aks", "containerResourceRequirements": {"cpu": "0.5"}},
                                         source="cfg.json")
     with pytest.raises(InvalidInput, match="livenessProbeRequirements must be a JSON object with keys "):
@@ -243,14 +265,20 @@ def test_wrong_types_name_the_key_and_the_expected_type():
         DeploymentConfig.from_json_dict([])
 
 
-def test_file_validation_errors_name_the_source_and_key():
+def test_file_errors_use_the_file_key_names_not_the_parameters():
     data = {"computeType": "aks", "autoScaler": {"minReplicas": 3, "maxReplicas": 2}}
-    with pytest.raises(InvalidInput, match=r"^dc.json: autoscale_min_replicas \(autoScaler.minReplicas\) 3 cannot"):
+    with pytest.raises(InvalidInput, match=r"^dc.json: autoScaler.minReplicas 3 cannot be greater than "
+                                           r"autoScaler.maxReplicas 2; raise the maximum or lower the minimum$"):
         DeploymentConfig.from_json_dict(data, source="dc.json")
+    with pytest.raises(InvalidInput, match=r"^deploymentconfig.json: autoScaler.autoscaleEnabled is true and "
+                                           "numReplicas is given; turn autoscaling off"):
+        DeploymentConfig.from_json_dict({"computeType": "aks", "numReplicas": 2,
+                                         "autoScaler": {"autoscaleEnabled": True}})
+    with pytest.raises(InvalidInput, match="^deploymentconfig.json: authEnabled and tokenAuthEnabled cannot both"):
+        DeploymentConfig.from_json_dict({"computeType": "aks", "tokenAuthEnabled": True})
 
 
 @pytest.mark.parametrize("value, expected", [("aks", "aks"), ("AKS", "aks"), ("Kubernetes", "aks"),
-                                             ("aksEndpoint", "AKSENDPOINT"), ("AKSENDPOINT", "AKSENDPOINT"),
                                              ("LOCAL", "local")])
 def test_compute_type_is_case_insensitive(value, expected):
     assert DeploymentConfig.from_json_dict({"computeType": value}).compute_type == expected
@@ -259,33 +287,54 @@ def test_compute_type_is_case_insensitive(value, expected):
 def test_compute_type_is_required_and_checked():
     with pytest.raises(InvalidInput, match="computeType is required; use aks"):
         DeploymentConfig.from_json_dict({"authEnabled": True})
-    with pytest.raises(InvalidInput, match="computeType 'ACI' is not supported; use aks"):
-        DeploymentConfig.from_json_dict({"computeType": "ACI"})
+    with pytest.raises(InvalidInput, match="computeType 'Batch' is not supported; use aks"):
+        DeploymentConfig.from_json_dict({"computeType": "Batch"})
 
 
-def test_local_file():
-    config = DeploymentConfig.from_json_dict({"computeType": "local", "port": 32267})
+def test_local_file(recwarn):
+    config = DeploymentConfig.from_json_dict({"computeType": "local", "port": 32267, "authEnabled": False})
     assert config == local_deploy_configuration(32267)
     assert config.to_json_dict() == {"computeType": "local", "port": 32267}
-    with pytest.raises(InvalidInput, match="key 'authEnabled' does not apply to computeType 'local'"):
-        DeploymentConfig.from_json_dict({"computeType": "local", "authEnabled": False})
+    assert warned(recwarn) == []  # authEnabled false asks for nothing
+    assert DeploymentConfig.from_json_dict({"computeType": "local", "authEnabled": True}) == \
+        local_deploy_configuration()
+    assert warned(recwarn) == ["deploymentconfig.json: authEnabled true: does not apply to computeType local; "
+                               "ignored, as Azure ML's reader did"]
 
 
-def test_endpoint_file_round_trips():
-    data = {"computeType": "AKSENDPOINT", "versionName": "green", "trafficPercentile": 30, "numReplicas": 2,
-            "autoScaler": {"autoscaleEnabled": False}, "tokenAuthEnabled": True, "authEnabled": False}
-    config = DeploymentConfig.from_json_dict(data)
-    assert (config.version_name, config.traffic_percentile, config.num_replicas, config.autoscale_enabled,
-            config.token_auth_enabled) == ("green", 30, 2, False, True)
-    written = config.to_json_dict()
-    assert written["autoScaler"] == {"autoscaleEnabled": False}
-    assert leaves(data).items() <= leaves(written).items()
-    assert DeploymentConfig.from_json_dict(written) == config
+@pytest.mark.parametrize("kind", ["AKSENDPOINT", "aksEndpoint"])
+def test_endpoint_files_are_refused_until_endpoints_exist(kind):
+    data = {"computeType": kind, "versionName": "green", "trafficPercentile": 30, "numReplicas": 2}
+    with pytest.raises(InvalidInput, match=r"^deploymentconfig.json: computeType AKSENDPOINT \(endpoint versions "
+                                           r"with traffic percentiles\) is not supported yet; to deploy a web service, "
+                                           "set computeType to aks and remove versionName and trafficPercentile$"):
+        DeploymentConfig.from_json_dict(data)
 
 
-def test_endpoint_keys_do_not_apply_to_aks():
-    with pytest.raises(InvalidInput, match="key 'trafficPercentile' does not apply to computeType 'aks'"):
-        DeploymentConfig.from_json_dict({"computeType": "aks", "trafficPercentile": 10})
+def test_an_endpoint_config_writes_azures_file_shape():
+    config = endpoint_deploy_configuration(version_name="green", traffic_percentile=30, num_replicas=2,
+                                           token_auth_enabled=True, auth_enabled=False)
+    assert config.to_json_dict() == {"computeType": "AKSENDPOINT", "autoScaler": {"autoscaleEnabled": False},
+                                     "authEnabled": False, "tokenAuthEnabled": True,
+                                     "containerResourceRequirements": {"cpu": 0.1, "memoryInGB": 0.5},
+                                     "gpuCores": 0, "appInsightsEnabled": False, "scoringTimeoutMs": 60000,
+                                     "maxConcurrentRequestsPerContainer": 1, "maxQueueWaitMs": 500,
+                                     "numReplicas": 2, "dataCollection": {"storageEnabled": False},
+                                     "livenessProbeRequirements": {"periodSeconds": 10, "initialDelaySeconds": 310,
+                                                                   "timeoutSeconds": 2, "successThreshold": 1,
+                                                                   "failureThreshold": 3},
+                                     "versionName": "green", "trafficPercentile": 30}
+
+
+def test_keys_of_another_compute_type_are_ignored_with_a_warning(recwarn):
+    config = DeploymentConfig.from_json_dict({"computeType": "aks", "trafficPercentile": 10, "versionName": None,
+                                              "location": "westeurope", "sslEnabled": False})
+    assert config == aks_deploy_configuration()
+    assert warned(recwarn) == [
+        "deploymentconfig.json: trafficPercentile 10: does not apply to computeType aks; ignored, as Azure ML's "
+        "reader did",
+        "deploymentconfig.json: location 'westeurope': does not apply to computeType aks; ignored, as Azure ML's "
+        "reader did"]
 
 
 def test_null_values_mean_not_given():
@@ -323,15 +372,15 @@ def test_updated_switches_between_fixed_and_autoscaled():
     assert (fixed.autoscale_enabled, fixed.num_replicas) == (False, 3)
     back = fixed.updated(autoscale_enabled=True)
     assert (back.autoscale_enabled, back.num_replicas) == (True, None)
-    with pytest.raises(InvalidInput, match="autoscale enabled and num_replicas provided"):
+    with pytest.raises(InvalidInput, match=r"autoscale_enabled \(autoScaler.autoscaleEnabled\) is true and "):
         fixed.updated(autoscale_enabled=True, num_replicas=2)
-    with pytest.raises(InvalidInput, match="autoscale_max_replicas .* provided without enabling autoscaling"):
+    with pytest.raises(InvalidInput, match="autoscale_max_replicas .* is given but autoscaling is off"):
         fixed.updated(autoscale_max_replicas=5)
 
 
 def test_updated_token_auth_needs_key_auth_off():
     config = aks_deploy_configuration()
-    with pytest.raises(InvalidInput, match="auth_enabled and token_auth_enabled cannot both be true"):
+    with pytest.raises(InvalidInput, match=r"auth_enabled \(authEnabled\) and token_auth_enabled .* cannot both"):
         config.updated(token_auth_enabled=True)
     changed = config.updated(token_auth_enabled=True, auth_enabled=False)
     assert (changed.auth_enabled, changed.token_auth_enabled) == (False, True)

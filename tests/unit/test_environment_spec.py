@@ -215,9 +215,10 @@ def test_requirements_file_with_comments_continuations_and_includes(tmp_path):
 @pytest.mark.parametrize(("text", "line", "message"), [
     ("six\nnot a requirement!\n", 2, "is not a valid requirement"),
     ("six\n\n# c\nnumpy=1.24\n", 4, "pip pins use '=='"),
-    ("--extra-index-url https://example.com/simple\nsix\n", 1, r"custom package indexes \(--extra-index-url\)"),
-    ("six\n-i https://example.com/simple\n", 2, r"custom package indexes \(-i\)"),
-    ("-e .\n", 1, "pip option '-e' is not supported"),
+    ("--index-url\nsix\n", 1, "'--index-url' is not a valid option line; write it as '--index-url VALUE'"),
+    ("six\n--no-index now\n", 2, "'--no-index now' is not a valid option line; write it as '--no-index'"),
+    ("-e .\n", 1, r"pip option '-e' is not supported here; remove it \(package-source options --extra-index-url, "
+                  r"--find-links, --index-url, --no-index, --trusted-host are\)"),
 ])
 def test_bad_requirement_lines_name_file_and_line(tmp_path, text, line, message):
     path = tmp_path / "requirements.txt"
@@ -244,6 +245,40 @@ def test_include_loops_and_missing_includes_are_refused(tmp_path):
         parse_requirements_file(tmp_path / "c.txt")
 
 
+def test_package_source_options_are_kept_and_relative_find_links_made_absolute(tmp_path):
+    (tmp_path / "reqs").mkdir()
+    (tmp_path / "reqs" / "wheels").mkdir()
+    path = tmp_path / "reqs" / "requirements.txt"
+    path.write_text("--extra-index-url https://download.pytorch.org/whl/cpu\n-i https://pypi.example/simple\n"
+                    "-f wheels\n--find-links=https://example.com/links/\n--trusted-host pypi.example\n--no-index\n"
+                    "torch==2.3.1+cpu\n")
+    assert parse_requirements_file(path) == [
+        "--extra-index-url https://download.pytorch.org/whl/cpu", "-i https://pypi.example/simple",
+        f"--find-links {tmp_path / 'reqs' / 'wheels'}", "--find-links=https://example.com/links/",
+        "--trusted-host pypi.example", "--no-index", "torch==2.3.1+cpu"]
+    spec = EnvironmentSpec(name="e", python={"conda_dependencies": {"dependencies": [
+        {"pip": parse_requirements_file(path)}]}})
+    assert spec.pip_requirements()[0] == "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
+def test_a_missing_find_links_folder_is_named_with_its_file(tmp_path):
+    path = tmp_path / "requirements.txt"
+    path.write_text("six\n-f ./wheelhouse\n")
+    with pytest.raises(InvalidInput, match=f"^{path}:2: --find-links ./wheelhouse: {tmp_path / 'wheelhouse'} does "
+                                           f"not exist; fix the path \\(relative to {tmp_path}\\)$"):
+        parse_requirements_file(path)
+
+
+def test_conda_pip_sections_keep_source_options_relative_to_the_yaml(tmp_path):
+    (tmp_path / "env" / "wheels").mkdir(parents=True)
+    path = tmp_path / "env" / "environment.yml"
+    path.write_text("dependencies:\n  - python=3.11\n  - pip:\n    - --extra-index-url https://download.pytorch.org/"
+                    "whl/cpu\n    - --find-links wheels\n    - torch\n")
+    assert load_conda_file(path)["dependencies"][1] == {"pip": [
+        "--extra-index-url https://download.pytorch.org/whl/cpu", f"--find-links {tmp_path / 'env' / 'wheels'}",
+        "torch"]}
+
+
 def test_per_requirement_options_are_refused(tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text("six==1.16.0 --hash=sha256:abc\n")
@@ -251,13 +286,13 @@ def test_per_requirement_options_are_refused(tmp_path):
         parse_requirements_file(path)
 
 
-def test_conda_dependencies_file_is_read_relative_to_a_folder(tmp_path):
+def test_conda_dependencies_file_is_read_from_its_path(tmp_path):
     (tmp_path / "deps").mkdir()
     (tmp_path / "deps" / "env.yml").write_text("dependencies:\n  - python=3.9\n  - pip:\n    - six\n")
     spec = EnvironmentSpec.from_dict({**SCAFFOLD, "python": {"condaDependenciesFile": "deps/env.yml"}})
     assert spec.pip_requirements() == []
-    loaded = spec.with_conda_file(tmp_path)
+    loaded = spec.with_conda_file(tmp_path / "deps" / "env.yml")
     assert (loaded.pip_requirements(), loaded.python_version()) == (["six"], "3.9")
     assert loaded.content_hash() != spec.content_hash()
     with pytest.raises(InvalidInput, match="env.yml does not exist"):
-        spec.with_conda_file(tmp_path / "deps")
+        spec.with_conda_file(tmp_path / "env.yml")

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .model import config_warnings_shown, deploy_flags, deployment_config, inference_config
 from .output import emit, friendly_errors, output_option, workspace_from, workspace_option
 
 COLUMNS = ["name", "state", "scoring_uri", "models", "error"]
@@ -25,7 +26,7 @@ def _row(service, output: str = "table") -> dict:
 @click.command("deploy")
 @click.option("--name", "-n", required=True, help="Service name.")
 @click.option("--model", "-m", "models", multiple=True, required=True, help="NAME:VERSION (repeatable).")
-@click.option("--ic", "--inference-config-file", "ic", required=True, type=click.Path(dir_okay=False),
+@click.option("--ic", "--inference-config-file", "ic", type=click.Path(dir_okay=False), default=None,
               help="inferenceconfig.json as Azure ML writes it.")
 @click.option("--dc", "--deploy-config-file", "dc", type=click.Path(dir_okay=False), default=None,
               help="deploymentconfig.json as Azure ML writes it.")
@@ -33,19 +34,21 @@ def _row(service, output: str = "table") -> dict:
               help="Only 'local' (this machine) for now.")
 @click.option("--overwrite", is_flag=True, help="Replace a service of the same name.")
 @click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for Healthy.")
+@deploy_flags
 @workspace_option
 @output_option
 @friendly_errors
-def deploy_command(name, models, ic, dc, compute_target, overwrite, no_wait, workspace_path, output) -> None:
-    """Deploy models as a web service on this machine."""
-    from ..sdk.deploy_config import DeploymentConfig, aks_deploy_configuration
-    from ..sdk.inference_config import InferenceConfig
+def deploy_command(name, models, ic, dc, compute_target, overwrite, no_wait, settings, inference_flags, strict,
+                   workspace_path, output) -> None:
+    """Deploy models as a web service on this machine (az ml model deploy's files and flags; flags win)."""
     from ..sdk.model import Model
 
     workspace = workspace_from(workspace_path)
-    config = DeploymentConfig.from_file(dc) if dc else aks_deploy_configuration()
+    with config_warnings_shown():
+        config = deployment_config(dc, settings, strict)
+        inference = inference_config(ic, inference_flags, workspace, strict)
     service = Model.deploy(workspace, name, [Model(workspace, id=m) if ":" in m else Model(workspace, m)
-                                             for m in models], InferenceConfig.from_file(ic), config,
+                                             for m in models], inference, config,
                            deployment_target=compute_target, overwrite=overwrite)
     if not no_wait:
         service.wait_for_deployment(show_output=True)

@@ -26,7 +26,8 @@ from typing import IO
 from rich.console import Console
 
 from ..errors import InvalidInput
-from .conda import check_requirement, requirement_name
+from .conda import check_requirement, requirement_name, source_option
+from .sources import unreachable_source
 from .spec import EnvironmentSpec
 
 # The distributions that ``modelport.runtime`` imports inside a model's environment. Their version
@@ -91,30 +92,37 @@ def runtime_requirements() -> list[str]:
 
 @dataclass(frozen=True)
 class _Recipe:
-    """What to do, checked before anything is created: the interpreter, pip lines and notes."""
+    """What to do, checked before anything is created: the interpreter, pip lines and notes.
+
+    ``sources`` are the pip list's package-source options (``--index-url`` ...): the environment's sources, used
+    for its own packages and for the runtime's alike, as one ``pip install`` of the whole list used them on Azure.
+    """
 
     base_python: str
     user_managed: bool
+    sources: list[str]
     requirements: list[str]
     notes: list[str]
 
     @classmethod
     def of(cls, spec: EnvironmentSpec) -> _Recipe:
         if spec.python.user_managed_dependencies:
-            return cls(_user_interpreter(spec.python.interpreter_path), True, [], [])
+            return cls(_user_interpreter(spec.python.interpreter_path), True, [], [], [])
         if spec.python.conda_dependencies_file and spec.python.conda_dependencies is None:
             raise InvalidInput(f"environment {spec.name} names condaDependenciesFile "
-                               f"'{spec.python.conda_dependencies_file}' but it was not read; "
-                               "load it with EnvironmentSpec.with_conda_file(folder) before building")
-        requirements = spec.pip_requirements()
-        for line in requirements:
+                               f"'{spec.python.conda_dependencies_file}' but its content was not read; register the "
+                               "environment with the SDK or CLI, which read the file, or inline condaDependencies")
+        lines = spec.pip_requirements()
+        for line in lines:
             check_requirement(line, f"environment {spec.name} pip dependencies")
+        sources = [line for line in lines if source_option(line)]
         notes = [f"{line}: Azure's package, not installed; modelport's runtime replaces it"
                  for line in spec.dropped_requirements()]
         if spec.conda_packages():
             notes.append(f"conda packages {', '.join(spec.conda_packages())} cannot be installed in a local build "
                          "(no conda here); they are kept for image builds. Add pip equivalents if score.py needs them")
-        return cls(_base_python(spec.python_version()), False, requirements, notes)
+        return cls(_base_python(spec.python_version()), False, sources,
+                   [line for line in lines if line not in sources], notes)
 
 
 def _build(spec: EnvironmentSpec, recipe: _Recipe, target: Path, log_path: Path, progress: _Progress) -> None:
@@ -168,16 +176,16 @@ class _Builder:
         python = self.root / "bin" / "python"
         if recipe.requirements:
             self.progress.step(f"installing {len(recipe.requirements)} package(s)")
-            user_file = self._write("modelport-requirements.txt", recipe.requirements)
-            self._run(self.tool.install(python, user_file, None), "installing the environment's pip packages failed")
+            user_file = self._write("modelport-requirements.txt", recipe.sources + recipe.requirements)
+            self._install(python, user_file, None, recipe.sources, "installing the environment's pip packages failed")
         listed = self._run(self.tool.freeze(python), "listing the installed packages failed", merge=False)
         frozen = [line for line in listed.splitlines() if requirement_name(line)]
         constraints = self._write("modelport-constraints.txt", frozen) if frozen else None
         runtime = runtime_requirements()
         self.progress.step("installing the runtime")
         try:
-            self._run(self.tool.install(python, self._write("modelport-runtime.txt", runtime), constraints),
-                      "installing modelport's runtime packages failed")
+            self._install(python, self._write("modelport-runtime.txt", recipe.sources + runtime), constraints,
+                          recipe.sources, "installing modelport's runtime packages failed")
         except EnvironmentBuildError as exc:
             conflicts = _conflicts(exc.output, {requirement_name(line) for line in frozen + runtime} - {None})
             if not conflicts:
@@ -187,6 +195,18 @@ class _Builder:
                 f"relax or remove those pins (runtime needs: {', '.join(runtime)}). Log: {self.log_path}\n"
                 + _tail(self.log_path)) from None
         return python
+
+    def _install(self, python: Path, requirements: Path, constraints: Path | None, sources: list[str],
+                 failure: str) -> None:
+        """Install a requirements file; a failure to reach one of ``sources`` is named as such."""
+        try:
+            self._run(self.tool.install(python, requirements, constraints), failure)
+        except EnvironmentBuildError as exc:
+            source = unreachable_source(exc.output, sources)
+            if source is None:
+                raise
+            raise EnvironmentBuildError(f"{failure}: {source}. Log: {self.log_path}\n{_tail(self.log_path)}",
+                                        exc.output) from None
 
     def _write(self, name: str, lines: list[str]) -> Path:
         path = self.root / name

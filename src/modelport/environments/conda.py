@@ -1,8 +1,15 @@
-"""Read a conda environment file and a pip requirements file into plain data, with errors that point at file:line."""
+"""Read a conda environment file and a pip requirements file into plain data, with errors that point at file:line.
+
+Besides requirements, a pip list may hold the options that choose where packages come from (``--index-url``/``-i``,
+``--extra-index-url``, ``--find-links``/``-f``, ``--trusted-host``, ``--no-index``): they are kept as lines and
+passed to uv as they are. A relative ``--find-links`` folder is made absolute against the file that names it, as
+pip took it.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +18,11 @@ import yaml
 from ..errors import InvalidInput
 
 CONDA_KEYS = ("name", "channels", "dependencies", "prefix", "variables")
-INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url")
+# The package-source options uv reads in requirements files: short form -> long form, and which take a value.
+SOURCE_OPTIONS = {"-i": "--index-url", "--index-url": "--index-url", "--extra-index-url": "--extra-index-url",
+                  "-f": "--find-links", "--find-links": "--find-links", "--trusted-host": "--trusted-host",
+                  "--no-index": "--no-index"}
+_SOURCE_OPTION = re.compile(r"^(-i|-f|--[a-z-]+)(?:(?:\s*=\s*|\s+)(\S+))?$")
 
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
 _VERSION = r"(?:===|~=|==|!=|<=|>=|<|>)\s*[A-Za-z0-9_.*+!-]+"
@@ -40,11 +51,24 @@ def parse_conda_yaml(text: str, source: str) -> dict[str, Any]:
 
 
 def load_conda_file(path: Path) -> dict[str, Any]:
-    """Read a conda environment YAML file (see ``parse_conda_yaml``)."""
+    """Read a conda environment YAML file (see ``parse_conda_yaml``); relative ``--find-links`` folders in its pip
+    list are taken from the file's folder."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"conda file {path} does not exist; check the path")
-    return parse_conda_yaml(path.read_text(encoding="utf-8"), str(path))
+    conda = parse_conda_yaml(path.read_text(encoding="utf-8"), str(path))
+    for item in conda.get("dependencies") or []:
+        if isinstance(item, dict):
+            item["pip"] = absolute_find_links(item["pip"], lambda value: _local_folder(path.parent, value, path))
+    return conda
+
+
+def _local_folder(folder: Path, value: str, where: Path | str) -> Path:
+    found = (folder / Path(value).expanduser()).resolve()
+    if not found.exists():
+        raise InvalidInput(f"{where}: --find-links {value}: {found} does not exist; fix the path (relative to "
+                           f"{folder})")
+    return found
 
 
 def check_conda_dict(data: Any, source: str) -> dict[str, Any]:
@@ -85,18 +109,44 @@ def requirement_name(line: str) -> str | None:
     return re.sub(r"[-_.]+", "-", match["name"]).lower() if match else None
 
 
+def source_option(line: str) -> tuple[str, str | None] | None:
+    """``(long option name, value)`` when ``line`` is a package-source option (e.g. ``-i URL`` gives
+    ``("--index-url", "URL")``); None for any other line."""
+    match = _SOURCE_OPTION.match(line.strip())
+    if not match or match[1] not in SOURCE_OPTIONS:
+        return None
+    return SOURCE_OPTIONS[match[1]], match[2]
+
+
+def absolute_find_links(lines: list[str], resolve: Callable[[str], Path]) -> list[str]:
+    """``lines`` with each relative local ``--find-links`` folder replaced by ``resolve(folder)`` (absolute)."""
+    out = []
+    for line in lines:
+        option = source_option(line)
+        value = option[1] if option and option[0] == "--find-links" else None
+        if value and "://" not in value and not Path(value).expanduser().is_absolute():
+            line = f"--find-links {resolve(value)}"
+        out.append(line)
+    return out
+
+
 def check_requirement(line: str, where: str) -> None:
-    """Raise InvalidInput (naming ``where``) unless ``line`` is a requirement a local build can install."""
+    """Raise InvalidInput (naming ``where``) unless ``line`` is a requirement or a package-source option that a
+    local build can install from."""
     text = line.strip()
+    option = source_option(text)
+    if option:
+        if (option[1] is None) != (option[0] == "--no-index"):
+            usage = option[0] if option[0] == "--no-index" else f"{option[0]} VALUE"
+            raise InvalidInput(f"{where}: '{text}' is not a valid option line; write it as '{usage}'")
+        return
     trailing = re.search(r"\s(--?[A-Za-z][\w-]*)", text)
     if trailing and not text.startswith("-"):
         raise InvalidInput(f"{where}: per-requirement pip option '{trailing[1]}' is not supported here; remove it")
     if text.startswith("-"):
-        option = re.split(r"[\s=]", text, maxsplit=1)[0]
-        if option in INDEX_OPTIONS:
-            raise InvalidInput(f"{where}: custom package indexes ({option}) are not supported for local builds yet; "
-                               "remove the line and install from PyPI")
-        raise InvalidInput(f"{where}: pip option '{option}' is not supported here; remove it")
+        option_name = re.split(r"[\s=]", text, maxsplit=1)[0]
+        raise InvalidInput(f"{where}: pip option '{option_name}' is not supported here; remove it (package-source "
+                           f"options {', '.join(sorted(set(SOURCE_OPTIONS.values())))} are)")
     if _REQUIREMENT.match(text) or _DIRECT_URL.match(text):
         return
     hint = "; pip pins use '==', not conda's '='" if _CONDA_STYLE_PIN.match(text) else ""
@@ -123,7 +173,7 @@ def _read_requirements(path: Path, including: tuple[Path, ...]) -> list[str]:
             requirements += _read_requirements(path.parent / include[1], (*including, resolved))
             continue
         check_requirement(text, where)
-        requirements.append(text)
+        requirements += absolute_find_links([text], lambda value, where=where: _local_folder(path.parent, value, where))
     return requirements
 
 

@@ -161,11 +161,10 @@ class EnvironmentSpec(_Section):
         """Azure's Environment JSON: camelCase keys, every section present."""
         return self.model_dump(by_alias=True, mode="json")
 
-    def with_conda_file(self, folder: Path) -> EnvironmentSpec:
-        """A copy whose ``condaDependencies`` is read from ``condaDependenciesFile`` (relative to ``folder``)."""
-        if not self.python.conda_dependencies_file:
-            return self
-        conda = load_conda_file(Path(folder) / self.python.conda_dependencies_file)
+    def with_conda_file(self, path: Path) -> EnvironmentSpec:
+        """A copy whose ``condaDependencies`` is read from the conda YAML at ``path`` (the resolved
+        ``condaDependenciesFile``); InvalidInput names the file when it is missing or malformed."""
+        conda = load_conda_file(Path(path))
         return self.model_copy(update={"python": self.python.model_copy(update={"conda_dependencies": conda})})
 
     def content_hash(self) -> str:
@@ -211,6 +210,17 @@ class EnvironmentSpec(_Section):
 
     def _pip_lines(self) -> list[str]:
         return [line.strip() for item in self._dependencies() if isinstance(item, dict) for line in item["pip"]]
+
+
+def file_keys(section: type[BaseModel] = EnvironmentSpec) -> dict[str, dict | None]:
+    """The JSON keys of an Environment ``section`` as Azure writes them: each nested section a dict of its keys,
+    every other key (conda dependencies and variables included, whose values are not keys) None."""
+    keys: dict[str, dict | None] = {}
+    for name, field in section.model_fields.items():
+        kind = field.annotation
+        nested = isinstance(kind, type) and issubclass(kind, _Section)
+        keys[field.alias or name] = file_keys(kind) if nested else None
+    return keys
 
 
 def _describe(error: dict[str, Any]) -> str:

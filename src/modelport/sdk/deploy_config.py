@@ -1,9 +1,13 @@
-"""Deployment configuration: Azure ML's ``AksWebservice``/``AksEndpoint``/``LocalWebservice.deploy_configuration``.
+"""Deployment configuration: Azure ML's ``AksWebservice``/``AksEndpoint``/``AciWebservice``/``LocalWebservice``
+``.deploy_configuration``.
 
 ``DeploymentConfig`` holds every parameter with Azure ML's defaults and validation; the factories take Azure's
 keyword names (``None`` means "not given", as in Azure); ``from_file``/``from_json_dict`` read
-``deploymentconfig.json`` as Azure ML writes it and ``to_json_dict`` writes the same shape back. Every bad value
-raises ``InvalidInput`` naming the parameter, its file key and the fix.
+``deploymentconfig.json`` as Azure ML writes it (under the key rule of ``files``) and ``to_json_dict`` writes the
+same shape back. Every bad value raises ``InvalidInput`` naming the parameter (a file's errors: its key) and the fix.
+Settings modelport keeps but does not apply locally (App Insights, data collection, probe timings, namespace) and
+ACI's Azure-only settings are accepted with a ``ConfigWarning``; ACI itself deploys as a one-replica local service.
+AKSENDPOINT files are refused until endpoints exist.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..frontend.autoscale import AutoscaleSettings
-from .deploy_config_keys import FIELDS, FILE_TREE, KEY, read_section, suggest
-from .files import read_json_object
+from .deploy_config_keys import ACI_ONLY, FIELDS, FILE_TREE, KEY, NOT_APPLIED, in_file_terms, read_section
+from .files import KeyRule, read_json_object, suggest
 
 AKS = "aks"
 LOCAL = "local"
 ENDPOINT = "AKSENDPOINT"
+ACI = "ACI"  # read from files and AciWebservice.deploy_configuration; deployed as an aks-type local service
 COMPUTE_TYPES = {"aks": AKS, "kubernetes": AKS, "local": LOCAL, "aksendpoint": ENDPOINT}
+_FILE_COMPUTE_TYPES = {**COMPUTE_TYPES, "aci": ACI}
 
 SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$")
@@ -30,18 +36,20 @@ NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$")
 _AUTOSCALE_VALUES = ("autoscale_min_replicas", "autoscale_max_replicas", "autoscale_refresh_seconds",
                      "autoscale_target_utilization")
 _ENDPOINT_ONLY = frozenset({"version_name", "traffic_percentile"})
-AKS_PARAMETERS = frozenset(KEY) - _ENDPOINT_ONLY - {"port"}
+_FIELD_NAMES = frozenset(param for param, _, _ in FIELDS)
+AKS_PARAMETERS = _FIELD_NAMES - _ENDPOINT_ONLY - {"port"}
 ENDPOINT_PARAMETERS = AKS_PARAMETERS | _ENDPOINT_ONLY
 LOCAL_PARAMETERS = frozenset({"port"})
+ACI_PARAMETERS = frozenset({"cpu_cores", "memory_gb", "auth_enabled", "enable_app_insights", "collect_model_data",
+                            "primary_key", "secondary_key", "tags", "properties", "description"})
 _PARAMETERS = {AKS: AKS_PARAMETERS, ENDPOINT: ENDPOINT_PARAMETERS, LOCAL: LOCAL_PARAMETERS}
 _IDENTITY = frozenset({"compute_target_name", "version_name"})  # fixed once deployed: update() refuses a new value
-_COMPUTE_TYPE_HINT = "use aks (or kubernetes), local or AKSENDPOINT"
-
-
+_COMPUTE_TYPE_HINT = "use aks (or kubernetes), ACI, local or AKSENDPOINT"
 
 
 def _name(param: str) -> str:
-    """How a message names a parameter: its keyword and its deploymentconfig.json key."""
+    """How a message names a parameter: its keyword and its deploymentconfig.json key (``in_file_terms`` keeps
+    only the key for messages about a file)."""
     key = KEY.get(param)
     return f"{param} ({key})" if key and key != param else param
 
@@ -123,16 +131,17 @@ class DeploymentConfig:
         self._check_auth_and_names()
 
     def _check_scaling(self) -> None:
+        replicas, autoscale = _name("num_replicas"), _name("autoscale_enabled")
         if self.num_replicas is not None and self.num_replicas < 1:
-            raise InvalidInput(f"num_replicas (numReplicas) must be greater than 0; got {self.num_replicas}")
+            raise InvalidInput(f"{replicas} must be greater than 0; got {self.num_replicas}")
         if not self.autoscale_enabled:
             if self.num_replicas is None:
-                raise InvalidInput("autoscale disabled but num_replicas not provided; "
-                                   "give num_replicas=N for a fixed count, or enable autoscaling")
+                raise InvalidInput(f"{autoscale} is false but {replicas} is not given; give the number of replicas, "
+                                   "or turn autoscaling on")
             return
         if self.num_replicas is not None:
-            raise InvalidInput("autoscale enabled and num_replicas provided; set autoscale_enabled=False "
-                               "for a fixed num_replicas, or drop num_replicas to autoscale")
+            raise InvalidInput(f"{autoscale} is true and {replicas} is given; turn autoscaling off for a fixed "
+                               "number of replicas, or leave the number out to autoscale")
         low, high = self.autoscale_min_replicas, self.autoscale_max_replicas
         if low < 1:
             raise InvalidInput(f"{_name('autoscale_min_replicas')} must be greater than 0; got {low}")
@@ -166,8 +175,8 @@ class DeploymentConfig:
 
     def _check_auth_and_names(self) -> None:
         if self.auth_enabled and self.token_auth_enabled:
-            raise InvalidInput("auth_enabled and token_auth_enabled cannot both be true; "
-                               "set auth_enabled=False to use token auth")
+            raise InvalidInput(f"{_name('auth_enabled')} and {_name('token_auth_enabled')} cannot both be true; "
+                               "turn key auth off to use token auth")
         for param in ("primary_key", "secondary_key", "compute_target_name"):
             if getattr(self, param) == "":
                 raise InvalidInput(f"{_name(param)} must not be empty; leave it out instead")
@@ -211,7 +220,30 @@ class DeploymentConfig:
         ``autoscale_enabled=True`` alone drops ``num_replicas``. ``tags`` replace the tags; ``properties`` are
         add-only: new keys are added, an existing key cannot change.
         """
-        _reject_unknown(changes, frozenset(KEY) | {"compute_type"}, "update")
+        _reject_unknown(changes, _FIELD_NAMES | {"compute_type"}, "update")
+        given = self._changes(changes)
+        if isinstance(given.get("properties"), dict) and self.properties:
+            for key, value in given["properties"].items():
+                if key in self.properties and self.properties[key] != value:
+                    raise InvalidInput(f"property {key!r} is already {self.properties[key]!r} and properties are "
+                                       "add-only; use a new key, or tags for values that change")
+            given["properties"] = {**self.properties, **given["properties"]}
+        return self._with(given)
+
+    def overridden(self, **flags: Any) -> DeploymentConfig:
+        """A validated copy with deploy-time ``flags`` over this (file's) config, as ``az ml model deploy --dc``
+        with setting flags: ``None`` means not given; ``tags`` and ``properties`` are merged key by key, the flag
+        winning; ``num_replicas`` alone turns autoscaling off and ``autoscale_enabled=True`` alone drops
+        ``num_replicas``. Raises InvalidInput as ``updated`` does for unknown or inapplicable parameters."""
+        _reject_unknown(flags, _FIELD_NAMES, "deploy")
+        given = self._changes(flags)
+        for param in ("tags", "properties"):
+            if isinstance(given.get(param), dict):
+                given[param] = {**(getattr(self, param) or {}), **given[param]}
+        return self._with(given)
+
+    def _changes(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """The given (non-None) changes that apply here, with num_replicas/autoscale_enabled made consistent."""
         changeable = _PARAMETERS[self.compute_type] - _IDENTITY
         for param, value in changes.items():
             if param in changeable or value is None or self._is_current(param, value):
@@ -224,12 +256,9 @@ class DeploymentConfig:
             given["autoscale_enabled"] = False
         if given.get("autoscale_enabled") is True and "num_replicas" not in given:
             given["num_replicas"] = None
-        if isinstance(given.get("properties"), dict) and self.properties:
-            for key, value in given["properties"].items():
-                if key in self.properties and self.properties[key] != value:
-                    raise InvalidInput(f"property {key!r} is already {self.properties[key]!r} and properties are "
-                                       "add-only; use a new key, or tags for values that change")
-            given["properties"] = {**self.properties, **given["properties"]}
+        return given
+
+    def _with(self, given: dict[str, Any]) -> DeploymentConfig:
         config = dataclasses.replace(self, **given)
         _reject_autoscale_values_without_autoscaling(config, {p: v for p, v in given.items() if v != getattr(self, p)})
         return config
@@ -246,41 +275,49 @@ class DeploymentConfig:
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> DeploymentConfig:
         """Rebuild (and validate) a config from ``to_settings()`` output."""
-        _reject_unknown(settings, frozenset(KEY) | {"compute_type"}, "stored deployment settings")
+        _reject_unknown(settings, _FIELD_NAMES | {"compute_type"}, "stored deployment settings")
         return cls(**settings)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> DeploymentConfig:
-        """Read a ``deploymentconfig.json`` as Azure ML writes it."""
-        return cls.from_json_dict(read_json_object(path, "deployment config"), source=str(path))
+    def from_file(cls, path: str | Path, strict: bool = False) -> DeploymentConfig:
+        """Read a ``deploymentconfig.json`` as Azure ML writes it (see ``from_json_dict``)."""
+        return cls.from_json_dict(read_json_object(path, "deployment config"), source=str(path), strict=strict)
 
     @classmethod
-    def from_json_dict(cls, data: object, source: str = "deploymentconfig.json") -> DeploymentConfig:
-        """Build from the parsed ``deploymentconfig.json``; errors name ``source`` and the full key path."""
+    def from_json_dict(cls, data: object, source: str = "deploymentconfig.json", strict: bool = False
+                       ) -> DeploymentConfig:
+        """Build from the parsed ``deploymentconfig.json`` as Azure ML's reader did, keys judged by the key rule.
+
+        ``computeType`` aks/kubernetes, local and ACI (a one-replica local service, see
+        ``aci_deploy_configuration``) are read; AKSENDPOINT is refused until endpoints exist. Keys of another
+        compute type are ignored, with a warning when they ask for something; unknown keys warn (InvalidInput with
+        ``strict``). Errors name ``source`` and the file's keys.
+        """
         if not isinstance(data, dict):
             raise InvalidInput(f"{source} must hold a JSON object with computeType; got {type(data).__name__}")
+        kind = _file_compute_type(data.get("computeType"), source)
+        rule = KeyRule(source, strict)
+        if kind == ACI:
+            rule.note(f"computeType ACI: {_aci_mapping(KEY.__getitem__, 'deploy with computeType aks')}")
         values: dict[str, Any] = {}
-        read_section(data, FILE_TREE, "", values, source)
-        kind = values.pop("compute_type", None)
-        if kind is None:
-            raise InvalidInput(f"{source}: computeType is required; {_COMPUTE_TYPE_HINT}")
-        if not isinstance(kind, str) or kind.lower() not in COMPUTE_TYPES:
-            raise InvalidInput(f"{source}: computeType {kind!r} is not supported; {_COMPUTE_TYPE_HINT}")
-        kind = COMPUTE_TYPES[kind.lower()]
-        for param in values:
-            if param not in _PARAMETERS[kind]:
-                raise InvalidInput(f"{source}: key {KEY[param]!r} does not apply to computeType {kind!r}; remove it")
+        read_section(data, FILE_TREE, "", values, rule)
+        del values["compute_type"]
         try:
+            if kind == ACI:
+                return _aci(values, rule, KEY.__getitem__)
+            _ignore_inapplicable(values, _PARAMETERS[kind], kind, rule, KEY.__getitem__)
             if kind == LOCAL:
                 return local_deploy_configuration(**values)
-            return _build(kind, values, "deploymentconfig.json")
+            config = _build(kind, values, "deploymentconfig.json")
         except InvalidInput as err:
-            raise InvalidInput(f"{source}: {err}") from None
+            raise InvalidInput(in_file_terms(f"{source}: {err}")) from None
+        warn_not_applied(values, rule, KEY.__getitem__)
+        return config
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``deploymentconfig.json`` form; ``from_json_dict`` reads it back to an equal config."""
         out: dict[str, Any] = {"computeType": self.compute_type}
-        skip = set(KEY) - _PARAMETERS[self.compute_type]
+        skip = _FIELD_NAMES - _PARAMETERS[self.compute_type]
         if not self.autoscale_enabled:
             skip |= set(_AUTOSCALE_VALUES)
         for param, key, _ in FIELDS:
@@ -295,6 +332,29 @@ class DeploymentConfig:
         return out
 
 
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(DeploymentConfig)}
+
+
+def _ignore_inapplicable(values: dict[str, Any], applicable: frozenset[str], kind: str, rule: KeyRule, name) -> None:
+    """Drop the settings of ``values`` that ``kind`` does not have, as Azure's reader ignored them; each that asks
+    for something (not its default for ``kind``) warns."""
+    for param in [param for param in values if param not in applicable]:
+        rule.unsupported(name(param), values.pop(param), f"does not apply to computeType {kind}; ignored, as "
+                         "Azure ML's reader did", getattr(_KIND_DEFAULTS[kind], param, None))
+
+
+def _file_compute_type(kind: object, source: str) -> str:
+    if kind is None:
+        raise InvalidInput(f"{source}: computeType is required; {_COMPUTE_TYPE_HINT}")
+    if not isinstance(kind, str) or kind.lower() not in _FILE_COMPUTE_TYPES:
+        raise InvalidInput(f"{source}: computeType {kind!r} is not supported; {_COMPUTE_TYPE_HINT}")
+    if _FILE_COMPUTE_TYPES[kind.lower()] == ENDPOINT:
+        raise InvalidInput(f"{source}: computeType AKSENDPOINT (endpoint versions with traffic percentiles) is not "
+                           "supported yet; to deploy a web service, set computeType to aks and remove versionName "
+                           "and trafficPercentile")
+    return _FILE_COMPUTE_TYPES[kind.lower()]
+
+
 def _reject_unknown(given: dict[str, Any], allowed: frozenset[str], caller: str) -> None:
     unknown = sorted(set(given) - allowed)
     if unknown:
@@ -307,8 +367,16 @@ def _reject_autoscale_values_without_autoscaling(config: DeploymentConfig, given
         return
     for param in _AUTOSCALE_VALUES:
         if param in given:
-            raise InvalidInput(f"{_name(param)} provided without enabling autoscaling; remove it, "
-                               "or set autoscale_enabled=True and drop num_replicas")
+            raise InvalidInput(f"{_name(param)} is given but autoscaling is off; remove it, or turn autoscaling on "
+                               "and leave the number of replicas out")
+
+
+def warn_not_applied(given: dict[str, Any], rule: KeyRule, name) -> None:
+    """One ConfigWarning (from ``rule``) per setting of ``given`` (by parameter) that local deployments keep but do
+    not apply (App Insights, data collection, probe timings, namespace), unless it asks for nothing; each is named
+    ``name(param)`` (its file key, keyword or flag)."""
+    for param, instead in NOT_APPLIED.items():
+        rule.unsupported(name(param), given.get(param), instead, _DEFAULTS[param])
 
 
 def _build(kind: str, kwargs: dict[str, Any], caller: str) -> DeploymentConfig:
@@ -323,10 +391,12 @@ def aks_deploy_configuration(**kwargs: Any) -> DeploymentConfig:
     """``AksWebservice.deploy_configuration(...)``: Azure ML's keyword names; ``None`` means the default.
 
     ``blobfuse_enabled`` (Azure's model download switch) is accepted and has no effect: replicas always get their
-    models from the workspace's artifact store.
+    models from the workspace's artifact store. Settings kept but not applied locally warn (``ConfigWarning``).
     """
     kwargs.pop("blobfuse_enabled", None)
-    return _build(AKS, kwargs, "AksWebservice.deploy_configuration")
+    config = _build(AKS, kwargs, "AksWebservice.deploy_configuration")
+    warn_not_applied(kwargs, KeyRule("AksWebservice.deploy_configuration"), str)
+    return config
 
 
 def endpoint_deploy_configuration(**kwargs: Any) -> DeploymentConfig:
@@ -339,3 +409,51 @@ def local_deploy_configuration(port: int | None = None) -> DeploymentConfig:
     """``LocalWebservice.deploy_configuration(port=None)``: one replica, no auth, no autoscaling."""
     return DeploymentConfig(compute_type=LOCAL, port=port, auth_enabled=False, autoscale_enabled=False,
                             num_replicas=1)
+
+
+# What a setting is when not given, by the compute type a file declares: what asks for nothing there.
+_KIND_DEFAULTS = {AKS: DeploymentConfig(), LOCAL: local_deploy_configuration(), ACI: local_deploy_configuration()}
+
+
+def aci_deploy_configuration(cpu_cores: float | None = None, memory_gb: float | None = None,
+                             tags: dict[str, str] | None = None, properties: dict[str, str] | None = None,
+                             description: str | None = None, location: str | None = None,
+                             auth_enabled: bool | None = None, ssl_enabled: bool | None = None,
+                             enable_app_insights: bool | None = None, ssl_cert_pem_file: str | None = None,
+                             ssl_key_pem_file: str | None = None, ssl_cname: str | None = None,
+                             dns_name_label: str | None = None, primary_key: str | None = None,
+                             secondary_key: str | None = None, collect_model_data: bool | None = None,
+                             cmk_vault_base_url: str | None = None, cmk_key_name: str | None = None,
+                             cmk_key_version: str | None = None, vnet_name: str | None = None,
+                             subnet_name: str | None = None) -> DeploymentConfig:
+    """``AciWebservice.deploy_configuration(...)`` with Azure ML's parameters: a one-replica local service.
+
+    ACI ran one container of ``cpu_cores`` (default 0.1) and ``memory_gb`` (default 0.5); here the service runs one
+    replica on this machine with those values, when given, as its CPU and memory limits, and key auth only when
+    ``auth_enabled`` (ACI's default is off). The first ``ConfigWarning`` says so; ``location``, the SSL, DNS, CMK and
+    virtual network settings have no meaning here and each given one warns. Returns an ``aks`` config.
+    """
+    given = {param: value for param, value in locals().items() if value is not None}
+    rule = KeyRule("AciWebservice.deploy_configuration")
+    rule.note(_aci_mapping(str, "use AksWebservice.deploy_configuration"))
+    return _aci(given, rule, str)
+
+
+def _aci_mapping(name, instead: str) -> str:
+    """What an ACI deployment becomes here, its settings named by ``name(param)`` (the first ACI warning)."""
+    return (f"ACI deploys as a local service here: one replica on this machine, with {name('cpu_cores')} and "
+            f"{name('memory_gb')} as its CPU and memory limits and {name('auth_enabled')} as key auth (off by "
+            f"default, as on ACI); for more replicas or Kubernetes, {instead}")
+
+
+def _aci(values: dict[str, Any], rule: KeyRule, name) -> DeploymentConfig:
+    """An ACI deployment's settings (by parameter) as a one-replica aks config; warns about the ones that have no
+    meaning here."""
+    for param, _, instead in ACI_ONLY:
+        rule.unsupported(name(param), values.pop(param, None), instead)
+    _ignore_inapplicable(values, ACI_PARAMETERS, ACI, rule, name)
+    cpu, memory = values.get("cpu_cores"), values.get("memory_gb")
+    config = _build(AKS, {**values, "num_replicas": 1, "auth_enabled": values.get("auth_enabled", False),
+                          "cpu_cores_limit": cpu, "memory_gb_limit": memory}, "AciWebservice.deploy_configuration")
+    warn_not_applied(values, rule, name)
+    return config

@@ -1,11 +1,12 @@
-"""The ``deploymentconfig.json`` format: each parameter's key and JSON type, and reading nested sections."""
+"""The ``deploymentconfig.json`` format: each key Azure ML's reader knew, its parameter, JSON type, and what
+modelport does with it; and reading the nested sections under the key rule (``files.KeyRule``)."""
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from ..errors import InvalidInput
+from .files import KeyRule
 
 # Expected JSON types: (Python types, how a message names them). bool is never accepted as a number.
 BOOL = ((bool,), "true or false")
@@ -14,7 +15,7 @@ NUMBER = ((int, float), "a number")
 STR = ((str,), "a string")
 TEXT_MAP = ((dict,), "an object mapping strings to strings")
 
-# parameter, deploymentconfig.json key (dotted = nested), expected type
+# parameter, deploymentconfig.json key (dotted = nested), expected type: the DeploymentConfig fields
 FIELDS: tuple[tuple[str, str, tuple], ...] = (
     ("autoscale_enabled", "autoScaler.autoscaleEnabled", BOOL),
     ("autoscale_min_replicas", "autoScaler.minReplicas", INT),
@@ -50,13 +51,58 @@ FIELDS: tuple[tuple[str, str, tuple], ...] = (
     ("traffic_percentile", "trafficPercentile", NUMBER),
     ("port", "port", INT),
 )
-KEY = {param: key for param, key, _ in FIELDS}
+
+_TLS = "the front end serves plain HTTP on this machine; put a TLS-terminating proxy in front of it for HTTPS"
+_CMK = "nothing is stored in Azure, so customer-managed encryption keys do not apply"
+_VNET = "the front end listens on this machine; there is no virtual network to join"
+
+# AciWebservice.deploy_configuration's parameters that have no meaning here: parameter, file key, what modelport
+# does instead. Azure's reader read these keys for computeType ACI only.
+ACI_ONLY: tuple[tuple[str, str, str], ...] = (
+    ("location", "location", "the service runs on this machine, not in an Azure region"),
+    ("ssl_enabled", "sslEnabled", _TLS),
+    ("ssl_cert_pem_file", "sslCertificate", _TLS),
+    ("ssl_key_pem_file", "sslKey", _TLS),
+    ("ssl_cname", "cname", _TLS),
+    ("dns_name_label", "dnsNameLabel", "the service is reached at its scoring URI on the front end "
+                                       "(service.scoring_uri), not at a DNS name"),
+    ("cmk_vault_base_url", "vaultBaseUrl", _CMK),
+    ("cmk_key_name", "keyName", _CMK),
+    ("cmk_key_version", "keyVersion", _CMK),
+    ("vnet_name", "vnetName", _VNET),
+    ("subnet_name", "subnetName", _VNET),
+)
+
+_PROBES = ("local replicas are probed at /-/ready on modelport's own schedule (3 failed probes take a replica out "
+           "of rotation); the Kubernetes backend will apply it")
+
+# Parameters modelport keeps but does not act on in local deployments: parameter -> what it does instead.
+NOT_APPLIED: dict[str, str] = {
+    "enable_app_insights": "there is no Application Insights; replicas export Prometheus metrics at /metrics and "
+                           "their logs are read with `modelport service logs`",
+    "collect_model_data": "model data is not collected to storage; log inputs and outputs in run() if you need them",
+    "period_seconds": _PROBES,
+    "initial_delay_seconds": _PROBES,
+    "timeout_seconds": _PROBES,
+    "success_threshold": _PROBES,
+    "failure_threshold": _PROBES,
+    "namespace": "a local service has no Kubernetes namespace; it is kept for Kubernetes deployments",
+}
+
+KEY = {param: key for param, key, _ in FIELDS} | {param: key for param, key, _ in ACI_ONLY}
+
+
+def in_file_terms(message: str) -> str:
+    """``message`` with every ``parameter (fileKey)`` named by its file key alone, for errors about a file."""
+    for param, key in KEY.items():
+        message = message.replace(f"{param} ({key})", key)
+    return message
 
 
 def _tree() -> dict:
     """The deploymentconfig.json keys as nested dicts whose leaves are parameter names."""
     tree: dict = {"computeType": "compute_type"}
-    for param, key, _ in FIELDS:
+    for param, key in KEY.items():
         *sections, leaf = key.split(".")
         node = tree
         for section in sections:
@@ -68,26 +114,20 @@ def _tree() -> dict:
 FILE_TREE = _tree()
 
 
-def suggest(word: str, options, prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
-
-
-def read_section(data: dict, tree: dict, prefix: str, values: dict[str, Any], source: str) -> None:
-    """Collect leaf values of ``data`` into ``values`` by parameter name; refuse keys the tree lacks."""
+def read_section(data: dict, tree: dict, prefix: str, values: dict[str, Any], rule: KeyRule) -> None:
+    """Collect the non-null leaf values of ``data`` into ``values`` by parameter name; unknown keys go to ``rule``."""
     for key, value in data.items():
         path = f"{prefix}{key}"
         if key not in tree:
-            where = f"under {prefix[:-1]}" if prefix else "at the top level"
-            raise InvalidInput(f"{source}: unknown key {path!r}{suggest(key, tree, prefix)}; "
-                               f"known keys {where}: {', '.join(sorted(tree))}")
+            rule.unknown(path, tree, prefix)
+            continue
         node = tree[key]
         if isinstance(node, dict):
             if value is None:
                 continue
             if not isinstance(value, dict):
-                raise InvalidInput(f"{source}: {path} must be a JSON object with keys {', '.join(sorted(node))}; "
-                                   f"got {value!r}")
-            read_section(value, node, f"{path}.", values, source)
+                raise InvalidInput(f"{rule.source}: {path} must be a JSON object with keys "
+                                   f"{', '.join(sorted(node))}; got {value!r}")
+            read_section(value, node, f"{path}.", values, rule)
         elif value is not None:
             values[node] = value
