@@ -33,6 +33,7 @@ TOKEN_CLOCK_SKEW_S = 5
 RETRY_ON = "connect-failure,refused-stream,reset-before-request"  # only failures where no replica saw the request
 NUM_RETRIES = 3
 MAX_CLIENT_CONNECTIONS = 50000
+EJECTION_S = 2  # a replica that refused a connection gets no request for this long (it is being replaced)
 MAX_BODY_BYTES = 104857600  # the runtime's default MODELPORT_MAX_BODY_BYTES (100 MiB)
 
 NAME_RULE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -369,7 +370,11 @@ def _auth_per_route(service: ServiceRoute) -> dict[str, Any]:
 
 def cluster(service: str, version: str, *, eds: dict[str, Any] | None = None,
             load: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One version's cluster: least-request over its replicas, endpoints from EDS (or inline)."""
+    """One version's cluster: least-request over its replicas, endpoints from EDS (or inline).
+
+    Least-request as Envoy's default "power of two choices" (the less busy of two random replicas):
+    a full scan picks the same replica every time when it has the fewest requests, so a dead one
+    (no requests) would be picked again on every retry until it is ejected everywhere."""
     result: dict[str, Any] = {
         "name": cluster_name(service, version),
         "connect_timeout": "1s",
@@ -377,11 +382,11 @@ def cluster(service: str, version: str, *, eds: dict[str, Any] | None = None,
             "name": "envoy.load_balancing_policies.least_request",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest",
-                "selection_method": "FULL_SCAN",  # replicas are few: compare them all, ties broken at random
             }}}]},
         "common_http_protocol_options": {"idle_timeout": f"{UPSTREAM_IDLE_TIMEOUT_S}s"},
         "circuit_breakers": {"thresholds": [{"max_connections": 100000, "max_pending_requests": 100000,
                                              "max_requests": 100000, "max_retries": 100000}]},
+        "outlier_detection": _eject_unreachable_replicas(),
     }
     if eds is not None:
         result["type"] = "EDS"
@@ -390,6 +395,28 @@ def cluster(service: str, version: str, *, eds: dict[str, Any] | None = None,
         result["type"] = "STATIC"
         result["load_assignment"] = load
     return result
+
+
+def _eject_unreachable_replicas() -> dict[str, Any]:
+    """Take a replica that refused a connection out of the balancing at once (for ``EJECTION_S``).
+
+    Least-request picks the replica with the fewest active requests, and a dead one has none: without
+    this, a retry would pick the dead replica again until the reconciler removes it. Only failures
+    to connect count (``split_external_local_origin_errors``); a replica answering 5xx is never ejected,
+    since every replica runs the same ``run()``."""
+    return {
+        "split_external_local_origin_errors": True,
+        "consecutive_local_origin_failure": 1,
+        "enforcing_consecutive_local_origin_failure": 100,
+        "enforcing_local_origin_success_rate": 0,
+        "enforcing_consecutive_5xx": 0,
+        "enforcing_consecutive_gateway_failure": 0,
+        "enforcing_success_rate": 0,
+        "enforcing_failure_percentage": 0,
+        "enforcing_failure_percentage_local_origin": 0,
+        "base_ejection_time": f"{EJECTION_S}s",
+        "max_ejection_percent": 100,
+    }
 
 
 def load_assignment(service: str, version: VersionRoute) -> dict[str, Any]:
