@@ -32,4 +32,4 @@ def test_port_in_use():
 def test_script_without_run():
     result = serve("--entry-script", script("score_no_run.py"), "--port", "0")
     assert result.returncode == 3
-    assert "has no run() function" in result.stderr
+    assert "has no run() function" in result.stdout  # the server's log goes to stdout, as the reference's
