@@ -15,22 +15,9 @@ from modelport import Webservice
 from modelport.api import server
 
 from .conftest import deploy, inference_config, replica_states, status
-from .load import Load, wait_until
+from .load import Load, process_group, wait_until
 
 CONCURRENCY = 4
-
-
-def process_group(pgid: int) -> list[int]:
-    """Live processes whose process group is ``pgid`` (zombies excluded)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
-    return members
 
 
 @pytest.fixture(scope="module")
