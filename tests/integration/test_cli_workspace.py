@@ -33,8 +33,9 @@ def test_model_commands_round_trip(folder):
     assert json.loads(registered.stdout)["id"] == "clf:1"
     listed = json.loads(modelport(folder, "model", "list", "-o", "json").stdout)
     assert [m["id"] for m in listed] == ["clf:1"]
-    table = modelport(folder, "model", "list").stdout
-    assert "clf:1" in table and "stage=dev" in table
+    header, row = modelport(folder, "model", "list").stdout.splitlines()  # stdout is a pipe: tab-separated
+    assert header.split("\t") == ["id", "name", "version", "artifact_name", "size_bytes", "tags", "created_at"]
+    assert row.split("\t")[:6] == ["clf:1", "clf", "1", "model.pkl", "7", "stage=dev"]
     downloaded = modelport(folder, "model", "download", "-i", "clf:1", "-t", "out")
     assert (folder / "out" / "model.pkl").read_bytes() == b"weights", downloaded.stderr
     assert modelport(folder, "model", "delete", "-i", "clf:1").returncode == 0
