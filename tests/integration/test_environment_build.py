@@ -1,19 +1,33 @@
-"""Local environment builds: real venvs made by uv from PyPI, reused by content hash, failing cleanly."""
+"""Local environment builds: real venvs made by uv from PyPI, reused by content hash, failing cleanly; and from
+package sources a pip list names (``--index-url``, ``--extra-index-url``, ``--find-links``), served here on
+127.0.0.1 from wheels built or repacked by the test, so those tests reach no network beyond loopback."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import importlib.metadata
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
+import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 import modelport
-from modelport.environments.build import EnvironmentBuildError, build_local
+from modelport.environments.build import EnvironmentBuildError, build_local, runtime_requirements
+from modelport.environments.conda import parse_requirements_file
 from modelport.environments.spec import EnvironmentSpec
 from modelport.errors import InvalidInput
+
+GREETING_PROJECT = "modelport-test-greeting"
 
 pytestmark = pytest.mark.timeout(600)  # the first build downloads the runtime's wheels
 
@@ -32,6 +46,92 @@ def in_env(built, code: str) -> str:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+def greeting_wheel(folder: Path, version: str) -> Path:
+    """Build ``modelport-test-greeting`` ``version``: a wheel whose module ``mp_greeting`` says where it came from."""
+    info = f"modelport_test_greeting-{version}.dist-info"
+    files = {"mp_greeting.py": f"GREETING = 'hello from the local index, version {version}'\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {GREETING_PROJECT}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: modelport-tests\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n"}
+    record = [f"{name},sha256={_digest(text.encode())},{len(text.encode())}" for name, text in files.items()]
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"modelport_test_greeting-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return path
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def runtime_wheelhouse(folder: Path) -> Path:
+    """Wheels of modelport's runtime requirements and all they need, repacked from this interpreter's installed
+    distributions, so a build can install the runtime with ``--find-links`` and no network."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted, seen = [Requirement(line) for line in runtime_requirements()], set()
+    while wanted:
+        requirement = wanted.pop()
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        distribution = importlib.metadata.distribution(name)
+        _repack(distribution, folder)
+        for line in distribution.requires or []:
+            needed = Requirement(line)
+            extras = requirement.extras or {""}
+            if needed.marker is None or any(needed.marker.evaluate({"extra": extra}) for extra in extras):
+                wanted.append(needed)
+    return folder
+
+
+def _repack(distribution: importlib.metadata.Distribution, folder: Path) -> None:
+    site = Path(distribution.locate_file("")).resolve()
+    tags = [line.split(":", 1)[1].strip().split("-") for line in distribution.read_text("WHEEL").splitlines()
+            if line.startswith("Tag:")]
+    tag = "-".join(".".join(sorted({parts[i] for parts in tags})) for i in range(3))  # e.g. py2.py3-none-any
+    name = re.sub(r"[-_.]+", "_", distribution.metadata["Name"])
+    with zipfile.ZipFile(folder / f"{name}-{distribution.version}-{tag}.whl", "w") as wheel:
+        for file in distribution.files or []:
+            path = Path(distribution.locate_file(file)).resolve()
+            if path.is_relative_to(site) and path.is_file() and "__pycache__" not in file.parts:
+                wheel.write(path, file.as_posix())
+
+
+class LocalIndex:
+    """A PEP 503 simple index on 127.0.0.1 serving ``root/<project>/<files>`` (the server's folder listings are the
+    project pages); ``requested`` holds the paths asked for. A context manager: the server stops on exit."""
+
+    def __init__(self, root: Path):
+        requested: list[str] = []
+
+        class Handler(SimpleHTTPRequestHandler):
+            def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+                requested.append(self.path)
+
+        self.requested = requested
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __enter__(self) -> LocalIndex:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def leftovers(envs: Path, key: str) -> list[Path]:
@@ -136,7 +236,8 @@ def test_python_version_that_is_not_installed_is_refused_up_front(roots):
 
 def test_unread_conda_file_is_refused_up_front(roots):
     unread = EnvironmentSpec(name="unread", python={"conda_dependencies_file": "env.yml"})
-    with pytest.raises(InvalidInput, match="names condaDependenciesFile 'env.yml' but it was not read"):
+    with pytest.raises(InvalidInput, match="names condaDependenciesFile 'env.yml' but its content was not read; "
+                                           "register the environment with the SDK or CLI, which read the file"):
         build_local(unread, *roots, show_output=False)
     assert not (roots[0] / unread.content_hash()[:16]).exists()
 
@@ -177,3 +278,44 @@ def test_concurrent_builds_of_one_environment_build_once(roots):
     assert results[0].root == results[1].root
     assert [path.name for path in leftovers(roots[0], key)] == [key]
     assert in_env(results[0], "import six; print(six.__version__)") == "1.15.0"
+
+
+# Package sources named in the pip list, served on 127.0.0.1
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory) -> Path:
+    return runtime_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("index")
+    greeting_wheel(root / GREETING_PROJECT, "1.0")
+    with LocalIndex(root) as served:
+        yield served
+
+
+def test_a_requirements_file_with_an_index_and_find_links_builds_from_them(index, wheelhouse, roots, tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    relative = os.path.relpath(wheelhouse, tmp_path)
+    requirements.write_text(f"--index-url {index.url}\n--trusted-host 127.0.0.1\n--find-links {relative}\n"
+                            f"{GREETING_PROJECT}==1.0\n")
+    built = build_local(spec("indexed", *parse_requirements_file(requirements)), *roots, show_output=False)
+    assert in_env(built, "import mp_greeting; print(mp_greeting.GREETING)") == \
+        "hello from the local index, version 1.0"
+    assert f"/{GREETING_PROJECT}/" in index.requested
+    assert in_env(built, "import uvicorn, orjson; print('runtime ok')") == "runtime ok"  # from the find-links folder
+
+
+def test_an_unreachable_index_is_named_in_the_build_error(index, wheelhouse, roots):
+    unreachable = f"http://127.0.0.1:{closed_port()}/simple"
+    wanted = spec("unreachable", f"--index-url {index.url}", f"--extra-index-url {unreachable}",
+                  f"--find-links {wheelhouse}", GREETING_PROJECT)
+    with pytest.raises(EnvironmentBuildError) as raised:
+        build_local(wanted, *roots, show_output=False)
+    first_line = str(raised.value).splitlines()[0]
+    assert first_line.startswith(f"installing the environment's pip packages failed: package source "
+                                 f"--extra-index-url {unreachable} could not be reached (Connection refused")
+    assert first_line.endswith(f"; check the URL and that this machine can reach it. Log: "
+                               f"{roots[1] / wanted.content_hash()[:16]}.log")
+    assert leftovers(roots[0], wanted.content_hash()[:16]) == []

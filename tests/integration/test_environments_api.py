@@ -115,11 +115,9 @@ def test_inference_config_file_as_azure_writes_it(tmp_path):
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ({"entryScript": "score.py", "extraDockerfileSteps": "x"}, "baseDockerfile"),
-    ({"entryScript": "score.py", "surprise": 1}, "unknown key 'surprise'"),
-    ({"entryScript": "score.py", "runtime": "spark-py"}, "only python"),
-    ({"entryScript": "missing.py"}, "not found"),
+    ({"entryScript": "missing.py"}, "entryScript 'missing.py': no file at "),
     ({"sourceDirectory": "."}, "entryScript is required"),
+    ({"entryScript": "score.py", "runtime": "java"}, "runtime 'java' is not one Azure ML accepted"),
 ])
 def test_inference_config_file_errors_name_the_problem(tmp_path, content, message):
     (tmp_path / "score.py").write_text("def init(): pass\ndef run(d): return d\n")
@@ -127,6 +125,17 @@ def test_inference_config_file_errors_name_the_problem(tmp_path, content, messag
     config.write_text(json.dumps(content))
     with pytest.raises(InvalidInput, match=message):
         InferenceConfig.from_file(config)
+
+
+def test_an_environment_given_by_name_and_version_is_the_registered_one(ws, tmp_path):
+    registered = six_env("referenced").register(ws)
+    (tmp_path / "score.py").write_text("def init(): pass\ndef run(d): return d\n")
+    config = tmp_path / "inferenceconfig.json"
+    config.write_text(json.dumps({"entryScript": "score.py",
+                                  "environment": {"name": "referenced", "version": registered.version}}))
+    environment = InferenceConfig.from_file(config, workspace=ws).environment
+    assert (environment.name, environment.version, environment.python.conda_dependencies.pip_packages) == \
+        ("referenced", registered.version, ["six==1.16.0"])
 
 
 def test_legacy_conda_file_becomes_the_environment(tmp_path):

@@ -94,20 +94,22 @@ def runtime_requirements() -> list[str]:
 class _Recipe:
     """What to do, checked before anything is created: the interpreter, pip lines and notes.
 
-    ``sources`` are the pip list's package-source options (``--index-url`` ...): the environment's sources, used
-    for its own packages and for the runtime's alike, as one ``pip install`` of the whole list used them on Azure.
+    ``sources`` are the pip list's package-source option lines (``--index-url`` ...) and ``trusted_hosts`` its
+    ``--trusted-host`` values (uv takes those on its command line only): the environment's sources, used for its
+    own packages and for the runtime's alike, as one ``pip install`` of the whole list used them on Azure.
     """
 
     base_python: str
     user_managed: bool
     sources: list[str]
+    trusted_hosts: list[str]
     requirements: list[str]
     notes: list[str]
 
     @classmethod
     def of(cls, spec: EnvironmentSpec) -> _Recipe:
         if spec.python.user_managed_dependencies:
-            return cls(_user_interpreter(spec.python.interpreter_path), True, [], [], [])
+            return cls(_user_interpreter(spec.python.interpreter_path), True, [], [], [], [])
         if spec.python.conda_dependencies_file and spec.python.conda_dependencies is None:
             raise InvalidInput(f"environment {spec.name} names condaDependenciesFile "
                                f"'{spec.python.conda_dependencies_file}' but its content was not read; register the "
@@ -115,14 +117,16 @@ class _Recipe:
         lines = spec.pip_requirements()
         for line in lines:
             check_requirement(line, f"environment {spec.name} pip dependencies")
-        sources = [line for line in lines if source_option(line)]
+        options = {line: source_option(line) for line in lines}
+        trusted = [option[1] for option in options.values() if option and option[0] == "--trusted-host"]
+        sources = [line for line, option in options.items() if option and option[0] != "--trusted-host"]
         notes = [f"{line}: Azure's package, not installed; modelport's runtime replaces it"
                  for line in spec.dropped_requirements()]
         if spec.conda_packages():
             notes.append(f"conda packages {', '.join(spec.conda_packages())} cannot be installed in a local build "
                          "(no conda here); they are kept for image builds. Add pip equivalents if score.py needs them")
-        return cls(_base_python(spec.python_version()), False, sources,
-                   [line for line in lines if line not in sources], notes)
+        return cls(_base_python(spec.python_version()), False, sources, trusted,
+                   [line for line, option in options.items() if not option], notes)
 
 
 def _build(spec: EnvironmentSpec, recipe: _Recipe, target: Path, log_path: Path, progress: _Progress) -> None:
@@ -177,7 +181,7 @@ class _Builder:
         if recipe.requirements:
             self.progress.step(f"installing {len(recipe.requirements)} package(s)")
             user_file = self._write("modelport-requirements.txt", recipe.sources + recipe.requirements)
-            self._install(python, user_file, None, recipe.sources, "installing the environment's pip packages failed")
+            self._install(python, user_file, None, recipe, "installing the environment's pip packages failed")
         listed = self._run(self.tool.freeze(python), "listing the installed packages failed", merge=False)
         frozen = [line for line in listed.splitlines() if requirement_name(line)]
         constraints = self._write("modelport-constraints.txt", frozen) if frozen else None
@@ -185,7 +189,7 @@ class _Builder:
         self.progress.step("installing the runtime")
         try:
             self._install(python, self._write("modelport-runtime.txt", recipe.sources + runtime), constraints,
-                          recipe.sources, "installing modelport's runtime packages failed")
+                          recipe, "installing modelport's runtime packages failed")
         except EnvironmentBuildError as exc:
             conflicts = _conflicts(exc.output, {requirement_name(line) for line in frozen + runtime} - {None})
             if not conflicts:
@@ -196,13 +200,13 @@ class _Builder:
                 + _tail(self.log_path)) from None
         return python
 
-    def _install(self, python: Path, requirements: Path, constraints: Path | None, sources: list[str],
+    def _install(self, python: Path, requirements: Path, constraints: Path | None, recipe: _Recipe,
                  failure: str) -> None:
-        """Install a requirements file; a failure to reach one of ``sources`` is named as such."""
+        """Install a requirements file; a failure to reach one of the recipe's sources is named as such."""
         try:
-            self._run(self.tool.install(python, requirements, constraints), failure)
+            self._run(self.tool.install(python, requirements, constraints, recipe.trusted_hosts), failure)
         except EnvironmentBuildError as exc:
-            source = unreachable_source(exc.output, sources)
+            source = unreachable_source(exc.output, recipe.sources)
             if source is None:
                 raise
             raise EnvironmentBuildError(f"{failure}: {source}. Log: {self.log_path}\n{_tail(self.log_path)}",
@@ -253,11 +257,16 @@ class _Tool:
             return [self.uv, "venv", "--no-config", "--relocatable", "--python", base_python, str(root)]
         return [base_python, "-m", "venv", str(root)]
 
-    def install(self, python: Path, requirements: Path, constraints: Path | None) -> list[str]:
+    def install(self, python: Path, requirements: Path, constraints: Path | None,
+                trusted_hosts: list[str]) -> list[str]:
         extra = ["-c", str(constraints)] if constraints else []
         if self.uv:
-            return [self.uv, "pip", "install", "--no-config", "--python", str(python), "-r", str(requirements), *extra]
-        return [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements), *extra]
+            hosts = [arg for host in trusted_hosts for arg in ("--allow-insecure-host", host)]
+            return [self.uv, "pip", "install", "--no-config", "--python", str(python), "-r", str(requirements),
+                    *extra, *hosts]
+        hosts = [arg for host in trusted_hosts for arg in ("--trusted-host", host)]
+        return [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements), *extra,
+                *hosts]
 
     def freeze(self, python: Path) -> list[str]:
         if self.uv:
