@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
 from contextlib import contextmanager
 
 from ..backends.local import LocalBackend
 from ..errors import Conflict
 from ..frontend.config import ClientLimits, ServiceRoute, VersionRoute
-from ..frontend.envoy import FrontEnd
+from ..frontend.envoy import FrontEnd, FrontEndError
 from ..reconcile.autoscaling import ReplicaAutoscaler
 from ..reconcile.reconciler import Reconciler
 from ..store.artifacts import LocalArtifactStore
@@ -24,6 +25,7 @@ from .workspace_dir import WorkspaceDir
 
 logger = logging.getLogger("modelport.deployments")
 TOKEN_TTL_S = 3600
+ROUTE_WAIT_S = 120.0  # how long a key change waits for the front end (a pass may be building an environment)
 
 
 def _front_end_port() -> int | None:
@@ -53,7 +55,8 @@ class Deployments:
         self.autoscaler = ReplicaAutoscaler(self.backend)
         self.reconciler = Reconciler(store, artifacts, self.backend, workspace.root / "services", workspace.envs,
                                      workspace.logs, front_end=self, replica_count=self.autoscaler.replicas)
-        self._services: list[ServiceRoute] = []  # what the front end was last told to route
+        self._services: list[ServiceRoute] = []  # what the front end serves (apply() returned)
+        self._routed = threading.Condition()  # notified each time the front end took new routes
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._frontend_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -109,7 +112,25 @@ class Deployments:
             if not self.frontend.pid:
                 self.frontend.start(services)
             self.frontend.apply(services)
+        with self._routed:
             self._services = services
+            self._routed.notify_all()
+
+    def wait_routed(self, service: str, auth: str, keys: list[str], timeout_s: float = ROUTE_WAIT_S) -> None:
+        """Return once the front end checks ``service``'s requests with ``auth`` and exactly ``keys`` (so a
+        regenerated key works, and the old one is refused, when an operation returns).
+
+        Raises FrontEndError when that does not happen within ``timeout_s`` seconds."""
+        self.reconciler.wake()
+        deadline = time.monotonic() + timeout_s
+        with self._routed:
+            while not any(s.name == service and s.auth == auth and s.keys == keys for s in self._services):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise FrontEndError(f"the new auth settings of service '{service}' are saved, but the front "
+                                        f"end did not apply them within {timeout_s:.0f} s; see "
+                                        f"{self.frontend.log_path}")
+                self._routed.wait(remaining)
 
     def remove(self, service: str) -> None:
         """Stop a deleted service's replicas now, not at the next reconcile pass."""

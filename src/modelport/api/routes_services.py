@@ -12,7 +12,7 @@ from ..backends.local.limits import gpu_ids
 from ..environments.spec import EnvironmentSpec
 from ..errors import InvalidInput, NotFound
 from ..reconcile import app_root
-from ..reconcile.reconciler import auth_mode
+from ..reconcile.reconciler import auth_mode, route_auth
 from ..sdk.deploy_config import DeploymentConfig, check_service_name
 from .context import Context, context
 
@@ -77,6 +77,8 @@ def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> d
                          {**current["deploy"], **(body.deploy or {})}, generation=current["generation"] + 1,
                          keys=_keys(body.deploy or {}, current["keys"]))
         record = ctx.store.put_service(name, config, _model_ids(config), create=False)
+    if route_auth(config) != route_auth(current):
+        ctx.deployments.wait_routed(name, *route_auth(config))  # new auth settings hold when update() returns
     return _view(ctx, record)
 
 
@@ -105,14 +107,15 @@ def get_keys(name: str, ctx: Context = Depends(context)) -> dict:
 
 @router.post("/services/{name}/keys")
 def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(context)) -> dict:
-    """Replace the primary or secondary key; the old one stops working as soon as the front end reloads."""
+    """Replace the primary or secondary key; returns once the front end accepts the new key and refuses the old."""
     which = body.key_type.lower()
     if which not in ("primary", "secondary"):
         raise InvalidInput(f"key_type {body.key_type!r} must be 'Primary' or 'Secondary'")
     with ctx.deployments.operation(name):
         keys = dict(_key_auth_config(ctx, name)["keys"])
         keys[which] = body.set_key or secrets.token_urlsafe(32)
-        ctx.store.merge_service_config(name, {"keys": keys})
+        record = ctx.store.merge_service_config(name, {"keys": keys})
+    ctx.deployments.wait_routed(name, *route_auth(record.config))  # the old key is refused once this returns
     return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
 
 

@@ -11,10 +11,13 @@ def local_reply_config() -> dict[str, Any]:
     """Envoy's own replies as JSON ``{"message": ...}``: auth failures, no replica, a replica that died."""
     needs_key = ("service %ROUTE_NAME% needs a key: send 'Authorization: Bearer <key>' with its primary or "
                  "secondary key")
+    wrong_key = ("service %ROUTE_NAME% did not accept the key in the Authorization header: send its current primary "
+                 "or secondary key (get_keys(), or modelport service keys); a regenerated key replaces the old one")
     needs_token = ("service %ROUTE_NAME% needs a token: send 'Authorization: Bearer <token>' with a valid token "
                    "for this service (%LOCAL_REPLY_BODY%)")
     return {
         "mappers": [
+            _mapper(wrong_key, 401, status=401, auth_kind="key", credential_sent=True),
             _mapper(needs_key, 401, status=401, auth_kind="key"),
             _mapper(needs_token, 401, status=401, auth_kind="token"),
             _mapper(needs_token, 401, status=403, auth_kind="token"),  # a token for another service
@@ -34,7 +37,7 @@ def local_reply_config() -> dict[str, Any]:
 
 
 def _mapper(message: str, code: int, *, status: int | None = None, auth_kind: str | None = None,
-            flags: list[str] | None = None) -> dict[str, Any]:
+            credential_sent: bool = False, flags: list[str] | None = None) -> dict[str, Any]:
     filters: list[dict[str, Any]] = []
     if status is not None:
         filters.append({"status_code_filter": {"comparison": {
@@ -42,6 +45,8 @@ def _mapper(message: str, code: int, *, status: int | None = None, auth_kind: st
     if auth_kind is not None:
         filters.append({"header_filter": {"header": {"name": AUTH_KIND_HEADER,
                                                      "string_match": {"exact": auth_kind}}}})
+    if credential_sent:
+        filters.append({"header_filter": {"header": {"name": "authorization", "present_match": True}}})
     if flags is not None:
         filters.append({"response_flag_filter": {"flags": flags}})
     match = filters[0] if len(filters) == 1 else {"and_filter": {"filters": filters}}

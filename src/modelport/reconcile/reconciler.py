@@ -233,11 +233,15 @@ def _route(record: ServiceRecord, version: str, replicas: list[ReplicaState]) ->
     """What the front end needs for one service: the version taking its traffic, that version's ready
     replicas (none: the front end answers 503) and the service's auth."""
     endpoints = [("127.0.0.1", r.port) for r in replicas if r.ready]
-    deploy = record.config["deploy"]
-    keys = record.config.get("keys", {})
-    return {"name": record.name, "version": version, "endpoints": endpoints, "auth": auth_mode(deploy),
-            "keys": [k for k in (keys.get("primary"), keys.get("secondary")) if k],
-            "scoring_timeout_ms": deploy["scoring_timeout_ms"]}
+    auth, keys = route_auth(record.config)
+    return {"name": record.name, "version": version, "endpoints": endpoints, "auth": auth, "keys": keys,
+            "scoring_timeout_ms": record.config["deploy"]["scoring_timeout_ms"]}
+
+
+def route_auth(config: dict) -> tuple[str, list[str]]:
+    """How the front end checks a service's requests: its auth mode and the keys it accepts."""
+    keys = config.get("keys", {})
+    return auth_mode(config["deploy"]), [k for k in (keys.get("primary"), keys.get("secondary")) if k]
 
 
 def auth_mode(deploy: dict) -> str:

@@ -1,0 +1,50 @@
+"""Key regeneration and auth updates hold the moment the SDK call returns (no window with the old key)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
+from modelport.api import server
+
+APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    ws = Workspace.create("authws", tmp_path_factory.mktemp("ws"))
+    weights = tmp_path_factory.mktemp("model") / "weights.txt"
+    weights.write_text("w-1")
+    model = Model.register(ws, weights, "echo-model")
+    config = InferenceConfig("score.py", source_directory=APP, environment=Environment("auth-env"))
+    deployed = Model.deploy(ws, "auth-svc", [model], config, AksWebservice.deploy_configuration(num_replicas=1))
+    deployed.wait_for_deployment(timeout_sec=120)
+    yield deployed
+    for each in Webservice.list(ws):
+        each.delete()
+    server.stop(ws._dir)
+
+
+def status_with(service, key: str | None) -> int:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(service.scoring_uri, json={}, headers=headers, timeout=30).status_code
+
+
+def test_a_regenerated_key_replaces_the_old_one_when_regen_key_returns(service):
+    for which in ("Primary", "Secondary", "Primary"):
+        old = dict(zip(("Primary", "Secondary"), service.get_keys(), strict=True))[which]
+        service.regen_key(which)
+        new = dict(zip(("Primary", "Secondary"), service.get_keys(), strict=True))[which]
+        assert new != old
+        assert (status_with(service, old), status_with(service, new)) == (401, 200)
+
+
+def test_turning_auth_off_and_on_holds_when_update_returns(service):
+    service.update(auth_enabled=False)
+    assert status_with(service, None) == 200
+    service.update(auth_enabled=True)
+    assert status_with(service, None) == 401
+    assert status_with(service, service.get_keys()[0]) == 200
