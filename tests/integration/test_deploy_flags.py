@@ -1,0 +1,136 @@
+"""``modelport model deploy`` as a user moving off Azure runs it: real Azure ML files, az ml's flags over them, a real
+control plane, replicas and front end, scored over HTTP.
+
+The project's inferenceconfig.json lies in ``src/`` with ``sourceDirectory: "src"`` and names its conda file with
+``environment.python.condaDependenciesFile``; that file's pip list takes the service's package from a PEP 503 index
+(and the runtime's from a find-links folder) served on 127.0.0.1, so the deploy needs no network beyond loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelport import Model, Webservice, Workspace
+from modelport.api import server
+from tests.integration.test_environment_build import GREETING_PROJECT, LocalIndex, greeting_wheel, runtime_wheelhouse
+
+pytestmark = pytest.mark.timeout(900)
+
+FILES = Path(__file__).resolve().parents[1] / "fixtures" / "azure_files"
+GREETING_SCORE = '''
+import json
+import mp_greeting
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    return mp_greeting.GREETING
+'''
+GREETING = "hello from the local index, version 1.0"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    workspace = Workspace.create("flagsws", tmp_path_factory.mktemp("ws"))
+    weights = tmp_path_factory.mktemp("model") / "weights.txt"
+    weights.write_text("w")
+    Model.register(workspace, weights, "weights")
+    yield workspace
+    for service in Webservice.list(workspace):
+        service.delete()
+    server.stop(workspace._dir)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The project fixture, its score.py importing the package its conda file takes from the local index."""
+    root = tmp_path_factory.mktemp("checkout") / "project"
+    shutil.copytree(FILES / "project", root)
+    (root / "src" / "score.py").write_text(GREETING_SCORE)
+    packages = tmp_path_factory.mktemp("index")
+    greeting_wheel(packages / GREETING_PROJECT, "1.0")
+    wheels = runtime_wheelhouse(tmp_path_factory.mktemp("wheels"))
+    with LocalIndex(packages) as index:
+        (root / "src" / "conda_env.yml").write_text(
+            f"name: project_environment\ndependencies:\n  - python={sys.version_info.major}.{sys.version_info.minor}\n"
+            f"  - pip:\n    - azureml-defaults\n    - --index-url {index.url}\n    - --find-links {wheels}\n"
+            f"    - {GREETING_PROJECT}==1.0\n")
+        yield root
+
+
+def modelport(ws, project: Path, *args: str) -> subprocess.CompletedProcess:
+    """The CLI run from the project's root, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "modelport.cli.main", *args, "-w", str(ws.path)], cwd=project,
+                          capture_output=True, text=True, timeout=600)
+
+
+def warnings_of(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("Warning: ")]
+
+
+def test_flags_override_the_files_and_the_project_layout_deploys(ws, project):
+    dc = FILES / "aks" / "deploymentconfig.json"
+    result = modelport(ws, project, "model", "deploy", "-n", "greeting-svc", "-m", "weights:1",
+                       "--ic", "src/inferenceconfig.json", "--dc", str(dc), "--auth-enabled", "false", "--nr", "1",
+                       "--tag", "team=ml", "--description", "from the az flags", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert warnings_of(result) == [f"Warning: {dc}: unknown key 'enableAppInsights' ignored (did you mean "
+                                   "'appInsightsEnabled'?); Azure ML ignored it too (strict mode makes this an error)"]
+    view = json.loads(result.stdout)
+    assert view["state"] == "Healthy"
+    answer = httpx.post(view["scoring_uri"], content="{}", headers={"Content-Type": "application/json"}, timeout=60)
+    assert (answer.status_code, answer.json()) == (200, GREETING)  # no key: --auth-enabled false beat authEnabled
+    deploy = Webservice(ws, "greeting-svc").serialize()["deploy"]
+    assert (deploy["auth_enabled"], deploy["num_replicas"], deploy["autoscale_enabled"], deploy["tags"],
+            deploy["description"], deploy["scoring_timeout_ms"], deploy["replica_max_concurrent_requests"]) == \
+        (False, 1, False, {"team": "ml"}, "from the az flags", 5000, 2)
+
+
+def test_an_aci_file_deploys_as_a_one_replica_local_service_with_key_auth(ws, project):
+    dc = FILES / "aci" / "deploymentconfig.json"
+    result = modelport(ws, project, "model", "deploy", "-n", "aci-svc", "-m", "weights:1",
+                       "--ic", "src/inferenceconfig.json", "--dc", str(dc), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert warnings_of(result)[0].startswith(f"Warning: {dc}: computeType ACI: ACI deploys as a local service "
+                                             "here: one replica on this machine")
+    assert warnings_of(result)[1:] == [
+        f"Warning: {dc}: location 'westeurope': the service runs on this machine, not in an Azure region",
+        f"Warning: {dc}: dnsNameLabel 'churn-model': the service is reached at its scoring URI on the front end "
+        "(service.scoring_uri), not at a DNS name"]
+    service = Webservice(ws, "aci-svc")
+    refused = httpx.post(service.scoring_uri, content="{}", timeout=60)
+    key = service.get_keys()[0]
+    scored = httpx.post(service.scoring_uri, content="{}", timeout=60, headers={"Authorization": f"Bearer {key}"})
+    assert (refused.status_code, scored.status_code, scored.json()) == (401, 200, GREETING)
+    deploy = service.serialize()["deploy"]
+    assert (deploy["num_replicas"], deploy["cpu_cores_limit"], deploy["memory_gb_limit"]) == (1, 0.5, 1.0)
+
+
+def test_an_endpoint_file_is_refused_and_nothing_is_deployed(ws, project):
+    dc = FILES / "endpoint" / "deploymentconfig.json"
+    result = modelport(ws, project, "model", "deploy", "-n", "endpoint-svc", "-m", "weights:1",
+                       "--ic", "src/inferenceconfig.json", "--dc", str(dc))
+    assert (result.returncode, result.stderr.splitlines()) == (1, [
+        f"Error: {dc}: computeType AKSENDPOINT (endpoint versions with traffic percentiles) is not supported yet; "
+        "to deploy a web service, set computeType to aks and remove versionName and trafficPercentile"])
+    assert "endpoint-svc" not in [service.name for service in Webservice.list(ws)]
+
+
+def test_strict_refuses_an_unknown_key_before_deploying(ws, project):
+    dc = FILES / "aks" / "deploymentconfig.json"
+    result = modelport(ws, project, "model", "deploy", "-n", "strict-svc", "-m", "weights:1",
+                       "--ic", "src/inferenceconfig.json", "--dc", str(dc), "--strict")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: {dc}: unknown key 'enableAppInsights' (did you mean "
+                                    "'appInsightsEnabled'?); known keys at the top level: ")
+    assert "strict-svc" not in [service.name for service in Webservice.list(ws)]
