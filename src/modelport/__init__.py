@@ -17,6 +17,7 @@ _PUBLIC = {
     "LocalWebservice": "modelport.sdk.webservice",
     "AksWebservice": "modelport.sdk.webservice",
     "KubernetesWebservice": "modelport.sdk.webservice",
+    "ConfigWarning": "modelport.sdk.files",
     "AksServiceAccessToken": "modelport.sdk.webservice",
     "ComputeTarget": "modelport.sdk.workspace",
 }

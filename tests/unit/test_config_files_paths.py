@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelport.errors import InvalidInput
+from modelport.sdk.environment import Environment
 from modelport.sdk.inference_config import InferenceConfig
 
 FILES = Path(__file__).resolve().parent.parent / "fixtures" / "azure_files"
@@ -130,3 +131,12 @@ def test_flags_override_the_file_and_stand_alone(project):
         == ("other.py", "greeting-env", ["flagged==2.0"])
     alone = InferenceConfig.from_file(None, flags={"entryScript": "score.py", "sourceDirectory": "src"})
     assert (alone.entry_script, Path(alone.source_directory), alone.environment) == ("score.py", project / "src", None)
+
+
+def test_an_environment_json_file_reads_its_conda_file_beside_it(project, tmp_path, monkeypatch):
+    data = json.loads((project / "src" / "inferenceconfig.json").read_text())["environment"]
+    (project / "src" / "environment.json").write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    env = Environment.load_from_file(project / "src" / "environment.json")
+    assert (env.name, env.python.conda_dependencies.pip_packages) == ("greeting-env", ["azureml-defaults",
+                                                                                       "six==1.16.0"])

@@ -121,6 +121,18 @@ class Environment:
         return env
 
     @staticmethod
+    def load_from_file(path: str | Path, strict: bool = False) -> Environment:
+        """An Azure ML Environment JSON (or YAML) file, read under the key rule (``strict``: unknown keys are
+        errors): ``python.condaDependenciesFile`` and relative ``--find-links`` folders are taken from the current
+        directory, then from the file's folder. What ``modelport environment register --environment-file`` reads.
+        """
+        path = Path(path)
+        rule = KeyRule(str(path), strict)
+        spec = read_environment(read_json_object(path, "environment file"), rule, "",
+                                [Path.cwd(), path.resolve().parent])
+        return Environment._from_dict(spec.to_dict())
+
+    @staticmethod
     def load_from_directory(path: str | Path, strict: bool = False) -> Environment:
         """Azure ML's ``Environment.load_from_directory``: the folder ``az ml environment scaffold`` (or
         ``save_to_directory``) writes.
