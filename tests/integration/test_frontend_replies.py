@@ -46,3 +46,50 @@ def test_a_wrong_key_is_named_as_wrong_and_never_echoed(front, sent):
 
 def test_the_right_key_passes_after_the_started_routes(front):
     assert score(front, f"Bearer {KEYS[1]}").status_code == 200
+
+
+ORIGIN = "https://app.example.com"
+
+
+@pytest.fixture(scope="module")
+def cors_front(tmp_path_factory, start_runtime):
+    replica = start_runtime("--entry-script", script("score_version.py"), env={"VERSION": "v1"})
+    host, port = replica.url.removeprefix("http://").rsplit(":", 1)
+    front_end = FrontEnd(tmp_path_factory.mktemp("frontend"))
+    front_end.start([ServiceRoute("browsed", [VersionRoute("v1", 100, [(host, int(port))])], "key", KEYS,
+                                  cors_origins=(ORIGIN,))])
+    yield front_end
+    front_end.stop()
+
+
+def test_a_browsers_preflight_from_an_allowed_origin_is_answered_without_a_key(cors_front):
+    preflight = httpx.options(f"{cors_front.url}/api/v1/service/browsed/score", timeout=30, headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "authorization" in preflight.headers["access-control-allow-headers"]
+
+
+def test_only_allowed_origins_get_cors_headers_and_the_key_is_still_required(cors_front):
+    url = f"{cors_front.url}/api/v1/service/browsed/score"
+    allowed = httpx.post(url, json={}, timeout=30, headers={"Origin": ORIGIN, "Authorization": f"Bearer {KEYS[0]}"})
+    assert (allowed.status_code, allowed.headers["access-control-allow-origin"]) == (200, ORIGIN)
+    other = httpx.post(url, json={}, timeout=30, headers={"Origin": "https://evil.example",
+                                                          "Authorization": f"Bearer {KEYS[0]}"})
+    assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+    keyless = httpx.post(url, json={}, timeout=30, headers={"Origin": ORIGIN})
+    assert keyless.status_code == 401
+    foreign_preflight = httpx.options(url, timeout=30, headers={"Origin": "https://evil.example",
+                                                                "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in foreign_preflight.headers
+
+
+def test_a_malformed_origin_is_refused_with_the_fix():
+    from modelport.errors import InvalidInput
+    from modelport.frontend.config import check_services
+
+    with pytest.raises(InvalidInput, match="CORS origin 'app.example.com' is not an origin: use 'scheme://host"):
+        check_services([ServiceRoute("browsed", [VersionRoute("v1", 100, [])], "none",
+                                     cors_origins=("app.example.com",))])

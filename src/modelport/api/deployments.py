@@ -107,7 +107,8 @@ class Deployments:
                 return
             services = [
                 ServiceRoute(r["name"], [VersionRoute(r["version"], 100, [tuple(e) for e in r["endpoints"]])],
-                             auth=r["auth"], keys=r["keys"], scoring_timeout_ms=r["scoring_timeout_ms"])
+                             auth=r["auth"], keys=r["keys"], scoring_timeout_ms=r["scoring_timeout_ms"],
+                             cors_origins=tuple(r["cors_origins"]))
                 for r in routes]
             if not self.frontend.pid:
                 self.frontend.start(services)

@@ -38,7 +38,12 @@ MAX_BODY_BYTES = 104857600  # the runtime's default MODELPORT_MAX_BODY_BYTES (10
 
 NAME_RULE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 KEY_RULE = re.compile(r"^[\x21-\x7e]{8,256}$")
+ORIGIN_RULE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
+CORS_FILTER = "envoy.filters.http.cors"
+CORS_METHODS = "GET,POST,OPTIONS"
+CORS_HEADERS = "authorization,content-type,x-request-id,x-ms-client-request-id"
+CORS_MAX_AGE_S = 600
 API_KEY_FILTER = "api_key_auth"
 JWT_FILTER = "jwt_authn"
 AUTH_KIND_FILTER = "auth_kind"
@@ -64,6 +69,7 @@ class ServiceRoute:
     auth: Auth = "key"
     keys: list[str] = field(default_factory=list)
     scoring_timeout_ms: int = 60000
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the service ("*": any)
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,10 @@ def check_services(services: list[ServiceRoute]) -> None:
                                        "without spaces")
             if len(set(service.keys)) != len(service.keys):
                 raise InvalidInput(f"service {name!r}: primary and secondary key must differ")
+        for origin in service.cors_origins:
+            if not (origin == "*" or ORIGIN_RULE.match(origin)):
+                raise InvalidInput(f"service {name!r}: CORS origin {origin!r} is not an origin: use "
+                                   "'scheme://host[:port]' (e.g. 'https://app.example.com') or '*'")
         if not (isinstance(service.scoring_timeout_ms, int) and 0 < service.scoring_timeout_ms <= 24 * 3600 * 1000):
             raise InvalidInput(f"service {name!r}: scoring_timeout_ms must be a positive number of milliseconds "
                                "up to a day")
@@ -259,6 +269,9 @@ def _http_filters(services: list[ServiceRoute], jwks: dict[str, Any] | None) -> 
         "clock_skew_seconds": TOKEN_CLOCK_SKEW_S,
     } for name in token_services}
     return [
+        # first: a browser's preflight (which never carries a key) is answered here, before any auth
+        {"name": CORS_FILTER, "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
         {"name": AUTH_KIND_FILTER, "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"}},
         {"name": API_KEY_FILTER, "disabled": True, "typed_config": {
@@ -334,8 +347,24 @@ def _route(service: ServiceRoute, path: str, target: str) -> dict[str, Any]:
         "response_headers_to_add": [{"header": {"key": VERSION_HEADER,
                                                 "value": "%UPSTREAM_METADATA(modelport:version)%"},
                                      "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
-        "typed_per_filter_config": _auth_per_route(service),
+        "typed_per_filter_config": {**_auth_per_route(service), **_cors_per_route(service)},
     }
+
+
+def _cors_per_route(service: ServiceRoute) -> dict[str, Any]:
+    """CORS for the service's allowed origins (none: no CORS header, as without the setting)."""
+    if not service.cors_origins:
+        return {}
+    origins = [{"safe_regex": {"regex": ".*"}} if origin == "*" else {"exact": origin}
+               for origin in service.cors_origins]
+    return {CORS_FILTER: {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        "allow_origin_string_match": origins,
+        "allow_methods": CORS_METHODS,
+        "allow_headers": CORS_HEADERS,
+        "expose_headers": f"{VERSION_HEADER},x-request-id,x-ms-request-id,x-ms-run-function-failed",
+        "max_age": str(CORS_MAX_AGE_S),
+    }}
 
 
 def _weighted_cluster(service: str, version: VersionRoute) -> dict[str, Any]:

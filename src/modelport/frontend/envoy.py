@@ -104,6 +104,8 @@ class FrontEnd:
         eds_dir.mkdir(parents=True, exist_ok=True)
         for stale in eds_dir.glob("*.yaml"):
             stale.unlink()
+        if services:
+            self._validate(services)
         self._write_files(self._render(services or [], _new_version()))
         bootstrap_path = self.state_dir / "bootstrap.yaml"
         _write_atomic(bootstrap_path, _yaml(bootstrap(self.xds_dir, self.admin_socket)))
@@ -223,9 +225,7 @@ class FrontEnd:
             current = self._read_files()
             if _resources(files) == _resources(current) and not self._not_live(current, self._readouts()):
                 return
-            jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
-            validate_config(validation_bootstrap(services, self.port, jwks, self.limits),
-                            self.state_dir / "validate.yaml")
+            self._validate(services)
             before = self._readouts()
             for step, step_files in enumerate(_steps(current, files), start=1):
                 changed = {name: {**content, "version_info": f"{version}.{step}"}
@@ -237,6 +237,11 @@ class FrontEnd:
                 current.update(changed)
             for stale in set(current) - set(files):
                 (self.xds_dir / stale).unlink()
+
+    def _validate(self, services: list[ServiceRoute]) -> None:
+        """``envoy --mode validate`` on these routes; FrontEndError with Envoy's reason if it refuses them."""
+        jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
+        validate_config(validation_bootstrap(services, self.port, jwks, self.limits), self.state_dir / "validate.yaml")
 
     def _render(self, services: list[ServiceRoute], version: str) -> dict[str, dict[str, Any]]:
         jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None

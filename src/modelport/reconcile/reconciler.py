@@ -234,8 +234,9 @@ def _route(record: ServiceRecord, version: str, replicas: list[ReplicaState]) ->
     replicas (none: the front end answers 503) and the service's auth."""
     endpoints = [("127.0.0.1", r.port) for r in replicas if r.ready]
     auth, keys = route_auth(record.config)
+    deploy = record.config["deploy"]
     return {"name": record.name, "version": version, "endpoints": endpoints, "auth": auth, "keys": keys,
-            "scoring_timeout_ms": record.config["deploy"]["scoring_timeout_ms"]}
+            "scoring_timeout_ms": deploy["scoring_timeout_ms"], "cors_origins": list(deploy.get("cors_origins") or [])}
 
 
 def route_auth(config: dict) -> tuple[str, list[str]]:
