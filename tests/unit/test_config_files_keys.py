@@ -219,10 +219,14 @@ def test_unknown_runtime_is_refused(copied):
 
 
 def test_environment_form_as_azure_serialized_it_reads_silently(silent, copied):
-    copied("project")
+    folder = copied("project")
     config = InferenceConfig.from_file("src/inferenceconfig.json")
     assert config.environment.name == "greeting-env"
     assert config.environment.docker.base_image == "mcr.microsoft.com/azureml/openmpi3.1.2-ubuntu18.04:20210615.v1"
+    data = json.loads((folder / "src" / "inferenceconfig.json").read_text())
+    data["environment"].update(docker=None, spark=None, databricks=None, r=None, assetId="azureml://x/y")
+    (folder / "src" / "ic.json").write_text(json.dumps(data))
+    assert InferenceConfig.from_file("src/ic.json").environment.docker.shm_size is None  # null sections: defaults
 
 
 @pytest.mark.parametrize(("change", "warning"), [

@@ -130,6 +130,7 @@ def test_each_rule_names_the_parameter_and_the_fix(kwargs, message):
         aks_deploy_configuration(**kwargs)
 
 
+@pytest.mark.filterwarnings("ignore::modelport.sdk.files.ConfigWarning")  # kept settings warn: other tests
 def test_accepted_edges():
     config = aks_deploy_configuration(autoscale_min_replicas=4, autoscale_max_replicas=4,
                                       autoscale_target_utilization=100, namespace="a" * 63, cpu_cores=1,
@@ -212,6 +213,7 @@ def test_the_contract_example_parses_silently_and_round_trips(recwarn):
     assert json.loads(json.dumps(written)) == written
 
 
+@pytest.mark.filterwarnings("ignore::modelport.sdk.files.ConfigWarning")  # kept settings warn: other tests
 def test_from_file_reads_the_file(tmp_path):
     path = tmp_path / "deploymentconfig.json"
     path.write_text(json.dumps({**AKS_EXAMPLE, "tags": {"team": "ml"}, "namespace": "models",
@@ -343,6 +345,7 @@ def test_null_values_mean_not_given():
     assert (config.autoscale_enabled, config.cpu_cores, config.memory_gb, config.primary_key) == (True, 0.1, 2, None)
 
 
+@pytest.mark.filterwarnings("ignore::modelport.sdk.files.ConfigWarning")  # kept settings warn: other tests
 def test_a_written_config_with_every_field_round_trips():
     config = aks_deploy_configuration(num_replicas=2, cpu_cores=1, cpu_cores_limit=2, memory_gb=1, memory_gb_limit=4,
                                       gpu_cores=1, primary_key="p", secondary_key="s", namespace="ns", tags={"a": "b"},

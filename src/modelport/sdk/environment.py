@@ -291,7 +291,8 @@ def warn_conda_only(spec: EnvironmentSpec, rule: KeyRule, key: str) -> None:
 
 
 def _known_keys(data: dict, keys: dict, rule: KeyRule, prefix: str, path: str) -> dict:
-    """``data`` without the keys ``keys`` lacks (each reported to ``rule``; Azure's registration keys dropped)."""
+    """``data`` without the keys ``keys`` lacks (each reported to ``rule``; Azure's registration keys dropped) and
+    without null sections (their defaults stand)."""
     known = {}
     for key, value in data.items():
         if key not in keys:
@@ -300,6 +301,8 @@ def _known_keys(data: dict, keys: dict, rule: KeyRule, prefix: str, path: str) -
             rule.unknown(f"{prefix}{path}{key}", keys, f"{prefix}{path}")
             continue
         node = keys[key]
+        if isinstance(node, dict) and value is None:
+            continue
         known[key] = _known_keys(value, node, rule, prefix, f"{path}{key}.") \
             if isinstance(node, dict) and isinstance(value, dict) else value
     return known
