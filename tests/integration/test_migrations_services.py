@@ -1,0 +1,144 @@
+"""A deployed service survives every schema revision: a ``services`` row (with the models it uses)
+written at the oldest revision that has the table is carried, intact, through each later revision
+to head, and the store (and what the reconciler reads of it) can use it there.
+
+SQLite always; PostgreSQL with ``MODELPORT_TEST_POSTGRES_URL``, as ``test_store.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from modelport.environments.spec import EnvironmentSpec
+from modelport.errors import Conflict
+from modelport.reconcile.reconciler import auth_mode
+from modelport.sdk.deploy_config import DeploymentConfig
+from modelport.store.db import Store
+from modelport.store.engine import alembic_config
+
+from .test_store import SHA_A, SHA_B, fresh_database, sql_engine
+
+SCRIPT = ScriptDirectory.from_config(alembic_config())
+REVISIONS = [r.revision for r in reversed(list(SCRIPT.walk_revisions()))]  # oldest first
+HEAD = SCRIPT.get_current_head()
+CREATED = datetime(2024, 5, 1, 12, 0, 0)
+UPDATED = datetime(2024, 5, 2, 8, 30, 0)
+
+MODELS = sa.table("models", sa.column("name"), sa.column("version"), sa.column("description"),
+                  sa.column("tags", sa.JSON), sa.column("properties", sa.JSON), sa.column("artifact_sha256"),
+                  sa.column("artifact_kind"), sa.column("artifact_name"), sa.column("size_bytes"),
+                  sa.column("created_at", sa.DateTime(timezone=True)))
+SNAPSHOTS = sa.table("snapshots", sa.column("sha256"), sa.column("file_count"), sa.column("size_bytes"),
+                     sa.column("created_at", sa.DateTime(timezone=True)))
+SERVICES = sa.table("services", sa.column("name"), sa.column("state"), sa.column("config", sa.JSON),
+                    sa.column("created_at", sa.DateTime(timezone=True)),
+                    sa.column("updated_at", sa.DateTime(timezone=True)))
+SERVICE_MODELS = sa.table("service_models", sa.column("service_name"), sa.column("model_name"),
+                          sa.column("model_version"))
+
+
+def service_config() -> dict:
+    """A service's stored config, as the services API writes it: key auth, 2 replicas, one model."""
+    deploy = DeploymentConfig.from_settings({"num_replicas": 2, "auth_enabled": True, "cpu_cores": 0.5,
+                                             "memory_gb": 1.0, "scoring_timeout_ms": 60000}).to_settings()
+    environment = EnvironmentSpec.from_dict({"name": "sklearn-env", "python": {"condaDependencies": {
+        "dependencies": ["python=3.11", {"pip": ["scikit-learn==1.5.0"]}]}},
+        "environmentVariables": {"MODEL_MODE": "fast"}}).to_dict()
+    return {"generation": 3, "entry_script": "score.py", "snapshot": SHA_B, "environment": environment,
+            "deploy": deploy, "keys": {"primary": "primary-key-0001", "secondary": "secondary-key-0002"},
+            "models": [{"name": "sklearn-mnist", "version": 1, "artifact_sha256": SHA_A, "artifact_kind": "file",
+                        "artifact_name": "model.pkl"}], "gpus": []}
+
+
+def oldest_revision_with_services(engine) -> str:
+    """Upgrade an empty database one revision at a time until the services table exists."""
+    for revision in REVISIONS:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), revision)
+            if "services" in sa.inspect(connection).get_table_names():
+                return revision
+    raise AssertionError(f"no revision of {REVISIONS} creates the services table")
+
+
+def write_deployed_service(engine, config: dict) -> None:
+    """What a deploy left behind: the model, the snapshot, the service and the model it uses."""
+    with engine.begin() as connection:
+        connection.execute(sa.insert(MODELS).values(
+            name="sklearn-mnist", version=1, description="digits", tags={"stage": "prod"}, properties={},
+            artifact_sha256=SHA_A, artifact_kind="file", artifact_name="model.pkl", size_bytes=1234,
+            created_at=CREATED))
+        connection.execute(sa.insert(SNAPSHOTS).values(sha256=SHA_B, file_count=2, size_bytes=800,
+                                                       created_at=CREATED))
+        connection.execute(sa.insert(SERVICES).values(name="mnist-svc", state="Healthy", config=config,
+                                                      created_at=CREATED, updated_at=UPDATED))
+        connection.execute(sa.insert(SERVICE_MODELS).values(service_name="mnist-svc", model_name="sklearn-mnist",
+                                                            model_version=1))
+
+
+def stored_service(engine) -> tuple:
+    """The service row and its model links, read under the store."""
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(SERVICES.c.name, SERVICES.c.state, SERVICES.c.config)).all()
+        links = connection.execute(sa.select(SERVICE_MODELS)).all()
+    return [tuple(row) for row in rows], [tuple(link) for link in links]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_services_row_is_carried_through_every_revision_and_usable_at_head(backend, tmp_path):
+    config = service_config()
+    with fresh_database(backend, tmp_path) as url:
+        engine = sql_engine(url)
+        oldest = oldest_revision_with_services(engine)
+        write_deployed_service(engine, config)
+        expected = ([("mnist-svc", "Healthy", config)], [("mnist-svc", "sklearn-mnist", 1)])
+        later = REVISIONS[REVISIONS.index(oldest) + 1:]
+        assert later, "only one revision: nothing to carry the row through"
+        for revision in later:
+            with engine.begin() as connection:
+                command.upgrade(alembic_config(connection), revision)
+            assert stored_service(engine) == expected, f"after upgrading to {revision}"
+        with engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_heads() == (HEAD,)
+        engine.dispose()
+        check_usable_at_head(url, config)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_store_opened_on_the_oldest_services_revision_migrates_the_row_on_open(backend, tmp_path):
+    config = service_config()
+    with fresh_database(backend, tmp_path) as url:
+        engine = sql_engine(url)
+        oldest_revision_with_services(engine)
+        write_deployed_service(engine, config)
+        engine.dispose()
+        check_usable_at_head(url, config)  # Store() upgrades to head as it opens
+
+
+def check_usable_at_head(url: str, config: dict) -> None:
+    with Store(url) as store:
+        [record] = store.list_services()
+        assert (record.name, record.state, record.config, record.status) == ("mnist-svc", "Healthy", config, {})
+        assert (record.created_at, record.updated_at) == (CREATED.replace(tzinfo=timezone.utc),
+                                                          UPDATED.replace(tzinfo=timezone.utc))
+        # what the reconciler and the API read of it
+        deploy = DeploymentConfig.from_settings(record.config["deploy"])
+        assert (deploy.num_replicas, auth_mode(record.config["deploy"])) == (2, "key")
+        assert EnvironmentSpec.from_dict(record.config["environment"]).environment_variables == {"MODEL_MODE": "fast"}
+        # the model link survived: the model cannot be deleted under the service
+        with pytest.raises(Conflict, match="used by service\\(s\\) 'mnist-svc'"):
+            store.delete_model("sklearn-mnist", 1)
+        # the columns added since (status) work on the carried row
+        store.set_service_status("mnist-svc", "Healthy", {"ready_replicas": 2, "reason": ""})
+        assert store.get_service("mnist-svc").status == {"ready_replicas": 2, "reason": ""}
+        updated = store.put_service("mnist-svc", {**config, "generation": 4}, [("sklearn-mnist", 1)], create=False)
+        assert (updated.state, updated.config["generation"], updated.created_at) == (
+            "Transitioning", 4, CREATED.replace(tzinfo=timezone.utc))
+        store.delete_service("mnist-svc")
+        assert store.list_services() == []
+        assert store.delete_model("sklearn-mnist", 1).id == "sklearn-mnist:1"
