@@ -7,8 +7,10 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import jwt
@@ -19,20 +21,85 @@ from modelport.errors import Conflict, InvalidInput
 from modelport.frontend.config import VERSION_HEADER, ServiceRoute, VersionRoute, validation_bootstrap
 from modelport.frontend.envoy import FrontEnd, FrontEndError, validate_config
 from modelport.frontend.tokens import TokenSigner
-from tests.conftest import script
 
 KEYS = ["primary-key-0001", "secondary-key-0002"]
+HELD_AT_MOST = 12  # requests held at once in the least-request test (each replica runs up to 16 at once)
+
+# Says which version and process answered and which credentials reached it. A request {"gate": name}
+# waits in run() until the test opens that gate, after leaving a file that says which worker holds it:
+# a request's place and lifetime are decided by the test, not by a sleep.
+GATED_SCRIPT = """
+import json, os, time, uuid
+from pathlib import Path
+
+GATES = Path(os.environ["GATE_DIR"])
+
+
+def init():
+    pass
+
+
+def run(data, request_headers):
+    body = json.loads(data) if data else {}
+    gate = body.get("gate") if isinstance(body, dict) else None
+    if gate:
+        (GATES / f"entered-{gate}-{os.getpid()}-{uuid.uuid4().hex}").touch()
+        deadline = time.monotonic() + 60
+        while not (GATES / f"open-{gate}").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return {"version": os.environ.get("VERSION"), "pid": os.getpid(),
+            "authorization": request_headers.get("Authorization"),
+            "auth_kind": request_headers.get("X-Modelport-Auth")}
+"""
+
+
+class Gate:
+    """One gate of the replicas' ``run()``: which workers hold a request at it, and opening it."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.name = uuid.uuid4().hex[:12]
+
+    def body(self) -> dict:
+        return {"gate": self.name}
+
+    def held_by(self) -> list[int]:
+        """The worker pid of each request that reached ``run()`` at this gate."""
+        return sorted(int(p.name.split("-")[2]) for p in self.directory.glob(f"entered-{self.name}-*"))
+
+    def open(self) -> None:
+        (self.directory / f"open-{self.name}").touch()
 
 
 @pytest.fixture(scope="module")
-def replicas(start_runtime):
+def gate_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("gates")
+
+
+@pytest.fixture
+def gate(gate_dir):
+    opened = Gate(gate_dir)
+    yield opened
+    opened.open()  # nothing stays held in a replica after the test
+
+
+@pytest.fixture(scope="module")
+def replicas(start_runtime, gate_dir):
     """Ready replicas started side by side: a, c and d serve version "v1", b serves "v2"; d gets killed."""
-    started = {name: start_runtime("--entry-script", script("score_version.py"), env={"VERSION": version},
-                                   ready=False)
+    entry = gate_dir / "score_gated.py"
+    entry.write_text(GATED_SCRIPT)
+    started = {name: start_runtime("--entry-script", str(entry), ready=False,
+                                   env={"VERSION": version, "GATE_DIR": str(gate_dir),
+                                        "MODELPORT_MAX_CONCURRENT_REQUESTS": "16"})
                for name, version in (("a", "v1"), ("b", "v2"), ("c", "v1"), ("d", "v1"))}
     for replica in started.values():
         replica.wait_ready()
     return started
+
+
+def worker_of(replica) -> int:
+    """The pid of the worker that runs ``run()`` in ``replica`` (asked directly, not through Envoy)."""
+    return httpx.post(f"{replica.url}/score", json={}, timeout=10).json()["pid"]
 
 
 @pytest.fixture(scope="module")
@@ -146,40 +213,46 @@ def test_weights_split_traffic_and_the_header_names_the_version(front, replicas)
 def test_replacing_a_version_under_load_fails_no_request(front, replicas):
     a, b = endpoint(replicas["a"]), endpoint(replicas["b"])
     front.apply([service("rolling", VersionRoute("v1", 100, [a]))])
-    stop = threading.Event()
-    statuses: list[int] = []
 
-    def load() -> None:
-        with httpx.Client() as client:
-            while not stop.is_set():
-                statuses.append(client.post(f"{front.url}/api/v1/service/rolling/score", json={}).status_code)
+    def outcome(response: httpx.Response) -> str:
+        if response.status_code != 200:
+            return f"{response.status_code} {response.text[:100]}"
+        named, answered = response.headers.get(VERSION_HEADER), response.json()["version"]
+        return "ok" if named == answered else f"{VERSION_HEADER} {named!r} from a {answered!r} replica"
 
-    threads = [threading.Thread(target=load) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    try:
+    with Traffic(f"{front.url}/api/v1/service/rolling/score", outcome, threads=2) as traffic:
+        assert traffic.wait_for_ok(20)
         for _ in range(3):  # each switch adds one cluster and removes the other
             front.apply([service("rolling", VersionRoute("v2", 100, [b]))])
+            assert traffic.wait_for_ok(20)
             front.apply([service("rolling", VersionRoute("v1", 100, [a]))])
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert statuses and set(statuses) == {200}, Counter(statuses)
+            assert traffic.wait_for_ok(20)
+    assert traffic.failures() == {}, traffic.failures()
 
 
-def test_least_request_uses_both_replicas_and_stats_count_in_flight(front, replicas):
+def test_least_request_uses_both_replicas_and_stats_count_in_flight(front, replicas, gate):
+    """Envoy's least-request picks the less busy of two replicas drawn at random (the same one may be drawn
+    twice): a replica holding requests still gets some, the idle one most. Requests are held in ``run()``
+    until every one is counted, so the in-flight figure is exact, whatever the machine's load."""
     front.apply([only("pair", replicas["a"], replicas["c"])])
-    with ThreadPoolExecutor(4) as pool:
-        slow = []
-        for _ in range(4):  # each replica runs one at a time and queues one for at most 500 ms
-            slow.append(pool.submit(score, front, "pair", {"sleep": 0.4}))
-            time.sleep(0.05)
-        in_flight = front.stats("pair")["v1"]
-        responses = [future.result() for future in slow]
-    assert [response.status_code for response in responses] == [200] * 4
-    assert len({response.json()["pid"] for response in responses}) == 2
-    assert in_flight["upstream_rq_active"] == 4, in_flight
+    workers = {worker_of(replicas["a"]), worker_of(replicas["c"])}
+    held = []
+    with ThreadPoolExecutor(HELD_AT_MOST) as pool:
+        try:
+            # hold requests one after another until both replicas hold one: each new request goes to the
+            # idle replica with probability 3/4, so 12 all on one replica would be a 1-in-4-million draw
+            while len(set(gate.held_by())) < 2 and len(held) < HELD_AT_MOST:
+                held.append(pool.submit(score, front, "pair", gate.body()))
+                _wait_for(lambda: len(gate.held_by()) == len(held))
+            in_flight = front.stats("pair")["v1"]
+        finally:
+            gate.open()
+        responses = [future.result() for future in held]
+    assert set(gate.held_by()) == workers, f"{len(held)} requests held by {Counter(gate.held_by())}"
+    assert in_flight == {"upstream_rq_active": len(held), "upstream_rq_pending_active": 0}, in_flight
+    assert [response.status_code for response in responses] == [200] * len(held)
+    assert sorted(response.json()["pid"] for response in responses) == gate.held_by()
+    _wait_for(lambda: front.stats("pair")["v1"]["upstream_rq_active"] == 0)
 
 
 def test_a_removed_replica_gets_no_more_traffic(front, replicas):
@@ -195,19 +268,19 @@ def test_a_replica_that_refuses_connections_is_retried_elsewhere(front, replicas
     assert [score(front, "retry").status_code for _ in range(10)] == [200] * 10
 
 
-def test_replica_killed_mid_request_is_a_json_502_then_503(front, replicas):
+def test_replica_killed_mid_request_is_a_json_502_then_503(front, replicas, gate):
     victim = replicas["d"]
     front.apply([only("fragile", victim)])
-    worker_pid = score(front, "fragile").json()["pid"]
-    result: dict[str, httpx.Response] = {}
-    request = threading.Thread(target=lambda: result.update(r=score(front, "fragile", {"sleep": 10})))
-    request.start()
-    _wait_for(lambda: front.stats("fragile")["v1"]["upstream_rq_active"] == 1)
-    victim.proc.send_signal(signal.SIGKILL)
-    os.kill(worker_pid, signal.SIGKILL)
-    request.join(10)
-    assert result["r"].status_code == 502
-    assert "closed the connection before answering" in result["r"].json()["message"]
+    worker_pid = worker_of(victim)
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(score, front, "fragile", gate.body())
+        _wait_for(lambda: gate.held_by() == [worker_pid])  # the request is inside run()
+        assert front.stats("fragile")["v1"]["upstream_rq_active"] == 1
+        victim.proc.send_signal(signal.SIGKILL)
+        os.kill(worker_pid, signal.SIGKILL)
+        answer = held.result(timeout=30)
+    assert answer.status_code == 502
+    assert "closed the connection before answering" in answer.json()["message"]
     gone = score(front, "fragile")  # still listed, but nothing listens: every try is refused
     assert gone.status_code == 503
     assert "no reachable replica" in gone.json()["message"]
@@ -217,14 +290,12 @@ def test_replica_killed_mid_request_is_a_json_502_then_503(front, replicas):
     assert empty.json() == {"message": "service fragile has no ready replica"}
 
 
-def test_route_timeout_is_a_json_504(front, replicas):
+def test_route_timeout_is_a_json_504(front, replicas, gate):
     front.apply([service("slow", VersionRoute("v1", 100, [endpoint(replicas["b"])]), timeout_ms=100)])
-    started = time.monotonic()
-    response = score(front, "slow", {"sleep": 2.5})
+    response = score(front, "slow", gate.body())  # run() cannot finish: its gate opens only after the test
     assert response.status_code == 504
-    assert time.monotonic() - started < 2.4  # scoring_timeout_ms + the front end's margin
     assert response.json() == {"message": "service slow did not answer in time"}
-    _wait_for(lambda: httpx.post(f"{replicas['b'].url}/score", json={}).status_code == 200)  # run() finished
+    assert gate.held_by() == [worker_of(replicas["b"])]  # the replica had it; the front end stopped waiting
 
 
 def test_invalid_config_is_refused_and_the_old_one_keeps_serving(front, replicas):
@@ -300,6 +371,55 @@ def test_a_port_in_use_is_a_clear_error_and_a_stopped_front_end_keeps_its_port(f
         assert httpx.get(f"{again.url}/api/v1/service/none/score").status_code == 404
     finally:
         again.stop()
+
+
+class Traffic:
+    """Threads POSTing ``{}`` to ``url`` until the block ends. Each outcome is counted: "ok" or what
+    ``outcome(response)`` says is wrong, and any exception by its name (a thread never ends silently)."""
+
+    def __init__(self, url: str, outcome, threads: int):
+        self.url, self.outcome = url, outcome
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in self._threads), "a load thread did not stop"
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    result = self.outcome(client.post(self.url, json={}))
+                except Exception as err:  # noqa: BLE001 - every failure is a counted outcome
+                    result = f"{type(err).__name__}: {err}"[:200]
+                with self._lock:
+                    self.counts[result] += 1
+
+    def wait_for_ok(self, count: int, timeout: float = 30) -> bool:
+        """Wait (bounded) until ``count`` more requests went right than now."""
+        with self._lock:
+            target = self.counts["ok"] + count
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.counts["ok"] >= target:
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def failures(self) -> dict[str, int]:
+        with self._lock:
+            return {outcome: n for outcome, n in self.counts.items() if outcome != "ok"}
 
 
 def _closed_port() -> int:
