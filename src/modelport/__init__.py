@@ -15,6 +15,7 @@ _PUBLIC = {
     "InferenceConfig": "modelport.sdk.inference_config",
     "Webservice": "modelport.sdk.webservice",
     "LocalWebservice": "modelport.sdk.webservice",
+    "AciWebservice": "modelport.sdk.webservice",
     "AksWebservice": "modelport.sdk.webservice",
     "KubernetesWebservice": "modelport.sdk.webservice",
     "ConfigWarning": "modelport.sdk.files",

@@ -6,23 +6,26 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..backends.local.limits import gpu_ids
 from ..environments.spec import EnvironmentSpec
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound, ServerUnavailable
+from ..frontend.envoy import FrontEndError
 from ..reconcile import app_root
 from ..reconcile.reconciler import auth_mode, route_auth
-from ..sdk.deploy_config import DeploymentConfig, check_service_name
+from ..sdk.deploy_config import ENDPOINT, SERVICE_NAME, DeploymentConfig, check_service_name
 from .context import Context, context
+from .openapi_errors import errors
+from .schemas import Deleted, ServiceKeys, ServiceLogs, ServiceToken, ServiceView, any_case, documented
 
-router = APIRouter(tags=["services"])
+router = APIRouter(tags=["services"], responses=errors(ServerUnavailable))
 DEFAULT_ENVIRONMENT = {"name": "modelport-default", "python": {"condaDependencies": {"dependencies": []}}}
 
 
 class Deployment(BaseModel):
-    name: str
-    models: list[str]
+    name: str = Field(json_schema_extra=documented(pattern=SERVICE_NAME.pattern, minLength=3, maxLength=32))
+    models: list[str] = Field(json_schema_extra=documented(minItems=1))
     entry_script: str
     snapshot: str
     environment: dict[str, Any] | None = None
@@ -31,7 +34,7 @@ class Deployment(BaseModel):
 
 
 class ServiceUpdate(BaseModel):
-    models: list[str] | None = None
+    models: list[str] | None = Field(None, json_schema_extra=documented(minItems=1))
     entry_script: str | None = None
     snapshot: str | None = None
     environment: dict[str, Any] | None = None
@@ -39,11 +42,12 @@ class ServiceUpdate(BaseModel):
 
 
 class KeyRegeneration(BaseModel):
-    key_type: str
+    key_type: str = Field(json_schema_extra=documented(pattern=any_case("primary", "secondary")))
     set_key: str | None = None
 
 
-@router.post("/services", status_code=201)
+@router.post("/services", status_code=201, response_model=ServiceView,
+             responses=errors(InvalidInput, NotFound, Conflict))
 def deploy(body: Deployment, ctx: Context = Depends(context)) -> dict:
     """Record a service's desired state; the reconciler makes it run (poll GET /services/{name})."""
     check_service_name(body.name)
@@ -56,17 +60,18 @@ def deploy(body: Deployment, ctx: Context = Depends(context)) -> dict:
     return _view(ctx, record)
 
 
-@router.get("/services")
+@router.get("/services", response_model=list[ServiceView])
 def list_services(ctx: Context = Depends(context)) -> list[dict]:
     return [_view(ctx, r) for r in ctx.store.list_services()]
 
 
-@router.get("/services/{name}")
+@router.get("/services/{name}", response_model=ServiceView, responses=errors(NotFound))
 def get_service(name: str, ctx: Context = Depends(context)) -> dict:
     return _view(ctx, ctx.store.get_service(name))
 
 
-@router.patch("/services/{name}")
+@router.patch("/services/{name}", response_model=ServiceView,
+              responses=errors(InvalidInput, NotFound, Conflict, FrontEndError))
 def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> dict:
     """A rolling update: the new version's replicas start, take over when ready, the old ones stop."""
     with ctx.deployments.operation(name):
@@ -82,7 +87,7 @@ def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> d
     return _view(ctx, record)
 
 
-@router.delete("/services/{name}")
+@router.delete("/services/{name}", response_model=Deleted, responses=errors(NotFound, Conflict))
 def delete(name: str, ctx: Context = Depends(context)) -> dict:
     """Delete the service; its replicas are stopped before this returns."""
     with ctx.deployments.operation(name):
@@ -91,21 +96,22 @@ def delete(name: str, ctx: Context = Depends(context)) -> dict:
     return {"deleted": name}
 
 
-@router.get("/services/{name}/logs")
+@router.get("/services/{name}/logs", response_model=ServiceLogs, responses=errors(NotFound))
 def logs(name: str, num_lines: int = 5000, ctx: Context = Depends(context)) -> dict:
     record = ctx.store.get_service(name)
     version = record.status.get("serving_version") or f"v{record.config['generation']}"
     return {"version": version, "logs": ctx.deployments.backend.logs(name, version, num_lines)}
 
 
-@router.get("/services/{name}/keys")
+@router.get("/services/{name}/keys", response_model=ServiceKeys, responses=errors(InvalidInput, NotFound))
 def get_keys(name: str, ctx: Context = Depends(context)) -> dict:
     """The primary and secondary key of a key-auth service; refused for token auth or no auth (Azure ML's rule)."""
     keys = _key_auth_config(ctx, name)["keys"]
     return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
 
 
-@router.post("/services/{name}/keys")
+@router.post("/services/{name}/keys", response_model=ServiceKeys,
+              responses=errors(InvalidInput, NotFound, Conflict, FrontEndError))
 def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(context)) -> dict:
     """Replace the primary or secondary key; returns once the front end accepts the new key and refuses the old."""
     which = body.key_type.lower()
@@ -119,7 +125,7 @@ def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(cont
     return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
 
 
-@router.get("/services/{name}/token")
+@router.get("/services/{name}/token", response_model=ServiceToken, responses=errors(InvalidInput, NotFound))
 def get_token(name: str, ctx: Context = Depends(context)) -> dict:
     """A JWT for a token-auth service, as Azure ML's token payload: ``accessToken``, ``tokenType`` (``Bearer``),
     ``refreshAfter`` and ``expiryOn`` (epoch seconds). Refused for key auth or no auth."""
@@ -177,7 +183,11 @@ def _config(ctx: Context, model_ids: list[str], entry_script: str, snapshot: str
     snapshot_record = ctx.store.get_snapshot(snapshot)
     app_root.layout(ctx.artifacts, snapshot_record.sha256, models)  # every path stays inside the app root
     spec = EnvironmentSpec.from_dict(environment or DEFAULT_ENVIRONMENT)
-    deploy = DeploymentConfig.from_settings(deploy).to_settings()  # the API checks what any client sends
+    checked = DeploymentConfig.from_settings(deploy)  # the API checks what any client sends
+    if checked.compute_type == ENDPOINT:
+        raise InvalidInput("endpoint deployment settings (AksEndpoint: versions with traffic percentiles) are not "
+                           "supported yet; deploy a web service with AksWebservice.deploy_configuration(...)")
+    deploy = checked.to_settings()
     return {"generation": generation, "models": models, "entry_script": entry_script,
             "snapshot": snapshot_record.sha256, "environment": spec.to_dict(), "deploy": deploy, "keys": keys,
             "gpus": list(gpu_ids(int(deploy.get("gpu_cores") or 0)))}

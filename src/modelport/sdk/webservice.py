@@ -17,7 +17,12 @@ from typing import Any
 import httpx
 
 from ..errors import InvalidInput, ModelportError
-from .deploy_config import DeploymentConfig, aks_deploy_configuration, local_deploy_configuration
+from .deploy_config import (
+    DeploymentConfig,
+    aci_deploy_configuration,
+    aks_deploy_configuration,
+    local_deploy_configuration,
+)
 from .workspace import ComputeTarget
 
 TERMINAL = ("Healthy", "Failed", "Unhealthy")
@@ -206,6 +211,13 @@ class LocalWebservice(Webservice):
     """Azure ML's local deployment target; here every target runs on the local backend."""
 
     deploy_configuration = staticmethod(local_deploy_configuration)
+
+
+class AciWebservice(Webservice):
+    """Azure ML's Container Instances web service: deployed here as a one-replica local service
+    (``aci_deploy_configuration`` keeps Azure's parameters and says which ones have no local meaning)."""
+
+    deploy_configuration = staticmethod(aci_deploy_configuration)
 
 
 class AksWebservice(Webservice):
