@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
+import signal
 import threading
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
 from modelport.api import server
 from modelport.errors import Conflict, InvalidInput
+from modelport.frontend.config import VERSION_HEADER
 from modelport.sdk.webservice import WebserviceError
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
@@ -45,12 +48,104 @@ def inference_config(**variables) -> InferenceConfig:
 
 
 def wait_until(predicate, timeout=30.0):
+    """Poll ``predicate`` until it is true, for ``timeout`` seconds at most; its last truth value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
         time.sleep(0.1)
-    return False
+    return bool(predicate())
+
+
+def init_line(ws, service: str, version: str = "v1") -> str:
+    """The runtime's log line as it calls the entry script's ``init()`` in a replica of ``service``."""
+    return f"modelport.worker - Calling init() of {ws._dir.root / 'services' / service / version / 'app' / 'score.py'}"
+
+
+def status(ws, name: str) -> dict:
+    return Webservice(ws, name).serialize()["status"]
+
+
+def replica_states(ws, service: str) -> dict[str, dict]:
+    """``{"v1/replica-0": state, ...}``: the local backend's replica state files (pid, port, restarts)."""
+    root = ws._dir.root / "replicas" / service
+    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("v*/replica-*.json"))}
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def settled(ws, name: str, replicas: int) -> dict[str, dict]:
+    """Wait (bounded) until the service is Healthy on ``replicas`` ready replicas of its serving version,
+    with no other replica left (an older version retired); that version's replica states."""
+    def done() -> bool:
+        state = status(ws, name)
+        files = replica_states(ws, name)
+        serving = state.get("serving_version")
+        return (Webservice(ws, name).state == "Healthy" and state.get("ready_replicas") == replicas
+                and serving == state.get("desired_version")
+                and set(files) == {f"{serving}/replica-{i}" for i in range(replicas)}
+                and all(s["port"] and running(s["pid"]) for s in files.values()))
+
+    assert wait_until(done, timeout=60), (status(ws, name), replica_states(ws, name))
+    return replica_states(ws, name)
+
+
+class Traffic:
+    """Threads POSTing ``body`` to ``url`` until the block ends. Each outcome is counted: "ok", what
+    ``outcome(response)`` says is wrong, or an exception by its name (a thread never ends silently)."""
+
+    def __init__(self, url: str, key: str | None, outcome, threads: int, body: dict | None = None):
+        self.url, self.outcome, self.body = url, outcome, body or {}
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+        assert not any(thread.is_alive() for thread in self._threads), "a load thread did not stop"
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                try:
+                    result = self.outcome(client.post(self.url, json=self.body, headers=self.headers))
+                except Exception as err:  # noqa: BLE001 - every failure is a counted outcome
+                    result = f"{type(err).__name__}: {err}"[:200]
+                with self._lock:
+                    self.counts[result] += 1
+
+    def wait_for_ok(self, count: int, timeout: float = 30) -> bool:
+        """Wait (bounded) until ``count`` more requests went right than now."""
+        with self._lock:
+            target = self.counts["ok"] + count
+        return wait_until(lambda: self.counts["ok"] >= target, timeout)
+
+    def failures(self) -> dict[str, int]:
+        with self._lock:
+            return {outcome: n for outcome, n in self.counts.items() if outcome != "ok"}
+
+
+def status_200(response: httpx.Response) -> str:
+    return "ok" if response.status_code == 200 else f"{response.status_code} {response.text[:100]}"
 
 
 def test_deploy_score_and_delete(ws, model):
@@ -59,25 +154,32 @@ def test_deploy_score_and_delete(ws, model):
     assert service.state == "Transitioning"
     service.wait_for_deployment(timeout_sec=120)
     assert service.state == "Healthy"
-    assert service.run({"echo": "hi"})["weights"] == "w-1"
+    answer = service.run({"echo": "hi"})
+    assert (answer["weights"], answer["version"], answer["echo"]) == ("w-1", "1", "hi")
+    response = httpx.post(service.scoring_uri, json={}, timeout=30)
+    assert (response.status_code, response.headers[VERSION_HEADER]) == (200, "v1")
     assert httpx.get(service.swagger_uri).json()["swagger"] == "2.0"
-    assert "init" in service.get_logs().lower() or service.get_logs()
+    assert init_line(ws, "echo-svc") in service.get_logs()
     assert [s.name for s in Webservice.list(ws, model_name="echo-model")] == ["echo-svc"]
     with pytest.raises(Conflict, match="already exists"):
         Model.deploy(ws, "echo-svc", [model], inference_config(), config)
-    pid = service.run({})["pid"]
+    [replica] = replica_states(ws, "echo-svc").values()
+    worker = service.run({})["pid"]
+    assert parent_of(worker) == replica["pid"]  # the replica's own worker answered
     service.delete()
-    assert not Path(f"/proc/{pid}").exists()  # stopped before delete() returned
+    assert not running(worker) and not running(replica["pid"])  # stopped before delete() returned
+    assert replica_states(ws, "echo-svc") == {}
 
 
 def test_init_failure_is_failed_with_the_log_tail(ws, model):
     config = AksWebservice.deploy_configuration(num_replicas=1, auth_enabled=False)
     service = Model.deploy(ws, "broken-svc", [model], inference_config(FAIL_INIT="1"), config)
-    started = time.monotonic()
+    # the reason, not "did not become Healthy in 60 s": the failure is reported, not waited out
     with pytest.raises(WebserviceError, match="init exploded on purpose"):
         service.wait_for_deployment(timeout_sec=60)
-    assert time.monotonic() - started < 30
     assert service.state == "Failed"
+    error = service.serialize()["error"]  # ends with the replica's log tail
+    assert init_line(ws, "broken-svc") in error and "RuntimeError: init exploded on purpose" in error
     service.delete()
 
 
@@ -97,32 +199,22 @@ def test_autoscaling_follows_load_up_and_down(ws, model):
     service.wait_for_deployment(timeout_sec=120)
 
     def replicas() -> tuple[int, int]:
-        status = Webservice(ws, "scaled-svc").serialize()["status"]
-        return status.get("replicas", 0), status.get("ready_replicas", 0)
+        current = status(ws, "scaled-svc")
+        return current.get("replicas", 0), current.get("ready_replicas", 0)
 
-    stop = threading.Event()
-
-    def load() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.post(service.scoring_uri, json={"sleep": 0.3}, timeout=30)
-
-    threads = [threading.Thread(target=load) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    try:
-        assert wait_until(lambda: replicas() == (3, 3), timeout=30), replicas()
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert wait_until(lambda: replicas()[0] == 1, timeout=30), replicas()  # down after the (short) delay
+    with Traffic(service.scoring_uri, None, status_200, threads=6, body={"sleep": 0.3}) as traffic:
+        assert wait_until(lambda: replicas() == (3, 3), timeout=60), replicas()
+        assert traffic.wait_for_ok(10)  # served by the three
+    assert traffic.failures() == {}, traffic.failures()
+    assert wait_until(lambda: replicas() == (1, 1), timeout=60), replicas()  # down after the (short) delay
+    assert len(replica_states(ws, "scaled-svc")) == 1
     service.delete()
 
 
 @pytest.fixture(scope="module")
 def keyed(ws, model):
-    """One key-auth service shared by the auth, update and resilience tests (2 replicas)."""
+    """A key-auth service with 2 replicas, for the auth, update and resilience tests. Each test starts by
+    waiting for it to be settled; an update sets APP_VERSION to the new generation, as here (1)."""
     config = AksWebservice.deploy_configuration(num_replicas=2)
     service = Model.deploy(ws, "keyed-svc", [model], inference_config(APP_VERSION="1"), config)
     service.wait_for_deployment(timeout_sec=120)
@@ -144,8 +236,10 @@ def test_key_auth(keyed):
         assert response.status_code == 401
         assert "message" in response.json()
     keyed.regen_key("Primary")
-    new_primary, _ = keyed.get_keys()
-    assert wait_until(lambda: call(keyed, primary).status_code == 401, timeout=10)
+    new_primary, same_secondary = keyed.get_keys()
+    assert new_primary != primary and same_secondary == secondary
+    # at once: regen_key returns only when the front end enforces the new key
+    assert call(keyed, primary).status_code == 401
     assert call(keyed, new_primary).status_code == 200
     assert keyed.run({"echo": 1})["echo"] == 1  # the SDK uses the current key
 
@@ -165,67 +259,102 @@ def test_token_auth(ws, model, keyed):
     service.delete()
 
 
-def test_response_names_the_version(keyed):
+def test_response_names_the_version(ws, keyed):
+    settled(ws, keyed.name, 2)
+    serving = status(ws, keyed.name)["serving_version"]
     response = call(keyed, keyed.get_keys()[0])
-    assert any(name.endswith("version") for name in response.headers)
+    assert response.status_code == 200
+    assert response.headers[VERSION_HEADER] == serving == f"v{response.json()['version']}"
 
 
-def test_both_replicas_serve_and_a_killed_one_is_replaced(keyed):
-    key = keyed.get_keys()[0]
-    pids = {call(keyed, key).json()["pid"] for _ in range(30)}
-    assert len(pids) == 2, pids  # least-request balancing spreads the load
-    victim = pids.pop()
-    os.kill(victim, 9)
-    failures = 0
-    deadline = time.monotonic() + 30
+def serving_supervisors(service, key: str, expected: set[int], attempts: int = 100) -> set[int]:
+    """The replicas (supervisor pids) whose workers answered, scoring one request at a time until every
+    ``expected`` one answered (bounded): idle replicas are picked at random."""
     seen: set[int] = set()
-    while time.monotonic() < deadline and len(seen - {victim}) < 2:
-        response = call(keyed, key)
-        if response.status_code == 200:
-            seen.add(response.json()["pid"])
-        else:
-            failures += 1
-    assert victim not in seen
-    assert len(seen) == 2, f"expected the survivor and a replacement, saw {seen}"
-    assert failures <= 2  # at most the requests the dying replica held
+    for _ in range(attempts):
+        response = call(service, key)
+        assert response.status_code == 200, response.text
+        seen.add(parent_of(response.json()["pid"]))
+        if seen >= expected:
+            break
+    return seen
 
 
-def test_rolling_update_under_load_has_no_failed_request(keyed):
+def test_a_killed_replica_is_restarted_by_the_backend_while_the_other_serves(ws, keyed):
+    """SIGKILL a replica itself (its supervisor, from its state file), not a worker the runtime would replace:
+    the local backend restarts it (same index, new process), the other one keeps its process and serves."""
     key = keyed.get_keys()[0]
-    stop = threading.Event()
-    results: list[int] = []
+    before = settled(ws, keyed.name, 2)
+    victim_name, peer_name = sorted(before)
+    victim, peer = before[victim_name], before[peer_name]
+    assert serving_supervisors(keyed, key, {victim["pid"], peer["pid"]}) == {victim["pid"], peer["pid"]}
 
-    def load() -> None:
-        while not stop.is_set():
-            results.append(call(keyed, key, {"sleep": 0.02}).status_code)
+    os.kill(victim["pid"], signal.SIGKILL)
+    outcomes: Counter[str] = Counter()
 
-    threads = [threading.Thread(target=load) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    try:
-        keyed.update(inference_config=inference_config(APP_VERSION="2"))
+    def restarted() -> bool:  # one request at a time meanwhile: none is in flight on the victim when it dies
+        try:
+            outcomes[status_200(call(keyed, key))] += 1
+        except httpx.HTTPError as err:
+            outcomes[type(err).__name__] += 1
+        state = replica_states(ws, keyed.name).get(victim_name)
+        return bool(state and state["pid"] != victim["pid"] and status(ws, keyed.name).get("ready_replicas") == 2)
+
+    assert wait_until(restarted, timeout=60), (replica_states(ws, keyed.name), status(ws, keyed.name))
+    after = replica_states(ws, keyed.name)
+    assert set(after) == set(before)  # no replica added
+    assert after[victim_name]["restarts"] == victim["restarts"] + 1
+    assert (after[peer_name]["pid"], after[peer_name]["port"], after[peer_name]["restarts"]) == (
+        peer["pid"], peer["port"], peer["restarts"])
+    assert not running(victim["pid"])
+    assert set(outcomes) == {"ok"}, outcomes  # the other replica answered every request meanwhile
+    replacement = after[victim_name]["pid"]
+    assert serving_supervisors(keyed, key, {replacement, peer["pid"]}) == {replacement, peer["pid"]}
+    assert Webservice(ws, keyed.name).state == "Healthy"
+
+
+def test_rolling_update_under_load_has_no_failed_request(ws, keyed):
+    key = keyed.get_keys()[0]
+    settled(ws, keyed.name, 2)
+    new = keyed.serialize()["generation"] + 1
+
+    def outcome(response: httpx.Response) -> str:  # every answer names the version that answered it
+        if response.status_code != 200:
+            return f"{response.status_code} {response.text[:100]}"
+        named, answered = response.headers.get(VERSION_HEADER), response.json()["version"]
+        return "ok" if named == f"v{answered}" else f"{VERSION_HEADER} {named!r} from version {answered!r}"
+
+    with Traffic(keyed.scoring_uri, key, outcome, threads=3, body={"sleep": 0.02}) as traffic:
+        assert traffic.wait_for_ok(20)
+        keyed.update(inference_config=inference_config(APP_VERSION=str(new)))
         keyed.wait_for_deployment(timeout_sec=120)
-        assert wait_until(lambda: call(keyed, key).json()["version"] == "2", timeout=30)
-        time.sleep(1)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert results and set(results) == {200}, {s: results.count(s) for s in set(results)}
+        assert wait_until(lambda: call(keyed, key).json()["version"] == str(new), timeout=30)
+        # the old version's replicas are stopped while the load runs
+        assert wait_until(lambda: set(replica_states(ws, keyed.name)) == {f"v{new}/replica-0", f"v{new}/replica-1"},
+                          timeout=30), replica_states(ws, keyed.name)
+        assert traffic.wait_for_ok(20)
+    assert traffic.failures() == {}, traffic.failures()
 
 
-def test_control_plane_restart_keeps_serving(ws, keyed):
+def test_control_plane_restart_re_adopts_the_replicas(ws, keyed):
     key = keyed.get_keys()[0]
-    before = call(keyed, key).json()["pid"]
+    before = settled(ws, keyed.name, 2)
     old = server.read_info(ws._dir)["pid"]
-    os.kill(old, 9)
+    os.kill(old, signal.SIGKILL)
+    assert wait_until(lambda: not running(old), timeout=10)
     assert call(keyed, key).status_code == 200  # Envoy and the replicas outlive the control plane
-    Webservice(ws, "keyed-svc").update_deployment_state()  # the client starts a new control plane
+    # the client starts a new control plane; regen_key returns once that one has routed the service
+    # again, so it has been through the service's replicas at least once
+    keyed.regen_key("Secondary")
     assert server.read_info(ws._dir)["pid"] != old
-    time.sleep(2)
-    pids = {call(keyed, key).json()["pid"] for _ in range(20)}
-    assert before in pids or len(pids) == 2  # the same replicas were re-adopted, not duplicated
-    assert Webservice(ws, "keyed-svc").state == "Healthy"
+    after = replica_states(ws, keyed.name)
+    assert {k: (v["pid"], v["port"]) for k, v in after.items()} == \
+        {k: (v["pid"], v["port"]) for k, v in before.items()}  # re-adopted, not started again
+    assert all(running(state["pid"]) for state in after.values())
+    assert Webservice(ws, keyed.name).state == "Healthy"
+    assert call(keyed, keyed.get_keys()[1]).status_code == 200
+    pids = {state["pid"] for state in after.values()}
+    assert serving_supervisors(keyed, key, pids) == pids
 
 
 def test_an_environment_that_fails_to_build_fails_the_service_with_the_log_tail(ws, model):
@@ -257,7 +386,6 @@ def test_resource_limits_are_reported(ws, model):
 
 
 def test_cli_deploys_azure_ml_files_unchanged(ws, model, tmp_path):
-    import json
     import subprocess
     import sys
 
@@ -284,8 +412,9 @@ def test_cli_deploys_azure_ml_files_unchanged(ws, model, tmp_path):
     keys = json.loads(modelport("service", "keys", "-n", "cli-svc", "-o", "json").stdout)
     assert keys["primaryKey"] and keys["secondaryKey"]
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"computeType": "aks", "autoScaler": {"minReplica": 1}}))
+    bad.write_text(json.dumps({"computeType": "aks", "autoScaler": {"autoscaleEnabled": True, "minReplica": 1}}))
     refused = modelport("model", "deploy", "-n", "cli-bad", "-m", model.id, "--ic",
-                        str(tmp_path / "inferenceconfig.json"), "--dc", str(bad))
-    assert refused.returncode == 1 and "autoScaler.minReplica" in refused.stderr
+                        str(tmp_path / "inferenceconfig.json"), "--dc", str(bad), "--strict")
+    assert refused.returncode == 1, refused.stdout
+    assert "'autoScaler.minReplica'" in refused.stderr and "'autoScaler.minReplicas'" in refused.stderr
     assert modelport("service", "delete", "-n", "cli-svc").returncode == 0
