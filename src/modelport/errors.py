@@ -13,12 +13,15 @@ class ModelportError(Exception):
 
 
 class InvalidInput(ModelportError):
-    """A name, file, path or value the user gave cannot be used."""
+    """A name, file, path or value the user gave cannot be used (over HTTP also: a request that does not match
+    the API's schema); the message names it and the rule."""
 
     code = "InvalidInput"
 
 
 class NotFound(ModelportError):
+    """The model, environment, snapshot, service, blob or route named does not exist in this workspace."""
+
     status = 404
     code = "NotFound"
 
@@ -31,15 +34,25 @@ class Conflict(ModelportError):
 
 
 class Unauthorized(ModelportError):
+    """The workspace token is missing or wrong."""
+
     status = 401
     code = "Unauthorized"
 
 
+class MethodNotAllowed(ModelportError):
+    """The path exists, but not with this HTTP method: the ``Allow`` header lists the methods it has."""
+
+    status = 405
+    code = "MethodNotAllowed"
+
+
 class ServerUnavailable(ModelportError):
-    """The control plane could not be reached or started."""
+    """The control plane, or the workspace database behind it, could not be reached or used."""
 
     status = 503
     code = "ServerUnavailable"
 
 
-BY_CODE = {cls.code: cls for cls in (ModelportError, InvalidInput, NotFound, Conflict, Unauthorized, ServerUnavailable)}
+BY_CODE = {cls.code: cls for cls in (ModelportError, InvalidInput, NotFound, Conflict, Unauthorized, MethodNotAllowed,
+                                     ServerUnavailable)}

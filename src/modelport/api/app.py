@@ -5,18 +5,21 @@ from __future__ import annotations
 import hmac
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .. import __version__
-from ..errors import ModelportError, Unauthorized
+from ..errors import NotFound, Unauthorized
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
 from . import routes_blobs, routes_environments, routes_models, routes_services, routes_snapshots
 from .context import Context
 from .deployments import Deployments
+from .openapi_errors import answer_errors_as_declared, errors
+from .schemas import Health, WorkspaceView
 from .workspace_dir import WorkspaceDir
+
+BEARER = HTTPBearer(auto_error=False, description="the workspace token (the file named in the 401 message)")
 
 
 def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI:
@@ -27,9 +30,9 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     context = Context(workspace=workspace, store=store, artifacts=artifacts, deployments=deployments)
     token = workspace.token()
 
-    def authorize(request: Request) -> None:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized(
                 "missing or wrong workspace token: send 'Authorization: Bearer <token>' with the token in "
                 f"{workspace.token_path}"
@@ -44,17 +47,9 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     app = FastAPI(title="modelport control plane", version=__version__, lifespan=lifespan,
                   description=f"Workspace {workspace.name!r}: models, environments, snapshots, services.")
     app.state.context = context
+    answer_errors_as_declared(app)
 
-    @app.exception_handler(ModelportError)
-    async def modelport_error(_request: Request, err: ModelportError) -> JSONResponse:
-        return JSONResponse({"code": err.code, "message": str(err)}, status_code=err.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
-        return JSONResponse({"code": "InvalidInput", "message": f"invalid request: {problems}"}, status_code=400)
-
-    @app.get("/healthz", tags=["server"])
+    @app.get("/healthz", tags=["server"], response_model=Health)
     def healthz() -> dict:
         """Liveness of the control plane (no token needed)."""
         return {"status": "ok", "workspace": workspace.name}
@@ -62,10 +57,12 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     protected = [Depends(authorize)]
     for router in (routes_blobs.router, routes_models.router, routes_environments.router, routes_snapshots.router,
                    routes_services.router):
-        app.include_router(router, prefix="/api/v1", dependencies=protected)
+        app.include_router(router, prefix="/api/v1", dependencies=protected, responses=errors(Unauthorized))
 
-    @app.get("/api/v1/workspace", dependencies=protected, tags=["workspace"])
+    @app.get("/api/v1/workspace", dependencies=protected, tags=["workspace"], response_model=WorkspaceView,
+             responses=errors(Unauthorized, NotFound))
     def show_workspace() -> dict:
+        """The workspace's name, folder, creation time and database URL (without its password)."""
         config = workspace.config()
         return {"name": config["workspace_name"], "path": str(workspace.root.parent), "created": config.get("created"),
                 "store": _redacted(context.store.url)}

@@ -12,32 +12,41 @@ from fastapi.responses import StreamingResponse
 
 from ..environments.build import build_local
 from ..environments.spec import EnvironmentSpec
-from ..errors import ModelportError
+from ..errors import Conflict, InvalidInput, ModelportError, NotFound, ServerUnavailable
 from .context import Context, context
+from .openapi_errors import errors
+from .schemas import EnvironmentView
 
-router = APIRouter(tags=["environments"])
+router = APIRouter(tags=["environments"], responses=errors(ServerUnavailable))
+BUILD_EVENTS = {"description": "NDJSON: {event: log, line} objects, then one {event: done | error, ...}",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}
 
 
-@router.post("/environments", status_code=201)
-def register_environment(spec: dict, ctx: Context = Depends(context)) -> dict:
-    """Register an Azure ML Environment JSON object; same content as the latest version returns it."""
-    parsed = EnvironmentSpec.from_dict(spec)
-    record = ctx.store.register_environment(parsed.name, parsed.to_dict(), parsed.content_hash(),
-                                            version=parsed.version)
+@router.post("/environments", status_code=201, response_model=EnvironmentView,
+             responses=errors(InvalidInput, Conflict))
+def register_environment(spec: EnvironmentSpec, ctx: Context = Depends(context)) -> dict:
+    """Register an Azure ML Environment JSON object; same content as the latest version returns it.
+
+    The spec's own validators raise InvalidInput with one-line messages (400), as ``EnvironmentSpec.from_dict``.
+    """
+    record = ctx.store.register_environment(spec.name, spec.to_dict(), spec.content_hash(), version=spec.version)
     return record.to_dict()
 
 
-@router.get("/environments")
+@router.get("/environments", response_model=list[EnvironmentView])
 def list_environments(ctx: Context = Depends(context)) -> list[dict]:
+    """Every registered environment version."""
     return [r.to_dict() for r in ctx.store.list_environments()]
 
 
-@router.get("/environments/{name}")
+@router.get("/environments/{name}", response_model=EnvironmentView, responses=errors(NotFound))
 def get_environment(name: str, version: str | None = None, ctx: Context = Depends(context)) -> dict:
+    """An environment's version ``version``, or its latest."""
     return ctx.store.get_environment(name, version).to_dict()
 
 
-@router.post("/environments/{name}/{version}/build")
+@router.post("/environments/{name}/{version}/build", response_class=StreamingResponse,
+             responses={200: BUILD_EVENTS, **errors(NotFound)})
 def build_environment(name: str, version: str, ctx: Context = Depends(context)) -> StreamingResponse:
     """Build (or reuse) the local virtual environment; streams NDJSON: log lines, then a result."""
     record = ctx.store.get_environment(name, version)

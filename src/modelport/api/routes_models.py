@@ -8,31 +8,39 @@ import re
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound, ServerUnavailable
 from ..store.artifacts import read_manifest, require_blobs
 from .context import Context, context
+from .openapi_errors import errors
+from .schemas import Deleted, ModelView, Sha256, documented
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], responses=errors(ServerUnavailable))
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+TEXT_MAP = Field(None, json_schema_extra=documented(propertyNames={"minLength": 1}))
+"""Tags or properties: text to text, keys not empty (``checks.text_map`` says why not)."""
 
 
 class ModelRegistration(BaseModel):
-    name: str
-    artifact_sha256: str
+    """A model version to register: its uploaded content (a file's blob, or a folder's tree) and its metadata."""
+
+    name: str = Field(json_schema_extra=documented(pattern=MODEL_NAME.pattern))
+    artifact_sha256: Sha256
     artifact_kind: str = Field(pattern="^(file|folder)$")
     artifact_name: str
     size_bytes: int
     description: str | None = None
-    tags: dict[str, str] | None = None
-    properties: dict[str, str] | None = None
+    tags: dict[str, str] | None = TEXT_MAP
+    properties: dict[str, str] | None = TEXT_MAP
     model_framework: str | None = None
     model_framework_version: str | None = None
 
 
 class ModelUpdate(BaseModel):
-    add_tags: dict[str, str] | None = None
+    """Tags to add or remove and properties to add (properties are never removed)."""
+
+    add_tags: dict[str, str] | None = TEXT_MAP
     remove_tags: list[str] | None = None
-    add_properties: dict[str, str] | None = None
+    add_properties: dict[str, str] | None = TEXT_MAP
     description: str | None = None
 
 
@@ -45,7 +53,7 @@ def check_model_name(name: str) -> str:
     return name
 
 
-@router.post("/models", status_code=201)
+@router.post("/models", status_code=201, response_model=ModelView, responses=errors(InvalidInput, Conflict))
 def register_model(body: ModelRegistration, ctx: Context = Depends(context)) -> dict:
     check_model_name(body.name)
     if not ctx.artifacts.exists(body.artifact_sha256):
@@ -60,21 +68,36 @@ def register_model(body: ModelRegistration, ctx: Context = Depends(context)) -> 
     return record.to_dict()
 
 
-@router.get("/models")
-def list_models(name: str | None = None, tags: str | None = Query(None, description="JSON list"),
-                properties: str | None = Query(None, description="JSON list"), latest: bool = False,
+FILTER = {"type": "array", "items": {"anyOf": [
+    {"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}]}}
+
+
+def _json_filter(name: str) -> dict:
+    """The query parameter ``name`` as OpenAPI declares a JSON value (FastAPI's Query cannot): a filter list."""
+    return {"name": name, "in": "query", "required": False,
+            "description": "a JSON list of keys that must exist and [key, value] pairs that must match",
+            "content": {"application/json": {"schema": FILTER}}}
+
+
+@router.get("/models", response_model=list[ModelView], responses=errors(InvalidInput),
+            openapi_extra={"parameters": [_json_filter("tags"), _json_filter("properties")]})
+def list_models(name: str | None = None, tags: str | None = Query(None, include_in_schema=False),
+                properties: str | None = Query(None, include_in_schema=False), latest: bool = False,
                 ctx: Context = Depends(context)) -> list[dict]:
+    """Model versions, newest first, filtered as Azure ML's ``Model.list``: ``tags`` and ``properties`` are JSON
+    lists of keys and [key, value] pairs."""
     records = ctx.store.list_models(name=name, tags=_json_list(tags, "tags"),
                                     properties=_json_list(properties, "properties"), latest=latest)
     return [r.to_dict() for r in records]
 
 
-@router.get("/models/{name}/{version}")
+@router.get("/models/{name}/{version}", response_model=ModelView, responses=errors(NotFound))
 def get_model(name: str, version: str, ctx: Context = Depends(context)) -> dict:
     return ctx.store.get_model(name, _version(version)).to_dict()
 
 
-@router.patch("/models/{name}/{version}")
+@router.patch("/models/{name}/{version}", response_model=ModelView,
+              responses=errors(InvalidInput, NotFound, Conflict))
 def update_model(name: str, version: str, body: ModelUpdate, ctx: Context = Depends(context)) -> dict:
     number = _version(version, latest_allowed=False)
     record = ctx.store.get_model(name, number)
@@ -87,7 +110,7 @@ def update_model(name: str, version: str, body: ModelUpdate, ctx: Context = Depe
     return record.to_dict()
 
 
-@router.delete("/models/{name}/{version}")
+@router.delete("/models/{name}/{version}", response_model=Deleted, responses=errors(NotFound, Conflict))
 def delete_model(name: str, version: str, ctx: Context = Depends(context)) -> dict:
     record = ctx.store.get_model(name, _version(version, latest_allowed=False))
     ctx.store.delete_model(record.name, record.version)

@@ -5,20 +5,24 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from ..errors import InvalidInput
+from ..errors import Conflict, InvalidInput, NotFound, ServerUnavailable
 from ..store.artifacts import read_manifest, require_blobs
 from .context import Context, context
+from .openapi_errors import errors
+from .schemas import Sha256, Sha256InPath, SnapshotView
 
-router = APIRouter(tags=["snapshots"])
+router = APIRouter(tags=["snapshots"], responses=errors(ServerUnavailable))
 
 
 class SnapshotRegistration(BaseModel):
-    sha256: str
+    """An uploaded tree (``POST /trees``) to record as a snapshot, with the counts that call returned."""
+
+    sha256: Sha256
     file_count: int
     size_bytes: int
 
 
-@router.post("/snapshots", status_code=201)
+@router.post("/snapshots", status_code=201, response_model=SnapshotView, responses=errors(InvalidInput, Conflict))
 def register_snapshot(body: SnapshotRegistration, ctx: Context = Depends(context)) -> dict:
     """Record an uploaded tree (see ``POST /trees``) as a source snapshot; its manifest is checked (400)."""
     if not ctx.artifacts.exists(body.sha256):
@@ -32,6 +36,7 @@ def register_snapshot(body: SnapshotRegistration, ctx: Context = Depends(context
     return ctx.store.add_snapshot(body.sha256, body.file_count, body.size_bytes).to_dict()
 
 
-@router.get("/snapshots/{sha256}")
-def get_snapshot(sha256: str, ctx: Context = Depends(context)) -> dict:
+@router.get("/snapshots/{sha256}", response_model=SnapshotView, responses=errors(NotFound))
+def get_snapshot(sha256: Sha256InPath, ctx: Context = Depends(context)) -> dict:
+    """A recorded snapshot."""
     return ctx.store.get_snapshot(sha256).to_dict()
