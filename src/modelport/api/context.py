@@ -17,6 +17,8 @@ from .workspace_dir import WorkspaceDir
 
 @dataclass(frozen=True)
 class Context:
+    """The workspace a control plane serves, with its store, artifacts and deployments (one per app)."""
+
     workspace: WorkspaceDir
     store: Store
     artifacts: LocalArtifactStore
