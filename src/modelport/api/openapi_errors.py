@@ -83,8 +83,8 @@ def _documented_methods(request: Request) -> list[str]:
 
 
 def _with_400_for_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """``app.openapi`` whose document declares request validation as it is answered: 400 with InvalidInputError
-    (see ``_invalid_request``) where FastAPI declares 422 with its own body."""
+    """``app.openapi`` whose document declares request validation as it is answered: 400 with ErrorBody (see
+    ``_invalid_request``) where FastAPI declares 422 with its own body, which the app never sends."""
     generate = app.openapi
     invalid = errors(InvalidInput)[InvalidInput.status]
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 
 def documented(**rules: Any) -> dict[str, Any]:
     """``json_schema_extra`` declaring JSON Schema rules (``pattern=``, ``minimum=``, ``minItems=``...) that the
-    route checks itself, with a clearer message than validation's; a value that breaks one is answered 400."""
+    route checks itself, with a clearer message than validation's; a value that breaks one is refused all the
+    same (400, or 404 where it names something that cannot exist)."""
     return rules
 
 
