@@ -58,3 +58,18 @@ def test_endpoint_settings_are_refused_until_endpoints_exist(service):
     with pytest.raises(InvalidInput, match=r"endpoint deployment settings \(AksEndpoint"):
         service.workspace._client.json("PATCH", f"/services/{service.name}", json={"deploy": settings})
     assert Webservice(service.workspace, service.name).serialize()["deploy"]["compute_type"] == "aks"
+
+
+def test_cors_origins_set_by_update_let_a_browser_preflight_without_a_key(service):
+    origin = "https://app.example.com"
+    service.update(cors_origins=[origin])
+    preflight = httpx.options(service.scoring_uri, timeout=30, headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"})
+    assert (preflight.status_code, preflight.headers["access-control-allow-origin"]) == (200, origin)
+    scored = httpx.post(service.scoring_uri, json={}, timeout=30,
+                        headers={"Origin": origin, "Authorization": f"Bearer {service.get_keys()[0]}"})
+    assert (scored.status_code, scored.headers["access-control-allow-origin"]) == (200, origin)
+    assert status_with(service, None) == 401  # CORS opens the browser's door, not the key check
+    service.update(cors_origins=[])
+    assert "access-control-allow-origin" not in httpx.options(service.scoring_uri, timeout=30, headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST"}).headers

@@ -117,19 +117,21 @@ class Deployments:
             self._services = services
             self._routed.notify_all()
 
-    def wait_routed(self, service: str, auth: str, keys: list[str], timeout_s: float = ROUTE_WAIT_S) -> None:
-        """Return once the front end checks ``service``'s requests with ``auth`` and exactly ``keys`` (so a
-        regenerated key works, and the old one is refused, when an operation returns).
+    def wait_routed(self, service: str, policy: dict, timeout_s: float = ROUTE_WAIT_S) -> None:
+        """Return once the front end treats ``service``'s clients by ``policy`` (``reconciler.client_policy``:
+        auth mode, keys, CORS origins), so that e.g. a regenerated key works, and the old one is refused,
+        when the operation returns.
 
         Raises FrontEndError when that does not happen within ``timeout_s`` seconds."""
         self.reconciler.wake()
         deadline = time.monotonic() + timeout_s
+        wanted = (policy["auth"], list(policy["keys"]), tuple(policy["cors_origins"]))
         with self._routed:
-            while not any(s.name == service and s.auth == auth and s.keys == keys for s in self._services):
+            while not any(s.name == service and (s.auth, s.keys, s.cors_origins) == wanted for s in self._services):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise FrontEndError(f"the new auth settings of service '{service}' are saved, but the front "
-                                        f"end did not apply them within {timeout_s:.0f} s; see "
+                    raise FrontEndError(f"the new auth or CORS settings of service '{service}' are saved, but the "
+                                        f"front end did not apply them within {timeout_s:.0f} s; see "
                                         f"{self.frontend.log_path}")
                 self._routed.wait(remaining)
 

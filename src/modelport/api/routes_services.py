@@ -13,7 +13,7 @@ from ..environments.spec import EnvironmentSpec
 from ..errors import Conflict, InvalidInput, NotFound, ServerUnavailable
 from ..frontend.envoy import FrontEndError
 from ..reconcile import app_root
-from ..reconcile.reconciler import auth_mode, route_auth
+from ..reconcile.reconciler import auth_mode, client_policy
 from ..sdk.deploy_config import ENDPOINT, SERVICE_NAME, DeploymentConfig, check_service_name
 from .context import Context, context
 from .openapi_errors import errors
@@ -82,8 +82,8 @@ def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> d
                          {**current["deploy"], **(body.deploy or {})}, generation=current["generation"] + 1,
                          keys=_keys(body.deploy or {}, current["keys"]))
         record = ctx.store.put_service(name, config, _model_ids(config), create=False)
-    if route_auth(config) != route_auth(current):
-        ctx.deployments.wait_routed(name, *route_auth(config))  # new auth settings hold when update() returns
+    if client_policy(config) != client_policy(current):
+        ctx.deployments.wait_routed(name, client_policy(config))  # new auth/CORS settings hold when update() returns
     return _view(ctx, record)
 
 
@@ -121,7 +121,7 @@ def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(cont
         keys = dict(_key_auth_config(ctx, name)["keys"])
         keys[which] = body.set_key or secrets.token_urlsafe(32)
         record = ctx.store.merge_service_config(name, {"keys": keys})
-    ctx.deployments.wait_routed(name, *route_auth(record.config))  # the old key is refused once this returns
+    ctx.deployments.wait_routed(name, client_policy(record.config))  # the old key is refused once this returns
     return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
 
 

@@ -18,6 +18,16 @@ from .output import emit, friendly_errors, output_option, workspace_from, worksp
 
 COLUMNS = ["id", "name", "version", "artifact_name", "size_bytes", "tags", "created_at"]
 
+
+class CommaList(click.ParamType):
+    """A comma-separated flag value as a list of its non-empty, stripped parts."""
+
+    name = "A,B,..."
+
+    def convert(self, value, param, ctx) -> list[str]:
+        return value if isinstance(value, list) else [part.strip() for part in value.split(",") if part.strip()]
+
+
 # az ml model deploy's deploy-setting flags: long form, short form (the azure-cli-ml reference's; None where it gives
 # none), DeploymentConfig parameter, type, help.
 SETTING_FLAGS: tuple[tuple[str, str | None, str, click.ParamType | type, str], ...] = (
@@ -61,6 +71,9 @@ SETTING_FLAGS: tuple[tuple[str, str | None, str, click.ParamType | type, str], .
     ("--collect-model-data", "--md", "collect_model_data", click.BOOL,
      "Model data collection: true or false (not available here: warns)."),
     ("--description", None, "description", str, "The service's description."),
+    ("--cors-origins", None, "cors_origins", CommaList(),
+     "Browser origins allowed to call the service, comma-separated ('*': any); preflights need no key. "
+     "Not an az flag: modelport's own."),
 )
 # az ml model deploy's inference flags: long form, short form, inferenceconfig.json key, type, help.
 INFERENCE_FLAGS: tuple[tuple[str, str, str, click.ParamType | type, str], ...] = (

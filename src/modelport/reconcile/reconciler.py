@@ -231,18 +231,18 @@ class Reconciler:
 
 def _route(record: ServiceRecord, version: str, replicas: list[ReplicaState]) -> dict:
     """What the front end needs for one service: the version taking its traffic, that version's ready
-    replicas (none: the front end answers 503) and the service's auth."""
+    replicas (none: the front end answers 503), and how requests are checked (``client_policy``)."""
     endpoints = [("127.0.0.1", r.port) for r in replicas if r.ready]
-    auth, keys = route_auth(record.config)
-    deploy = record.config["deploy"]
-    return {"name": record.name, "version": version, "endpoints": endpoints, "auth": auth, "keys": keys,
-            "scoring_timeout_ms": deploy["scoring_timeout_ms"], "cors_origins": list(deploy.get("cors_origins") or [])}
+    return {"name": record.name, "version": version, "endpoints": endpoints,
+            "scoring_timeout_ms": record.config["deploy"]["scoring_timeout_ms"], **client_policy(record.config)}
 
 
-def route_auth(config: dict) -> tuple[str, list[str]]:
-    """How the front end checks a service's requests: its auth mode and the keys it accepts."""
+def client_policy(config: dict) -> dict:
+    """How the front end treats a service's clients: ``auth`` mode, the ``keys`` it accepts and the
+    ``cors_origins`` it allows. An operation that changes these returns once the front end applies them."""
     keys = config.get("keys", {})
-    return auth_mode(config["deploy"]), [k for k in (keys.get("primary"), keys.get("secondary")) if k]
+    return {"auth": auth_mode(config["deploy"]), "keys": [k for k in (keys.get("primary"), keys.get("secondary")) if k],
+            "cors_origins": list(config["deploy"].get("cors_origins") or [])}
 
 
 def auth_mode(deploy: dict) -> str:

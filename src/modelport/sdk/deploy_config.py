@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..frontend.autoscale import AutoscaleSettings
+from ..frontend.config import ORIGIN_RULE
 from .deploy_config_keys import ACI_ONLY, FIELDS, FILE_TREE, KEY, NOT_APPLIED, in_file_terms, read_section
 from .files import KeyRule, read_json_object, suggest
 
@@ -107,6 +108,7 @@ class DeploymentConfig:
     version_name: str | None = None
     traffic_percentile: float = 0
     port: int | None = None
+    cors_origins: list[str] | None = None  # not Azure's: origins whose browsers may call the service ("*": any)
 
     def __post_init__(self) -> None:
         kind = self.compute_type
@@ -201,6 +203,12 @@ class DeploymentConfig:
             raise InvalidInput("port applies only to local deployments (computeType local); remove it")
         if self.port is not None and not 1 <= self.port <= 65535:
             raise InvalidInput(f"port {self.port} must be from 1 to 65535, or left out to pick a free port")
+        if self.cors_origins is not None:
+            for origin in self.cors_origins:
+                if not (origin == "*" or (isinstance(origin, str) and ORIGIN_RULE.match(origin))):
+                    raise InvalidInput(f"{_name('cors_origins')} entry {origin!r} is not an origin; use "
+                                       "'scheme://host[:port]' (e.g. 'https://app.example.com') or '*' for any")
+            object.__setattr__(self, "cors_origins", list(self.cors_origins))
 
     def autoscaler_settings(self) -> AutoscaleSettings:
         """The autoscaler's inputs; with a fixed ``num_replicas`` the minimum and maximum are that count."""

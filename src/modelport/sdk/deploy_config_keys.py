@@ -14,6 +14,7 @@ INT = ((int,), "a whole number")
 NUMBER = ((int, float), "a number")
 STR = ((str,), "a string")
 TEXT_MAP = ((dict,), "an object mapping strings to strings")
+TEXT_LIST = ((list, tuple), "a list of strings")
 
 # parameter, deploymentconfig.json key (dotted = nested), expected type: the DeploymentConfig fields
 FIELDS: tuple[tuple[str, str, tuple], ...] = (
@@ -50,6 +51,7 @@ FIELDS: tuple[tuple[str, str, tuple], ...] = (
     ("version_name", "versionName", STR),
     ("traffic_percentile", "trafficPercentile", NUMBER),
     ("port", "port", INT),
+    ("cors_origins", "corsOrigins", TEXT_LIST),  # modelport's own: browser origins the front end allows
 )
 
 _TLS = "the front end serves plain HTTP on this machine; put a TLS-terminating proxy in front of it for HTTPS"
