@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from modelport.cli.main import cli
-from modelport.cli.model import config_warnings_shown, deploy_flags, deployment_config
+from modelport.cli.model import deploy_flags, deployment_config
+from modelport.cli.output import config_warnings_shown
 from modelport.errors import InvalidInput
 from modelport.sdk.files import ConfigWarning, warn
 

@@ -33,14 +33,14 @@ def environment_group() -> None:
 def register(name, conda_file, pip_requirements, environment_file, workspace_path, output) -> None:
     """Register an environment from one of: a conda YAML, a requirements file, an Environment JSON."""
     from ..sdk.environment import Environment
-    from ..sdk.files import read_json_object
 
     given = [f for f in (conda_file, pip_requirements, environment_file) if f]
     if len(given) != 1:
         raise click.UsageError("give exactly one of --conda-file, --pip-requirements, --environment-file")
     if environment_file:
-        data = read_json_object(environment_file, "environment file")
-        env = Environment._from_dict(data | ({"name": name} if name else {}))
+        env = Environment.load_from_file(environment_file)  # the key rule; condaDependenciesFile read
+        if name:
+            env.name = name
     elif not name:
         raise click.UsageError("--name is required with --conda-file or --pip-requirements")
     elif conda_file:

@@ -2,15 +2,12 @@
 
 ``deploy_flags`` adds ``az ml model deploy``'s deploy-setting and inference flags, with the short forms of the
 azure-cli-ml reference; ``deployment_config``/``inference_config`` apply them over the files, as az did.
-``config_warnings_shown`` prints the files' ``ConfigWarning``s as ``Warning:`` lines while a command runs.
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import click
 
@@ -223,25 +220,6 @@ def inference_config(ic: str | None, flags: dict, workspace, strict: bool):
         raise click.UsageError("give --ic inferenceconfig.json, or --entry-script (with --source-directory and "
                                "--conda-file as needed)")
     return InferenceConfig.from_file(ic, workspace, strict, flags=flags)
-
-
-@contextmanager
-def config_warnings_shown() -> Iterator[None]:
-    """Print each ConfigWarning raised inside as one ``Warning: ...`` line on stderr, when it is raised."""
-    from ..sdk.files import ConfigWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", ConfigWarning)
-        show = warnings.showwarning
-
-        def shown(message, category, filename, lineno, file=None, line=None) -> None:
-            if issubclass(category, ConfigWarning):
-                click.echo(f"Warning: {message}", err=True)
-            else:
-                show(message, category, filename, lineno, file, line)
-
-        warnings.showwarning = shown
-        yield
 
 
 def _model(workspace_path, model_id, name, version):

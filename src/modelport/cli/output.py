@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: ``--output table|json``, the workspace option, and one-line errors."""
+"""Shared CLI plumbing: ``--output table|json``, the workspace option, one-line errors and warnings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import functools
 import json
 import re
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import click
 
@@ -19,17 +21,39 @@ workspace_option = click.option("--workspace", "-w", "workspace_path", type=clic
 
 
 def friendly_errors(command: Callable) -> Callable:
-    """Print a ModelportError as one line on stderr and exit 1, instead of a traceback."""
+    """Print a ModelportError as one line on stderr and exit 1, instead of a traceback; print each
+    ``ConfigWarning`` (a user's file or setting that asks for what modelport does not do) as one
+    ``Warning: ...`` line on stderr when it is raised."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with config_warnings_shown():
+                return command(*args, **kwargs)
         except ModelportError as err:
             click.echo(f"Error: {err}", err=True)
             sys.exit(1)
 
     return wrapper
+
+
+@contextmanager
+def config_warnings_shown() -> Iterator[None]:
+    """Show each ConfigWarning raised inside as one ``Warning: ...`` line on stderr, when it is raised."""
+    from ..sdk.files import ConfigWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConfigWarning)
+        show = warnings.showwarning
+
+        def shown(message, category, filename, lineno, file=None, line=None) -> None:
+            if issubclass(category, ConfigWarning):
+                click.echo(f"Warning: {message}", err=True)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = shown
+        yield
 
 
 def workspace_from(path: str | None):

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .model import config_warnings_shown, deploy_flags, deployment_config, inference_config
+from .model import deploy_flags, deployment_config, inference_config
 from .output import emit, friendly_errors, output_option, workspace_from, workspace_option
 
 COLUMNS = ["name", "state", "scoring_uri", "models", "error"]
@@ -44,9 +44,8 @@ def deploy_command(name, models, ic, dc, compute_target, overwrite, no_wait, set
     from ..sdk.model import Model
 
     workspace = workspace_from(workspace_path)
-    with config_warnings_shown():
-        config = deployment_config(dc, settings, strict)
-        inference = inference_config(ic, inference_flags, workspace, strict)
+    config = deployment_config(dc, settings, strict)
+    inference = inference_config(ic, inference_flags, workspace, strict)
     service = Model.deploy(workspace, name, [Model(workspace, id=m) if ":" in m else Model(workspace, m)
                                              for m in models], inference, config,
                            deployment_target=compute_target, overwrite=overwrite)

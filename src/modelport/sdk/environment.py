@@ -348,12 +348,13 @@ def _render_build(events, show_output: bool) -> dict:
         for event in events:
             if event["event"] == "log":
                 if show_output:
-                    console.print(event["line"], markup=False, highlight=False)
+                    console.print(event["line"], markup=False, highlight=False, soft_wrap=True)
                     status.update(f"building: {event['line'][:70]}")
             else:
                 result = event
     if result.get("event") != "done":
         raise ModelportError(result.get("message", "the environment build stopped without a result"))
     if show_output:
-        console.print(f"environment ready: {result['python']}" + (" (reused)" if result.get("reused") else ""))
+        console.print(f"environment ready: {result['python']}" + (" (reused)" if result.get("reused") else ""),
+                      soft_wrap=True)
     return result

@@ -10,7 +10,7 @@ Three rules every reader shares:
 - **Paths** (``find_path``): as the ``az ml`` CLI, a relative path is taken from the current directory first, then
   from the file's own folder; when neither holds it, the error names every place tried.
 - **Warnings** reach SDK users as Python warnings pointing at their own line, and CLI users as ``Warning:`` lines
-  (``modelport.cli.model.config_warnings_shown``), never only in a build log.
+  (``modelport.cli.output.config_warnings_shown``), never only in a build log.
 """
 
 from __future__ import annotations
