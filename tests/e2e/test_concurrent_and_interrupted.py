@@ -264,10 +264,6 @@ def unread_bytes(port: int) -> int:
     return total
 
 
-@pytest.mark.xfail(strict=True, raises=httpx.ReadError, reason=(
-    "product bug: modelport.api.client.Client.request starts the next control plane and retries only on "
-    "httpx.ConnectError; a request the dying control plane never answered (its socket reset) surfaces as a "
-    "raw httpx.ReadError. Also hit by any SDK call made within milliseconds of a control-plane crash"))
 def test_an_sdk_call_sent_as_the_control_plane_dies_is_answered_by_the_next_one(ws, tmp_path):
     """A read (Model.list) reaches the control plane's socket, and the control plane dies before reading it:
     the client starts the next control plane and answers from it, as it does when the first one is gone."""
@@ -288,10 +284,6 @@ def test_an_sdk_call_sent_as_the_control_plane_dies_is_answered_by_the_next_one(
     assert server.read_info(ws._dir)["pid"] != info["pid"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "product bug: Deployments.start adopts the running Envoy (FrontEnd.start) only when the workspace has a "
-    "service, so the next control plane does not know the Envoy a killed one left running after its last "
-    "service was deleted, and its stop (server stop) leaves that Envoy running for good, holding its port"))
 def test_a_front_end_left_by_a_killed_control_plane_is_stopped_with_the_next_one(ws, app, tmp_path):
     model = register(ws, "w-brief", tmp_path)
     config = AksWebservice.deploy_configuration(num_replicas=1, auth_enabled=False)

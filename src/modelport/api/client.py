@@ -1,7 +1,10 @@
 """The HTTP client the SDK and CLI use for every workspace operation.
 
 For a local workspace it finds (or starts) the background server; if the server has died
-it starts a new one and retries the request once, when the request never reached it.
+it starts a new one and retries the request once: always when the request never reached it,
+and for reads (GET, HEAD) and content-addressed uploads (PUT) also when the server died before
+answering. A change (POST, PATCH, DELETE) the server may have applied before it died is not
+sent twice: the error says to check and retry.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from ..errors import BY_CODE, ModelportError, ServerUnavailable
 from ..store.artifacts import CHUNK, inside
 from . import server
 from .workspace_dir import WorkspaceDir
+
+SAFE_TO_RESEND = frozenset({"GET", "HEAD", "PUT"})  # the same request twice changes nothing more
 
 
 class Client:
@@ -48,6 +53,14 @@ class Client:
                 if attempt == 2 or self.workspace.config().get("server_url"):
                     raise ServerUnavailable(
                         f"cannot reach the control plane of workspace {self.workspace.name!r}; "
+                        f"see {server.log_path(self.workspace)}"
+                    ) from None
+            except (httpx.ReadError, httpx.RemoteProtocolError):  # it died with the request unanswered
+                self._http = None
+                if attempt == 2 or method.upper() not in SAFE_TO_RESEND or self.workspace.config().get("server_url"):
+                    raise ServerUnavailable(
+                        f"the control plane of workspace {self.workspace.name!r} stopped before answering {method} "
+                        f"{path}; the change may or may not have been made: check (e.g. list or show) and retry; "
                         f"see {server.log_path(self.workspace)}"
                     ) from None
         return _checked(response)

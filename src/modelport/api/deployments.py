@@ -64,6 +64,8 @@ class Deployments:
     def start(self) -> None:
         if self.store.list_services():
             self.frontend.start()  # re-adopts the Envoy of an earlier control plane when it still runs
+        elif self.frontend.stop_left_running():
+            logger.info("stopped the front end an earlier control plane left running with no service")
         self._thread = threading.Thread(target=self.reconciler.run_forever, name="reconciler", daemon=True)
         self._thread.start()
 

@@ -123,6 +123,17 @@ class FrontEnd:
             raise
         _write_atomic(self.state_dir / STATE_FILE, json.dumps({"pid": self.pid, "port": self.port}))
 
+    def stop_left_running(self) -> bool:
+        """Stop an Envoy an earlier control plane started and left running (it has nothing to route);
+        True if there was one."""
+        state = self._read_state() or {}
+        pid = int(state.get("pid", 0))
+        if not pid or str(self.state_dir / "bootstrap.yaml") not in processes.cmdline(pid):
+            return False
+        self.pid, self.port = pid, int(state["port"])
+        self.stop()
+        return True
+
     def running(self) -> bool:
         """Envoy's process still runs (cheap: no request)."""
         if not self.pid:
