@@ -43,11 +43,15 @@ def test_nested_entry_script_imports_from_the_app_root_and_reads_relative_files(
     assert answer["labels"] == ["cat", "dog"]
 
 
-def test_get_model_path_names_what_is_missing(two_models):
+def test_get_model_path_names_what_is_missing_with_azures_exception_classes(two_models):
+    # Azure: a missing version (version given) is re-raised as WebserviceException, a missing model
+    # (no version) is ModelNotFoundException; both from azureml.exceptions.
     missing_version = call(two_models, b'{"lookup": ["m1", 2]}')
-    assert missing_version["error"] == "ModelPathNotFoundException"
+    assert missing_version["error"] == "WebserviceException"
+    assert missing_version["module"] == "azureml.exceptions"
     assert "no version 2" in missing_version["message"] and "['1', '3']" in missing_version["message"]
     unknown = call(two_models, b'{"lookup": ["nope", null]}')
+    assert (unknown["error"], unknown["module"]) == ("ModelNotFoundException", "azureml.exceptions")
     assert "nope is not deployed" in unknown["message"]
 
 

@@ -160,7 +160,12 @@ def test_prints_are_captured_in_the_log(server):
 
 def test_one_access_log_line_per_request(server):
     post(server, b'{"a": 1}', headers={"x-request-id": "access-log-check"})
-    time.sleep(0.5)  # access lines are written in batches, at most 0.1 s late
+    post(server, b'{"a": 1}', headers={"x-request-id": "access-log-later"})
+    # access lines are written in batches, in order: once the later line is there, so is the first
+    deadline = time.monotonic() + 30
+    while "request_id=access-log-later" not in server.log():
+        assert time.monotonic() < deadline, "the access lines were not written"
+        time.sleep(0.01)
     lines = [line for line in server.log().splitlines() if "request_id=access-log-check" in line]
     assert len(lines) == 1
     assert re.search(r"method=POST path=/score status=200 duration_ms=[\d.]+ run_ms=[\d.]+ bytes=\d+", lines[0])

@@ -39,6 +39,7 @@ DEFAULTS = {
     "secondary_key": None, "period_seconds": 10, "initial_delay_seconds": 310, "timeout_seconds": 2,
     "success_threshold": 1, "failure_threshold": 3, "namespace": None, "compute_target_name": None, "tags": None,
     "properties": None, "description": None, "version_name": None, "traffic_percentile": 0, "port": None,
+    "cors_origins": None,
 }
 
 

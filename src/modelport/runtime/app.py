@@ -10,6 +10,7 @@ from random import getrandbits
 from typing import Any
 
 from . import logs, metrics
+from .cors import CorsPolicy
 from .protocol import (
     HTML,
     JSON,
@@ -32,7 +33,9 @@ ID_LIMIT = 100
 NOT_FAILED = (b"x-ms-run-function-failed", b"False")
 FAILED = (b"x-ms-run-function-failed", b"True")
 CONTRACT_ROUTES = {"/", "/score", "/swagger.json"}
-QUIET_ROUTES = {"/-/live", "/-/ready"}  # probes: counted in metrics, not written to the access log
+# Probes and the autoscaler's scrapes: counted in metrics, in the access log only at debug level.
+QUIET_ROUTES = {"/", "/-/live", "/-/ready", "/metrics"}
+ALLOW_GET = (b"allow", b"GET, HEAD, OPTIONS")
 
 
 class ScoringApp:
@@ -41,9 +44,14 @@ class ScoringApp:
     The event loop only does HTTP; run() executes on the ``RunPool``'s threads.
     """
 
-    def __init__(self, settings: RuntimeSettings, all_workers_ready: Callable[[], bool]):
+    def __init__(self, settings: RuntimeSettings, all_workers_ready: Callable[[], bool],
+                 on_stuck: Callable[[str], None] | None = None):
         self.settings = settings
         self.all_workers_ready = all_workers_ready
+        self.on_stuck = on_stuck
+        self.cors = CorsPolicy(settings.cors_origins) if settings.cors_origins else None
+        self.server_header = (b"x-ms-server-version", settings.server_version.encode()) \
+            if settings.server_version else None
         self.scorer: Scorer | None = None
         self.swagger: SwaggerDocuments | None = None
         self.raw_options = False
@@ -69,6 +77,11 @@ class ScoringApp:
             id_headers, request_id, reply = _request_ids(scope["headers"])
             if reply is None:
                 reply = await self._contract_route(path, method, scope, receive)
+            if reply.routed:  # what azmlinfsrv's route handlers answer (not its 404/405 for no route)
+                if self.server_header is not None:
+                    id_headers.append(self.server_header)
+                if self.cors is not None:
+                    self.cors.apply(method, scope["headers"], reply)
         else:
             reply = self._own_route(path, method)
         size = await self._send(send, reply, id_headers)
@@ -78,8 +91,9 @@ class ScoringApp:
         self._latency[route].observe(duration)
         if reply.run_failed:
             metrics.RUN_FAILURES.inc()
-        if path not in QUIET_ROUTES:
-            logs.access(method, path, reply.status, duration * 1000.0, size, request_id, reply.exec_ms)
+        quiet = path in QUIET_ROUTES
+        if not quiet or logs.debug_access_enabled():
+            logs.access(method, path, reply.status, duration * 1000.0, size, request_id, reply.exec_ms, debug=quiet)
             if not self._flushing_logs:
                 self._flushing_logs = True
                 asyncio.get_running_loop().call_later(logs.ACCESS_FLUSH_S, self._flush_logs)
@@ -97,14 +111,20 @@ class ScoringApp:
                 return options_reply()
         elif method in ("GET", "HEAD"):
             if path == "/":
-                return Reply(200, [HTML], b"Healthy")
+                if self.scorer is not None and self.all_workers_ready():
+                    return Reply(200, [HTML], b"Healthy")
+                return _starting()
             if self.swagger is None:
                 return _starting()
             try:
                 return Reply(200, [JSON], self.swagger.get(_query_param(scope["query_string"], b"version")))
             except SwaggerNotFound as err:
                 return error_reply(404, str(err))
-        return error_reply(405, METHOD_NOT_ALLOWED_MESSAGE)
+        elif method == "OPTIONS":  # Flask's automatic OPTIONS answer for GET routes (and CORS preflights)
+            return Reply(200, [HTML, ALLOW_GET])
+        reply = error_reply(405, METHOD_NOT_ALLOWED_MESSAGE)
+        reply.routed = False
+        return reply
 
     def _own_route(self, path: str, method: str) -> Reply:
         if path not in ("/-/live", "/-/ready", "/metrics"):
@@ -131,7 +151,7 @@ class ScoringApp:
         if self.pool is None:
             s = self.settings
             self.pool = RunPool(self.scorer, s.max_concurrent_requests, s.max_queue_wait_ms, s.scoring_timeout_ms,
-                                asyncio.get_running_loop())
+                                asyncio.get_running_loop(), s.worker_timeout_s * 1000, self.on_stuck)
         return await self.pool.submit(HttpRequest(scope, body, content_type))
 
     async def _send(self, send: Callable, reply: Reply, id_headers: list[tuple[bytes, bytes]]) -> int | str:
@@ -155,12 +175,17 @@ class ScoringApp:
                 if chunk is None:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except Exception:
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # also SystemExit from user code: it must not stop the event loop
             logger.exception("the streamed response of run() raised; the response is cut short")
         finally:
             close = getattr(reply.stream, "close", None)
             if close is not None:
-                close()
+                try:
+                    close()
+                except BaseException:
+                    logger.exception("closing the streamed response of run() raised")
         await send({"type": "http.response.body", "body": b""})
 
     def _count(self, route: str, status: int) -> None:
@@ -172,8 +197,8 @@ class ScoringApp:
 
 def _starting() -> Reply:
     return error_reply(
-        503, "The scoring script is still starting: init() has not finished. Retry shortly; "
-        "GET /-/ready answers 200 once the replica is ready.",
+        503, "The scoring script is still starting: init() has not finished in every worker. Retry shortly; "
+        "GET / and GET /-/ready answer 200 once the replica is ready.",
     )
 
 

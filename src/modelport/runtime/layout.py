@@ -2,7 +2,10 @@
 
 Azure ML runs every entry script with cwd = the app root, ``AML_APP_ROOT`` set, and
 ``AZUREML_MODEL_DIR`` pointing at ``<app root>/azureml-models/<name>/<version>`` for one
-model or ``<app root>/azureml-models`` for several. This module reproduces that layout.
+model or ``<app root>/azureml-models`` for several. With ``InferenceConfig(source_directory=
+"src", entry_script="x/score.py")`` the app root *contains* ``src/``: the entry script is
+``src/x/score.py``, ``AZUREML_SOURCE_DIRECTORY=src`` and ``<app root>/src`` is on ``sys.path``.
+This module reproduces that layout.
 """
 
 from __future__ import annotations
@@ -25,12 +28,21 @@ class AppLayout:
     entry_script: Path
     model_dir: Path | None
     staged: bool = False  # True when app_root is a temporary folder this process made
+    model_dir_text: str | None = None  # AZUREML_MODEL_DIR as the user gave it (default: str(model_dir))
+    source_directory: str | None = None  # AZUREML_SOURCE_DIRECTORY, relative to the app root
+
+    @property
+    def source_dir(self) -> Path | None:
+        """The source folder inside the app root that goes on ``sys.path``, when there is one."""
+        return self.app_root / self.source_directory if self.source_directory else None
 
     def environment(self) -> dict[str, str]:
         """Environment variables the entry script expects."""
         env = {"AML_APP_ROOT": str(self.app_root), "AZUREML_ENTRY_SCRIPT": str(self.entry_script)}
         if self.model_dir is not None:
-            env["AZUREML_MODEL_DIR"] = str(self.model_dir)
+            env["AZUREML_MODEL_DIR"] = self.model_dir_text or str(self.model_dir)
+        if self.source_directory:
+            env["AZUREML_SOURCE_DIRECTORY"] = self.source_directory
         return env
 
     def cleanup(self) -> None:
@@ -41,9 +53,12 @@ class AppLayout:
 def prepare(settings: RuntimeSettings) -> AppLayout:
     """Build the layout for these settings (staging a temporary app root for ``--model``)."""
     if settings.models:
-        return _stage(settings.app_root, settings.entry_script, settings.models)
-    model_dir = settings.model_dir or _infer_model_dir(settings.app_root / MODELS_FOLDER)
-    return AppLayout(settings.app_root, settings.entry_script, model_dir)
+        return _stage(settings.app_root, settings.entry_script, settings.models, settings.source_directory)
+    if settings.model_dir is not None:
+        return AppLayout(settings.app_root, settings.entry_script, Path(settings.model_dir).expanduser(),
+                         model_dir_text=settings.model_dir, source_directory=settings.source_directory)
+    model_dir = _infer_model_dir(settings.app_root / MODELS_FOLDER)
+    return AppLayout(settings.app_root, settings.entry_script, model_dir, source_directory=settings.source_directory)
 
 
 def _infer_model_dir(models_root: Path) -> Path | None:
@@ -54,7 +69,8 @@ def _infer_model_dir(models_root: Path) -> Path | None:
     return versions[0] if len(versions) == 1 else models_root
 
 
-def _stage(source: Path, entry_script: Path, models: tuple[ModelSpec, ...]) -> AppLayout:
+def _stage(source: Path, entry_script: Path, models: tuple[ModelSpec, ...],
+           source_directory: str | None = None) -> AppLayout:
     root = Path(tempfile.mkdtemp(prefix="modelport-app-"))
     for entry in source.iterdir():
         if entry.name != MODELS_FOLDER:
@@ -69,7 +85,7 @@ def _stage(source: Path, entry_script: Path, models: tuple[ModelSpec, ...]) -> A
     except ValueError:  # an entry script outside the source folder stays where it is
         script = entry_script
     model_dir = models_root / models[0].name / models[0].version if len(models) == 1 else models_root
-    return AppLayout(root, script, model_dir, staged=True)
+    return AppLayout(root, script, model_dir, staged=True, source_directory=source_directory)
 
 
 def describe_tree(path: Path | None, limit: int = 60) -> str:

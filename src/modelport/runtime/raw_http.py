@@ -8,18 +8,13 @@ from typing import Any
 
 from .protocol import HttpRequest, Reply
 
-AML_REQUEST_MODULE = "azureml.contrib.services.aml_request"
-
 
 def build_request(request: HttpRequest) -> Any:
-    """A werkzeug request over this ASGI request (the shim's ``AMLRequest`` when it is in use)."""
-    from werkzeug.wrappers import Request
+    """The shims' ``AMLRequest`` (a werkzeug request) over this ASGI request, whichever path the script
+    imported it from (a real azureml ``AMLRequest`` cannot wrap an environ; this one is a werkzeug one)."""
+    from .aml_http import AMLRequest
 
-    module = sys.modules.get(AML_REQUEST_MODULE)
-    cls = getattr(module, "AMLRequest", Request)
-    if not getattr(cls, "_modelport_shim", False):  # a real azureml AMLRequest cannot wrap an environ
-        cls = Request
-    return cls(_environ(request))
+    return AMLRequest(_environ(request))
 
 
 def _environ(request: HttpRequest) -> dict[str, Any]:

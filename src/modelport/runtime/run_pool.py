@@ -9,7 +9,9 @@ the two limits with timers:
 - a request still queued after ``max_wait_s`` is answered 503 (the replica is busy);
 - a ``run()`` still running after ``timeout_s`` is answered 504, ``RunTimedOut`` is raised
   inside it (at its next Python instruction: pure-Python loops stop at once, a blocking
-  call when it returns) and a fresh thread takes its place, so the worker keeps serving.
+  call when it returns) and a fresh thread takes its place, so the worker keeps serving;
+- with ``WORKER_TIMEOUT`` set, a ``run()`` still running that long (answered or not) makes
+  the worker restart, the only way to reclaim a thread stuck in native code.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable
 
 from . import metrics
-from .protocol import HttpRequest, Reply, error_reply
+from .protocol import INTERNAL_ERROR_MESSAGE, HttpRequest, Reply, error_reply
 
 logger = logging.getLogger("modelport.run_pool")
 
@@ -38,11 +40,11 @@ class State(enum.Enum):
     RUNNING = 2
     DONE = 3
     EXPIRED = 4  # waited too long in the queue: answered 503
-    TIMED_OUT = 5  # ran too long: answered 504
+    TIMED_OUT = 5  # ran too long: answered 504 (or 500 past WORKER_TIMEOUT); its slot has a fresh thread
 
 
 class Job:
-    __slots__ = ("request", "future", "state", "enqueued", "started", "thread_id", "timer")
+    __slots__ = ("request", "future", "state", "enqueued", "started", "thread", "timer")
 
     def __init__(self, request: HttpRequest, future: asyncio.Future[Reply]):
         self.request = request
@@ -50,19 +52,30 @@ class Job:
         self.state = State.QUEUED
         self.enqueued = time.monotonic()
         self.started = 0.0
-        self.thread_id = 0
+        self.thread: threading.Thread | None = None
         self.timer: asyncio.TimerHandle | None = None
 
 
 class RunPool:
-    """``slots`` threads calling ``score(request)``; ``submit`` returns the reply to send."""
+    """``slots`` threads calling ``score(request)``; ``submit`` returns the reply to send.
+
+    A run thread survives anything ``score`` raises (it answers 500), except ``RunTimedOut``
+    aimed at it after a timeout, when a fresh thread has already taken its place.
+
+    ``worker_timeout_ms`` (``WORKER_TIMEOUT``, 0 = off): a run() still running that long after it
+    started is past saving: its request is answered 500 (when not answered yet) and
+    ``on_stuck(message)`` is called once, for the worker to restart as gunicorn restarts a worker.
+    """
 
     def __init__(self, score: Callable[[HttpRequest], Reply], slots: int, max_wait_ms: int, timeout_ms: int,
-                 loop: asyncio.AbstractEventLoop):
+                 loop: asyncio.AbstractEventLoop, worker_timeout_ms: int = 0,
+                 on_stuck: Callable[[str], None] | None = None):
         self.score = score
         self.slots = slots
         self.max_wait_ms = max_wait_ms
         self.timeout_ms = timeout_ms
+        self.worker_timeout_ms = worker_timeout_ms
+        self.on_stuck = on_stuck
         self.loop = loop
         self.running = 0
         self.queued = 0
@@ -81,7 +94,9 @@ class RunPool:
             self.queued += 1
         metrics.QUEUED.inc()
         job = Job(request, future)
-        job.timer = self.loop.call_later(min(self.max_wait_ms, self.timeout_ms) / 1000.0, self._watch, job)
+        wait_ms = self.max_wait_ms if self.max_wait_ms > 0 else self.timeout_ms
+        first_check_ms = min(wait_ms, self.timeout_ms, self.worker_timeout_ms or self.timeout_ms)
+        job.timer = self.loop.call_later(first_check_ms / 1000.0, self._watch, job)
         self._jobs.put(job)
         return future
 
@@ -89,11 +104,14 @@ class RunPool:
         threading.Thread(target=self._serve, name="run", daemon=True).start()
 
     def _serve(self) -> None:
-        try:
-            while self._run_next():
-                pass
-        except RunTimedOut:  # delivered after the timed-out run() had already returned
-            pass
+        while True:
+            try:
+                if not self._run_next():
+                    return
+            except RunTimedOut:  # delivered after the timed-out run() had already returned
+                return  # a fresh thread has taken this one's place
+            except BaseException:  # never let one request end a run thread
+                logger.exception("The run thread failed between requests; it keeps serving")
 
     def _run_next(self) -> bool:
         """Run one queued job; False when this thread should end (it was replaced after a timeout)."""
@@ -105,23 +123,28 @@ class RunPool:
                 return True
             job.state = State.RUNNING
             job.started = time.monotonic()
-            job.thread_id = threading.get_ident()
+            job.thread = threading.current_thread()
             self.queued -= 1
             self.running += 1
         metrics.QUEUED.dec()
         metrics.IN_FLIGHT.inc()
+        reply = None
         try:
             reply = self.score(job.request)
         except RunTimedOut:
-            reply = None
+            pass
+        except BaseException:
+            logger.exception("Handling a request raised outside run(); answered 500")
         with self._lock:
-            self.running -= 1
             finished_in_time = job.state is State.RUNNING
             if finished_in_time:
                 job.state = State.DONE
-        metrics.IN_FLIGHT.dec()
+                self.running -= 1
         if not finished_in_time:
-            return False  # the loop answered 504 and started a replacement thread
+            return False  # the loop answered it, took it off the counts and started a replacement thread
+        metrics.IN_FLIGHT.dec()
+        if reply is None:
+            reply = error_reply(500, INTERNAL_ERROR_MESSAGE)
         self.loop.call_soon_threadsafe(self._resolve, job, reply)
         return True
 
@@ -132,25 +155,38 @@ class RunPool:
             job.future.set_result(reply)
 
     def _watch(self, job: Job) -> None:
-        """Loop-side check of one job: queued past the wait → 503; running past the timeout → 504."""
+        """Loop-side check of one job: queued past the wait → 503; running past the timeout → 504;
+        running past WORKER_TIMEOUT → 500 and the worker restarts."""
         now = time.monotonic()
         again = None
+        outcome = None
         with self._lock:
-            state = job.state
-            if state is State.QUEUED:
+            if job.state is State.QUEUED and self.max_wait_ms <= 0:
+                again = self.timeout_ms / 1000.0  # admitted to a free slot: it waits only for its thread
+            elif job.state is State.QUEUED:
                 again = self.max_wait_ms / 1000.0 - (now - job.enqueued)
                 if again <= 0:
                     job.state = State.EXPIRED
                     self.queued -= 1
-            elif state is State.RUNNING:
-                again = self.timeout_ms / 1000.0 - (now - job.started)
-                if again <= 0:
+                    outcome = "expired"
+            elif job.state is State.RUNNING:
+                elapsed_ms = (now - job.started) * 1000.0
+                limit_ms, outcome = self.timeout_ms, "timed_out"
+                if 0 < self.worker_timeout_ms <= self.timeout_ms:
+                    limit_ms, outcome = self.worker_timeout_ms, "stuck"
+                if elapsed_ms >= limit_ms:
                     job.state = State.TIMED_OUT
-        if job.state is State.EXPIRED and state is State.QUEUED:
+                    self.running -= 1
+                else:
+                    again, outcome = (limit_ms - elapsed_ms) / 1000.0, None
+        if outcome == "expired":
             metrics.QUEUED.dec()
             job.future.set_result(self._busy_reply())
-        elif job.state is State.TIMED_OUT and state is State.RUNNING:
+        elif outcome == "timed_out":
             self._time_out(job)
+        elif outcome == "stuck":
+            self._replace_thread(job, worker_timeout_reply(self.worker_timeout_ms))
+            self._stuck(job)
         elif again is not None:
             job.timer = self.loop.call_later(again, self._watch, job)
 
@@ -159,9 +195,31 @@ class RunPool:
             "run() did not finish within SCORING_TIMEOUT_MS=%d; answered 504, interrupting it and "
             "starting a fresh run thread", self.timeout_ms,
         )
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(job.thread_id), ctypes.py_object(RunTimedOut))
+        thread = job.thread
+        if thread is not None and thread.ident is not None and thread.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(RunTimedOut))
+        self._replace_thread(job, timeout_reply(self.timeout_ms))
+        if self.worker_timeout_ms > self.timeout_ms:
+            remaining = self.worker_timeout_ms / 1000.0 - (time.monotonic() - job.started)
+            self.loop.call_later(max(0.0, remaining), self._check_stuck, job)
+
+    def _replace_thread(self, job: Job, reply: Reply) -> None:
+        metrics.IN_FLIGHT.dec()
         self._start_thread()
-        job.future.set_result(timeout_reply(self.timeout_ms))
+        if not job.future.done():
+            job.future.set_result(reply)
+
+    def _check_stuck(self, job: Job) -> None:
+        """A timed-out run() that was interrupted should have ended by WORKER_TIMEOUT; if not, it is stuck."""
+        if job.thread is not None and job.thread.is_alive():
+            self._stuck(job)
+
+    def _stuck(self, job: Job) -> None:
+        message = (f"run() has not returned {self.worker_timeout_ms / 1000.0:g} s after it started "
+                   f"(WORKER_TIMEOUT); restarting this worker")
+        logger.error(message)
+        if self.on_stuck is not None:
+            self.on_stuck(message)
 
     def _busy_reply(self) -> Reply:
         return error_reply(
@@ -177,3 +235,10 @@ class RunPool:
 
 def timeout_reply(timeout_ms: int) -> Reply:
     return error_reply(504, f"Scoring timeout after {timeout_ms} ms", run_failed=True)
+
+
+def worker_timeout_reply(worker_timeout_ms: int) -> Reply:
+    return error_reply(
+        500, f"run() did not finish within WORKER_TIMEOUT={worker_timeout_ms / 1000.0:g} s; the worker restarts",
+        run_failed=True,
+    )

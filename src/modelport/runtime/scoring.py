@@ -1,6 +1,8 @@
 """Calling ``run()`` for one request: input decoding per mode, the call, and its result as a ``Reply``.
 
-Everything here runs in a worker thread, never on the event loop.
+Everything here runs in a worker thread, never on the event loop. Nothing raised by the request,
+the inference-schema decorators, ``run()`` or the encoding of its result leaves ``Scorer.__call__``
+(not even a BaseException such as SystemExit), except ``RunTimedOut``, the run pool's own signal.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from .protocol import (
     HTML,
     INTERNAL_ERROR_MESSAGE,
     JSON,
+    NESTING_LIMIT,
     RUN_FAILED_MESSAGE,
     HttpError,
     HttpRequest,
+    NestingError,
     Reply,
     decode_json,
     encode_json,
@@ -26,6 +30,7 @@ from .protocol import (
     query_to_json,
 )
 from .raw_http import build_request, is_http_response, response_to_reply
+from .run_pool import RunTimedOut
 from .user_script import InputMode, UserScript
 
 logger = logging.getLogger("modelport.scoring")
@@ -44,13 +49,17 @@ class Scorer:
             kwargs = self._arguments(request)
         except HttpError as err:
             return err.reply()
+        except NestingError as err:
+            return error_reply(400, f"The request could not be decoded: {err}. Send flatter data.")
         if self.script.wants_headers:
             kwargs["request_headers"] = headers_dict(request.scope["headers"])
         started = time.perf_counter()
         try:
             result = self.script.run(**kwargs)
-        except Exception:
-            logger.exception("run() raised an exception")
+        except RunTimedOut:
+            raise
+        except BaseException as err:  # also SystemExit, KeyboardInterrupt, RecursionError: run() failed
+            logger.error("run() raised %s", type(err).__name__, exc_info=True)
             return error_reply(500, RUN_FAILED_MESSAGE, run_failed=True)
         exec_ms = (time.perf_counter() - started) * 1000.0
         reply = self._render(result)
@@ -85,6 +94,8 @@ class Scorer:
             body = decode_json(request.body)
         except UnicodeDecodeError as err:
             raise HttpError(400, f"Input cannot be decoded as UTF-8: {err}") from None
+        except NestingError as err:
+            raise HttpError(400, f"POST body could not be decoded as JSON: {err}. Send flatter data.") from None
         except ValueError as err:
             raise HttpError(400, f"POST body could not be decoded as JSON: {err}") from None
         if not isinstance(body, dict):
@@ -101,17 +112,25 @@ class Scorer:
         return kwargs
 
     def _render(self, result: Any) -> Reply:
-        if "werkzeug" in sys.modules and is_http_response(result):
-            return response_to_reply(result)
+        """run()'s result as a reply; 500 with the reference's internal-error message when it cannot be sent."""
         try:
+            if "werkzeug" in sys.modules and is_http_response(result):
+                return response_to_reply(result)
             return Reply(200, [JSON], encode_json(result))
+        except RunTimedOut:
+            raise
+        except NestingError:
+            logger.error("run() returned a %s nested deeper than the JSON nesting limit of %d levels; "
+                         "return flatter data", type(result).__name__, NESTING_LIMIT)
         except (TypeError, ValueError, OverflowError):
             logger.exception(
                 "run() returned a %s that cannot be encoded as JSON; return lists, dicts, str or numbers "
                 "(for numpy arrays call .tolist())",
                 type(result).__name__,
             )
-            return error_reply(500, INTERNAL_ERROR_MESSAGE)
+        except BaseException:
+            logger.exception("run()'s %s could not be turned into a response", type(result).__name__)
+        return error_reply(500, INTERNAL_ERROR_MESSAGE)
 
 
 def options_reply() -> Reply:

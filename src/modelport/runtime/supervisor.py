@@ -1,9 +1,11 @@
 """The replica's main process: lay out the app root, bind the port, keep N workers alive.
 
-It binds the listening socket once and forks the workers, which share it. A worker that
-dies after it was ready is replaced (with a growing delay if it keeps dying); a worker
-whose ``init()`` fails stops the whole replica with that exit code, as azmlinfsrv does.
-SIGTERM or SIGINT stops the workers gracefully: in-flight requests finish first.
+It binds the listening socket once (and the health socket with ``SEPERATE_HEALTH_ENDPOINT``;
+a port still held by a server that is stopping is retried for a few seconds, as gunicorn
+does) and forks the workers, which share them. A worker that dies after it was ready is
+replaced (with a growing delay if it keeps dying); a worker whose ``init()`` fails stops the
+whole replica with that exit code, as azmlinfsrv does. SIGTERM or SIGINT stops the workers
+gracefully: in-flight requests finish first.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from typing import Any
 
 from . import logs
 from .layout import AppLayout, prepare
-from .settings import RuntimeSettings
+from .settings import RuntimeSettings, SettingsError
 
 logger = logging.getLogger("modelport.supervisor")
 
 MAX_RESTART_DELAY_S = 10.0
 STABLE_AFTER_S = 10.0
+BIND_ATTEMPTS = 5  # gunicorn's: five tries, a second apart
+BIND_RETRY_S = 1.0
 
 
 class PortInUseError(OSError):
@@ -37,31 +41,55 @@ class PortInUseError(OSError):
 def serve(settings: RuntimeSettings) -> int:
     """Run the replica in the foreground until SIGTERM/SIGINT; return the process exit code."""
     logs.configure(settings.log_level)
+    try:
+        logs.apply_logging_json(settings.app_root, settings.entry_script.parent)
+    except ValueError as err:
+        raise SettingsError(str(err)) from None
+    for note in settings.notes:
+        logger.warning("%s", note)
     layout = prepare(settings)
     metrics_dir = tempfile.mkdtemp(prefix="modelport-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before any metrics import (see metrics.py)
+    os.environ.update(settings.environment())
     os.environ.update(layout.environment())
     os.chdir(layout.app_root)
+    sockets: list[socket.socket] = []
     try:
-        sock = bind(settings.host, settings.port)
-        return Supervisor(settings, layout, sock).run()
+        sockets.append(bind(settings.host, settings.port))
+        if settings.health_port is not None:
+            sockets.append(bind(settings.host, settings.health_port, "--health_port"))
+        # as azmlinfsrv sets them for the entry script: the ports actually bound
+        os.environ["SERVER_PORT"] = str(sockets[0].getsockname()[1])
+        os.environ["HEALTH_PORT"] = str(sockets[-1].getsockname()[1])
+        return Supervisor(settings, layout, sockets).run()
     finally:
+        for sock in sockets:
+            sock.close()
         layout.cleanup()
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, flag: str = "--port") -> socket.socket:
+    """A listening socket the workers inherit. A port in use is tried ``BIND_ATTEMPTS`` times,
+    ``BIND_RETRY_S`` apart (a server that was just stopped may still hold it), then refused."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        if err.errno == errno.EADDRINUSE:
-            message = f"port {port} on {host} is already in use; stop the other server or pass --port"
-            raise PortInUseError(message) from None
-        raise
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            break
+        except OSError as err:
+            sock.close()
+            if err.errno != errno.EADDRINUSE:
+                raise
+            if attempt == BIND_ATTEMPTS:
+                message = (f"port {port} on {host} is already in use (tried {BIND_ATTEMPTS} times, "
+                           f"{BIND_RETRY_S:g} s apart); stop the other server or pass {flag}")
+                raise PortInUseError(message) from None
+            logger.warning("Port %d on %s is in use; retrying in %g s (attempt %d of %d)",
+                           port, host, BIND_RETRY_S, attempt, BIND_ATTEMPTS)
+            time.sleep(BIND_RETRY_S)
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -70,10 +98,10 @@ def bind(host: str, port: int) -> socket.socket:
 class Supervisor:
     """Starts, watches and stops the worker processes of one replica."""
 
-    def __init__(self, settings: RuntimeSettings, layout: AppLayout, sock: socket.socket):
+    def __init__(self, settings: RuntimeSettings, layout: AppLayout, sockets: list[socket.socket]):
         self.settings = settings
         self.layout = layout
-        self.sock = sock
+        self.sockets = sockets
         self.context = multiprocessing.get_context("fork")
         self.ready = self.context.RawArray("b", settings.workers)
         self.workers: dict[int, Any] = {}
@@ -84,8 +112,7 @@ class Supervisor:
     def run(self) -> int:
         from .worker import INIT_FAILED_EXIT_CODE  # imported after PROMETHEUS_MULTIPROC_DIR is set
 
-        host, port = self.sock.getsockname()[:2]
-        self._banner(host, port)
+        self._banner()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_stop_signal)
         for slot in range(self.settings.workers):
@@ -108,25 +135,42 @@ class Supervisor:
                     continue
                 self._replace(slot, process)
         self._stop_all()
-        self.sock.close()
+        for sock in self.sockets:
+            sock.close()
         logger.info("Stopped.")
         return exit_code
 
-    def _banner(self, host: str, port: int) -> None:
+    def _banner(self) -> None:
         s, layout = self.settings, self.layout
-        logger.info(
-            "modelport scoring runtime\n  entry script: %s\n  app root:     %s\n  model dir:    %s\n"
-            "  workers:      %d (at most %d concurrent run() each, queue wait %d ms, timeout %d ms)\n"
-            "  listening:    http://%s:%d  (POST /score, GET /swagger.json, GET /-/ready, GET /metrics)",
-            layout.entry_script, layout.app_root, layout.model_dir or "(not set)", s.workers,
-            s.max_concurrent_requests, s.max_queue_wait_ms, s.scoring_timeout_ms, host, port,
-        )
+        host, port = self.sockets[0].getsockname()[:2]
+        lines = [
+            "modelport scoring runtime",
+            f"  entry script: {layout.entry_script}",
+            f"  app root:     {layout.app_root}" + (f" (source folder {layout.source_directory} on sys.path)"
+                                                    if layout.source_directory else ""),
+            f"  model dir:    {layout.model_dir_text or layout.model_dir or '(not set)'}",
+            f"  workers:      {s.workers} (at most {s.max_concurrent_requests} concurrent run() each, "
+            f"queue wait {s.max_queue_wait_ms} ms, timeout {s.scoring_timeout_ms} ms"
+            + (f", worker timeout {s.worker_timeout_s} s)" if s.worker_timeout_s else ")"),
+            f"  listening:    http://{host}:{port}  (POST /score, GET / and GET /-/ready when ready, "
+            "GET /swagger.json, GET /metrics)",
+        ]
+        if len(self.sockets) > 1:
+            health_host, health_port = self.sockets[1].getsockname()[:2]
+            lines.append(f"  health:       http://{health_host}:{health_port}  (GET /; the same routes as the "
+                         "scoring port)")
+        if s.cors_origins:
+            lines.append(f"  CORS:         {s.cors_origins}")
+        if s.config_file:
+            lines.append(f"  config file:  {s.config_file}")
+        lines.append(f"  app insights: {'true' if s.app_insights_enabled else 'false'}")
+        logger.info("%s", "\n".join(lines))
 
     def _start(self, slot: int) -> None:
         from .worker import run_worker
 
         process = self.context.Process(
-            target=run_worker, args=(self.settings, self.layout, self.sock, slot, self.ready),
+            target=run_worker, args=(self.settings, self.layout, self.sockets, slot, self.ready),
             name=f"modelport-worker-{slot}", daemon=False,
         )
         process.start()

@@ -37,9 +37,10 @@ class InputMode(enum.Enum):
 
 
 def install_azureml_shims() -> None:
-    """Make ``azureml.core.model`` and ``azureml.contrib.services`` importable without azureml.
+    """Make ``azureml.core.model``, ``azureml.exceptions``, ``azureml.contrib.services`` and
+    ``azureml_inference_server_http.api`` importable without those packages.
 
-    The folder goes to the end of ``sys.path`` so a real azureml install is always preferred.
+    The folder goes to the end of ``sys.path`` so a real install is always preferred.
     """
     path = str(SHIMS_DIR)
     if path not in sys.path:
@@ -65,10 +66,12 @@ class UserScript:
         self.mode, self.input_params, self.wants_headers = _analyze_run(self.run, path)
 
     @classmethod
-    def load(cls, path: Path, app_root: Path) -> UserScript:
-        """Import the entry script as ``entry_module``; its folder and the app root lead sys.path."""
+    def load(cls, path: Path, app_root: Path, source_dir: Path | None = None) -> UserScript:
+        """Import the entry script as ``entry_module``; its folder, the source folder
+        (``AZUREML_SOURCE_DIRECTORY``) and the app root lead sys.path."""
         install_azureml_shims()
-        for folder in dict.fromkeys((str(app_root), str(path.parent))):
+        folders = (str(app_root), str(source_dir) if source_dir is not None else None, str(path.parent))
+        for folder in dict.fromkeys(f for f in folders if f):
             if folder not in sys.path:
                 sys.path.insert(0, folder)
         spec = importlib.util.spec_from_file_location("entry_module", path)

@@ -1,11 +1,11 @@
 """modelport shim of ``azureml.contrib.services.aml_request``: ``rawhttp`` and ``AMLRequest``.
 
-``AMLRequest`` is a werkzeug (Flask) request, as in Azure ML, so entry scripts can use
-``request.method``, ``request.args``, ``request.headers``, ``request.get_data()``,
-``request.get_json()``, ``request.files`` and the rest unchanged.
+``AMLRequest`` is a werkzeug (Flask) request, as in Azure ML (see ``modelport.runtime.aml_http``).
 """
 
-from werkzeug.wrappers import Request
+from modelport.runtime.aml_http import AMLRequest
+
+__all__ = ["AMLRequest", "rawhttp"]
 
 # Set when any run() is decorated with @rawhttp; the runtime reads it, as azmlinfsrv does.
 _rawHttpRequested = False
@@ -16,9 +16,3 @@ def rawhttp(func):
     global _rawHttpRequested
     _rawHttpRequested = True
     return func
-
-
-class AMLRequest(Request):
-    """The raw HTTP request handed to a ``@rawhttp`` ``run()``."""
-
-    _modelport_shim = True  # the runtime builds its requests from this class when it is ours
