@@ -58,8 +58,10 @@ def wait_until(predicate, timeout=30.0):
 
 
 def init_line(ws, service: str, version: str = "v1") -> str:
-    """The runtime's log line as it calls the entry script's ``init()`` in a replica of ``service``."""
-    return f"modelport.worker - Calling init() of {ws._dir.root / 'services' / service / version / 'app' / 'score.py'}"
+    """The runtime's log line as it calls the entry script's ``init()`` in a replica of ``service`` (the source
+    folder ``deploy_app`` lies in the app root, as Azure ML laid it out)."""
+    script = ws._dir.root / "services" / service / version / "app" / APP.name / "score.py"
+    return f"modelport.worker - Calling init() of {script}"
 
 
 def status(ws, name: str) -> dict:

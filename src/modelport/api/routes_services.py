@@ -28,6 +28,7 @@ class Deployment(BaseModel):
     models: list[str] = Field(json_schema_extra=documented(minItems=1))
     entry_script: str
     snapshot: str
+    source_directory: str | None = None  # the source folder's name: the snapshot lies in <app root>/<name>/
     environment: dict[str, Any] | None = None
     deploy: dict[str, Any]
     overwrite: bool = False
@@ -37,6 +38,7 @@ class ServiceUpdate(BaseModel):
     models: list[str] | None = Field(None, json_schema_extra=documented(minItems=1))
     entry_script: str | None = None
     snapshot: str | None = None
+    source_directory: str | None = None
     environment: dict[str, Any] | None = None
     deploy: dict[str, Any] | None = None
 
@@ -55,7 +57,8 @@ def deploy(body: Deployment, ctx: Context = Depends(context)) -> dict:
         existing = _existing(ctx, body.name) if body.overwrite else None
         keys = _keys(body.deploy, existing["keys"] if existing else None)
         config = _config(ctx, body.models, body.entry_script, body.snapshot, body.environment, body.deploy,
-                         generation=(existing["generation"] + 1) if existing else 1, keys=keys)
+                         generation=(existing["generation"] + 1) if existing else 1, keys=keys,
+                         source_directory=body.source_directory)
         record = ctx.store.put_service(body.name, config, _model_ids(config), create=not body.overwrite)
     return _view(ctx, record)
 
@@ -80,7 +83,8 @@ def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> d
         config = _config(ctx, models, body.entry_script or current["entry_script"],
                          body.snapshot or current["snapshot"], body.environment or current["environment"],
                          {**current["deploy"], **(body.deploy or {})}, generation=current["generation"] + 1,
-                         keys=_keys(body.deploy or {}, current["keys"]))
+                         keys=_keys(body.deploy or {}, current["keys"]),
+                         source_directory=body.source_directory if body.snapshot else current.get("source_directory"))
         record = ctx.store.put_service(name, config, _model_ids(config), create=False)
     if client_policy(config) != client_policy(current):
         ctx.deployments.wait_routed(name, client_policy(config))  # new auth/CORS settings hold when update() returns
@@ -171,7 +175,7 @@ def _keys(deploy: dict, current: dict | None) -> dict:
 
 
 def _config(ctx: Context, model_ids: list[str], entry_script: str, snapshot: str, environment: dict | None,
-            deploy: dict, generation: int, keys: dict) -> dict:
+            deploy: dict, generation: int, keys: dict, source_directory: str | None) -> dict:
     if not model_ids:
         raise InvalidInput("deploy at least one model: models=[Model(ws, 'name')]")
     models = []
@@ -181,7 +185,7 @@ def _config(ctx: Context, model_ids: list[str], entry_script: str, snapshot: str
         models.append({"name": record.name, "version": record.version, "artifact_sha256": record.artifact_sha256,
                        "artifact_kind": record.artifact_kind, "artifact_name": record.artifact_name})
     snapshot_record = ctx.store.get_snapshot(snapshot)
-    app_root.layout(ctx.artifacts, snapshot_record.sha256, models)  # every path stays inside the app root
+    app_root.layout(ctx.artifacts, snapshot_record.sha256, models, source_directory)  # all inside the app root
     spec = EnvironmentSpec.from_dict(environment or DEFAULT_ENVIRONMENT)
     checked = DeploymentConfig.from_settings(deploy)  # the API checks what any client sends
     if checked.compute_type == ENDPOINT:
@@ -189,6 +193,7 @@ def _config(ctx: Context, model_ids: list[str], entry_script: str, snapshot: str
                            "supported yet; deploy a web service with AksWebservice.deploy_configuration(...)")
     deploy = checked.to_settings()
     return {"generation": generation, "models": models, "entry_script": entry_script,
+            "source_directory": source_directory,
             "snapshot": snapshot_record.sha256, "environment": spec.to_dict(), "deploy": deploy, "keys": keys,
             "gpus": list(gpu_ids(int(deploy.get("gpu_cores") or 0)))}
 

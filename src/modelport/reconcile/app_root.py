@@ -1,5 +1,9 @@
 """The app root of a service version: its source snapshot plus ``azureml-models/<name>/<version>/...``.
 
+As Azure ML laid it out: a snapshot of ``InferenceConfig(source_directory="src")`` lies in ``<root>/src/``
+(the runtime gets ``AZUREML_SOURCE_DIRECTORY=src`` and the entry script ``src/<entry script>``, with the
+root as working directory); a snapshot made without a source directory lies in the root itself.
+
 Files are hard links to the workspace's read-only blobs when the file system allows (no
 copy of a large model per version), copies otherwise. A finished root has a marker file,
 so it is made once per version, and a half-made one is removed and made again.
@@ -22,8 +26,10 @@ MARKER = ".modelport-app-root"
 MODELS_FOLDER = "azureml-models"
 
 
-def prepare(root: Path, artifacts: LocalArtifactStore, snapshot_sha: str, models: list[dict]) -> Path:
-    """Lay out ``root`` once: the snapshot's files, then each model under azureml-models.
+def prepare(root: Path, artifacts: LocalArtifactStore, snapshot_sha: str, models: list[dict],
+            source_folder: str | None = None) -> Path:
+    """Lay out ``root`` once: the snapshot's files (in ``root/source_folder`` when given), then each model
+    under azureml-models.
 
     ``models`` are dicts with name, version, artifact_sha256, artifact_kind ("file" or "folder") and
     artifact_name. Raises InvalidInput (nothing left at ``root``) when a manifest, name or layout is unsafe,
@@ -33,7 +39,7 @@ def prepare(root: Path, artifacts: LocalArtifactStore, snapshot_sha: str, models
         return root
     shutil.rmtree(root, ignore_errors=True)
     try:
-        for relative, sha in layout(artifacts, snapshot_sha, models).items():
+        for relative, sha in layout(artifacts, snapshot_sha, models, source_folder).items():
             _place(artifacts, sha, inside(root, relative))
         (root / MARKER).write_text("")
     except BaseException:
@@ -42,13 +48,15 @@ def prepare(root: Path, artifacts: LocalArtifactStore, snapshot_sha: str, models
     return root
 
 
-def layout(artifacts: LocalArtifactStore, snapshot_sha: str, models: list[dict]) -> dict[str, str]:
+def layout(artifacts: LocalArtifactStore, snapshot_sha: str, models: list[dict],
+           source_folder: str | None = None) -> dict[str, str]:
     """Every file of the app root as ``{relative path: blob sha256}``, checked (a model beats the snapshot).
 
     Reads only manifests and writes nothing, so a deploy can call it to refuse unsafe stored data up front.
     Raises InvalidInput naming the bad manifest entry, name or clash; NotFound when a manifest is missing.
     """
-    files = {entry["path"]: entry["sha256"] for entry in read_manifest(artifacts, snapshot_sha)}
+    prefix = f"{check_file_name('source folder name', source_folder)}/" if source_folder else ""
+    files = {f"{prefix}{entry['path']}": entry["sha256"] for entry in read_manifest(artifacts, snapshot_sha)}
     for model in models:
         name = check_file_name("model artifact name", model["artifact_name"])
         folder = check_relative_path("model folder", f"{MODELS_FOLDER}/{model['name']}/{model['version']}/{name}")

@@ -205,15 +205,19 @@ class Reconciler:
             self.store.set_service_status(record.name, TRANSITIONING, {"reason": "building the environment"})
         environment = EnvironmentSpec.from_dict(config["environment"])
         built = build_local(environment, self.envs_root, self.logs_root, show_output=False)
+        source = config.get("source_directory")  # Azure's layout: the source folder inside the app root
         root = app_root.prepare(self.services_root / record.name / version / "app", self.artifacts,
-                                config["snapshot"], config["models"])
+                                config["snapshot"], config["models"], source)
         deploy = config["deploy"]
         env = {**environment.environment_variables, "SERVICE_NAME": record.name,
                "SCORING_TIMEOUT_MS": str(deploy["scoring_timeout_ms"]),
                "MODELPORT_MAX_CONCURRENT_REQUESTS": str(deploy["replica_max_concurrent_requests"]),
                "MODELPORT_MAX_QUEUE_WAIT_MS": str(deploy["max_request_wait_time"])}
+        if source:
+            env["AZUREML_SOURCE_DIRECTORY"] = source
+        entry_script = f"{source}/{config['entry_script']}" if source else config["entry_script"]
         return VersionSpec(service=record.name, version=version, python=built.python, pythonpath=built.pythonpath,
-                           app_root=root, entry_script=config["entry_script"], replicas=self.replica_count(record),
+                           app_root=root, entry_script=entry_script, replicas=self.replica_count(record),
                            env=env, cpu_limit=deploy.get("cpu_cores_limit"),
                            memory_limit_gb=deploy.get("memory_gb_limit"), gpus=tuple(config.get("gpus", ())))
 

@@ -261,7 +261,9 @@ def _target_name(target: Any) -> str:
 def _inference_body(workspace, inference_config) -> dict:
     inference_config.validate()
     environment = inference_config.environment
+    source = inference_config.source_directory
     return {"entry_script": inference_config.entry_script, "snapshot": inference_config.package_source(workspace),
+            "source_directory": inference_config.source_path.name if source is not None else None,
             "environment": environment._to_dict() if environment else None}
 
 
