@@ -50,12 +50,12 @@ def test_turning_auth_off_and_on_holds_when_update_returns(service):
     assert status_with(service, service.get_keys()[0]) == 200
 
 
-def test_endpoint_settings_are_refused_until_endpoints_exist(service):
+def test_a_web_service_cannot_be_turned_into_an_endpoint(service):
     from modelport.errors import InvalidInput
     from modelport.sdk.deploy_config import DeploymentConfig
 
     settings = DeploymentConfig(compute_type="AKSENDPOINT", version_name="v1", traffic_percentile=20).to_settings()
-    with pytest.raises(InvalidInput, match=r"endpoint deployment settings \(AksEndpoint"):
+    with pytest.raises(InvalidInput, match="'auth-svc' is a web service and stays one"):
         service.workspace._client.json("PATCH", f"/services/{service.name}", json={"deploy": settings})
     assert Webservice(service.workspace, service.name).serialize()["deploy"]["compute_type"] == "aks"
 

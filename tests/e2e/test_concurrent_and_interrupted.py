@@ -101,9 +101,9 @@ def wait_until(predicate, timeout: float = 30.0) -> bool:
 
 
 def replica_states(ws, service: str) -> dict[str, dict]:
-    """``{"v1/replica-0": state, ...}``: the local backend's replica state files (pid, port, restarts)."""
+    """``{"default-1/replica-0": state, ...}``: the local backend's replica state files (pid, port, restarts)."""
     root = ws._dir.root / "replicas" / service
-    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("v*/replica-*.json"))}
+    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("*/replica-*.json"))}
 
 
 def _stat(pid: int) -> list[str]:
@@ -185,9 +185,9 @@ def test_two_services_deployed_at_once_both_serve_their_own_answers(ws, app, tmp
         response = httpx.post(service.scoring_uri, json={}, timeout=30)
         assert response.status_code == 200, response.text
         assert (response.json()["weights"], response.json()["app"]) == (weights, name)
-        assert response.headers[VERSION_HEADER] == "v1"
-        assert set(replica_states(ws, f"{name}-svc")) == {"v1/replica-0"}
-        assert replica_processes(ws, f"{name}-svc") == {replica_states(ws, f"{name}-svc")["v1/replica-0"]["pid"]}
+        assert response.headers[VERSION_HEADER] == "default"
+        assert set(replica_states(ws, f"{name}-svc")) == {"default-1/replica-0"}
+        assert replica_processes(ws, f"{name}-svc") == {replica_states(ws, f"{name}-svc")["default-1/replica-0"]["pid"]}
     assert sorted(s.name for s in Webservice.list(ws)) == ["alpha-svc", "beta-svc"]
     for name in models:
         Webservice(ws, f"{name}-svc").delete()
@@ -201,13 +201,13 @@ def test_a_deploy_interrupted_while_replicas_run_init_is_finished_by_the_next_co
         Model.deploy(ws, "held-svc", [model], inference_config(app, APP_NAME="held", INIT_GATE=str(gate)), config)
 
         def both_in_init() -> bool:  # half-way: both replicas started, held in init()
-            logs = [ws._dir.root / "replicas" / "held-svc" / "v1" / f"replica-{i}.log" for i in (0, 1)]
+            logs = [ws._dir.root / "replicas" / "held-svc" / "default-1" / f"replica-{i}.log" for i in (0, 1)]
             return all(log.exists() and "Calling init() of" in log.read_text(errors="replace") for log in logs)
 
         assert wait_until(both_in_init, timeout=60), replica_states(ws, "held-svc")
         killed = kill_control_plane(ws)
         before = {name: state["pid"] for name, state in replica_states(ws, "held-svc").items()}
-        assert set(before) == {"v1/replica-0", "v1/replica-1"}
+        assert set(before) == {"default-1/replica-0", "default-1/replica-1"}
         assert replica_processes(ws, "held-svc") == set(before.values())  # they outlive the control plane
 
         again = Webservice(ws, "held-svc")  # the next SDK call starts the next control plane
@@ -244,7 +244,7 @@ def test_a_deploy_interrupted_as_soon_as_it_returns_is_finished_by_the_next_cont
             gate.touch()
         again.wait_for_deployment(timeout_sec=120)
         states = replica_states(workspace, "cut-svc")
-        assert set(states) == {"v1/replica-0", "v1/replica-1"}
+        assert set(states) == {"default-1/replica-0", "default-1/replica-1"}
         assert replica_processes(workspace, "cut-svc") == {state["pid"] for state in states.values()}
         assert httpx.post(again.scoring_uri, json={}, timeout=30).json()["weights"] == "w-cut"
         envs = workspace._dir.envs

@@ -17,7 +17,7 @@ import pytest
 from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
 from modelport.api import server
 from modelport.errors import Conflict, InvalidInput
-from modelport.frontend.config import VERSION_HEADER
+from modelport.frontend.config import REPLICA_SET_HEADER, VERSION_HEADER
 from modelport.sdk.webservice import WebserviceError
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
@@ -57,7 +57,7 @@ def wait_until(predicate, timeout=30.0):
     return bool(predicate())
 
 
-def init_line(ws, service: str, version: str = "v1") -> str:
+def init_line(ws, service: str, version: str = "default-1") -> str:
     """The runtime's log line as it calls the entry script's ``init()`` in a replica of ``service`` (the source
     folder ``deploy_app`` lies in the app root, as Azure ML laid it out)."""
     script = ws._dir.root / "services" / service / version / "app" / APP.name / "score.py"
@@ -69,9 +69,9 @@ def status(ws, name: str) -> dict:
 
 
 def replica_states(ws, service: str) -> dict[str, dict]:
-    """``{"v1/replica-0": state, ...}``: the local backend's replica state files (pid, port, restarts)."""
+    """``{"default-1/replica-0": state, ...}``: the local backend's replica state files (pid, port, restarts)."""
     root = ws._dir.root / "replicas" / service
-    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("v*/replica-*.json"))}
+    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("*/replica-*.json"))}
 
 
 def running(pid: int) -> bool:
@@ -169,7 +169,7 @@ def test_deploy_score_and_delete(ws, model):
     answer = service.run({"echo": "hi"})
     assert (answer["weights"], answer["version"], answer["echo"]) == ("w-1", "1", "hi")
     response = httpx.post(service.scoring_uri, json={}, timeout=30)
-    assert (response.status_code, response.headers[VERSION_HEADER]) == (200, "v1")
+    assert (response.status_code, response.headers[VERSION_HEADER]) == (200, "default")
     assert httpx.get(service.swagger_uri).json()["swagger"] == "2.0"
     assert init_line(ws, "echo-svc") in service.get_logs()
     assert [s.name for s in Webservice.list(ws, model_name="echo-model")] == ["echo-svc"]
@@ -276,7 +276,8 @@ def test_response_names_the_version(ws, keyed):
     serving = status(ws, keyed.name)["serving_version"]
     response = call(keyed, keyed.get_keys()[0])
     assert response.status_code == 200
-    assert response.headers[VERSION_HEADER] == serving == f"v{response.json()['version']}"
+    assert response.headers[VERSION_HEADER] == "default"  # a web service's one version
+    assert response.headers[REPLICA_SET_HEADER] == serving == f"default-{response.json()['version']}"
 
 
 def serving_supervisors(service, key: str, expected: set[int], attempts: int = 100) -> set[int]:
@@ -333,8 +334,8 @@ def test_rolling_update_under_load_has_no_failed_request(ws, keyed):
     def outcome(response: httpx.Response) -> str:  # every answer names the version that answered it
         if response.status_code != 200:
             return f"{response.status_code} {response.text[:100]}"
-        named, answered = response.headers.get(VERSION_HEADER), response.json()["version"]
-        return "ok" if named == f"v{answered}" else f"{VERSION_HEADER} {named!r} from version {answered!r}"
+        named, answered = response.headers.get(REPLICA_SET_HEADER), response.json()["version"]
+        return "ok" if named == f"default-{answered}" else f"{REPLICA_SET_HEADER} {named!r} from version {answered!r}"
 
     with Traffic(keyed.scoring_uri, key, outcome, threads=3, body={"sleep": 0.02}) as traffic:
         assert traffic.wait_for_ok(20)
@@ -342,8 +343,9 @@ def test_rolling_update_under_load_has_no_failed_request(ws, keyed):
         keyed.wait_for_deployment(timeout_sec=120)
         assert wait_until(lambda: call(keyed, key).json()["version"] == str(new), timeout=30)
         # the old version's replicas are stopped while the load runs
-        assert wait_until(lambda: set(replica_states(ws, keyed.name)) == {f"v{new}/replica-0", f"v{new}/replica-1"},
-                          timeout=30), replica_states(ws, keyed.name)
+        only_new = {f"default-{new}/replica-0", f"default-{new}/replica-1"}
+        assert wait_until(lambda: set(replica_states(ws, keyed.name)) == only_new, timeout=30), \
+            replica_states(ws, keyed.name)
         assert traffic.wait_for_ok(20)
     assert traffic.failures() == {}, traffic.failures()
 

@@ -79,9 +79,9 @@ def deploy(ws, model, name: str, replicas: int = 2, **settings) -> Webservice:
 
 
 def replica_states(ws, service: str) -> dict[str, dict]:
-    """``{"v1/replica-0": state, ...}``: the local backend's replica state files of a service."""
+    """``{"default-1/replica-0": state, ...}``: the local backend's replica state files of a service."""
     root = ws._dir.root / "replicas" / service
-    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("v*/replica-*.json"))}
+    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("*/replica-*.json"))}
 
 
 def status(ws, name: str) -> dict:

@@ -127,7 +127,7 @@ def test_secrets_on_disk_are_readable_by_their_owner_only(ws, svc, model):
 
 
 def test_replicas_listen_on_loopback_only(ws, svc):
-    port = replica_states(ws, svc.name)["v1/replica-0"]["port"]
+    port = replica_states(ws, svc.name)["default-1/replica-0"]["port"]
     listeners = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
                  if line.split()[3] == "0A" and int(line.split()[1].split(":")[1], 16) == port]
     assert [fields[1].split(":")[0] for fields in listeners] == ["0100007F"]  # 127.0.0.1
@@ -138,8 +138,8 @@ def test_replicas_listen_on_loopback_only(ws, svc):
 def test_a_service_whose_init_fails_is_not_restarted(ws, model):
     service = deploy_failing(ws, model)
     try:
-        first = replica_states(ws, service.name)["v1/replica-0"]
-        assert not wait_until(lambda: replica_states(ws, service.name)["v1/replica-0"]["pid"] != first["pid"],
+        first = replica_states(ws, service.name)["default-1/replica-0"]
+        assert not wait_until(lambda: replica_states(ws, service.name)["default-1/replica-0"]["pid"] != first["pid"],
                               timeout=4)  # a crashed replica would have been restarted after 0.5 s
         assert status(ws, service.name)["restarts"] == 0
         assert "not restarted until the service is updated" in Webservice(ws, service.name).serialize()["error"]
@@ -159,7 +159,7 @@ def deploy_failing(ws, model) -> Webservice:
 
 def test_deleting_a_service_with_a_stuck_request_leaves_no_process(ws, model):
     service = deploy(ws, model, "stuck-svc", replicas=1, auth_enabled=False)
-    replica = replica_states(ws, service.name)["v1/replica-0"]
+    replica = replica_states(ws, service.name)["default-1/replica-0"]
     stuck = threading.Thread(target=lambda: _ignore(httpx.post, service.scoring_uri, json={"sleep": 600},
                                                     timeout=120), daemon=True)
     stuck.start()

@@ -34,7 +34,7 @@ def test_replicas_killed_repeatedly_lose_only_their_in_flight_requests(ws, svc, 
     with Load(svc.scoring_uri, key, CONCURRENCY, {"sleep": 0.01}) as load:
         assert load.wait_for_successes(50)
         for round_ in range(kills):
-            victim = replica_states(ws, svc.name)[f"v1/replica-{round_ % 2}"]
+            victim = replica_states(ws, svc.name)[f"default-1/replica-{round_ % 2}"]
             os.kill(victim["pid"], signal.SIGKILL)
             killed_at = time.monotonic()
             # the replica's forked workers die with it: nothing keeps serving on its port
@@ -43,7 +43,7 @@ def test_replicas_killed_repeatedly_lose_only_their_in_flight_requests(ws, svc, 
                 httpx.post(f"http://127.0.0.1:{victim['port']}/score", json={}, timeout=2)
 
             def replaced(v=victim, r=round_) -> bool:
-                state = replica_states(ws, svc.name)[f"v1/replica-{r % 2}"]
+                state = replica_states(ws, svc.name)[f"default-1/replica-{r % 2}"]
                 return state["pid"] != v["pid"] and status(ws, svc.name).get("ready_replicas") == 2
 
             assert wait_until(replaced, timeout=30), status(ws, svc.name)
@@ -122,7 +122,8 @@ def test_rolling_update_under_load_fails_no_request(ws, svc, figures):
 
         assert wait_until(answers_v2, timeout=30)
         switched_s = time.monotonic() - started
-        assert wait_until(lambda: set(replica_states(ws, svc.name)) == {"v2/replica-0", "v2/replica-1"}, timeout=30)
+        only_new = {"default-2/replica-0", "default-2/replica-1"}
+        assert wait_until(lambda: set(replica_states(ws, svc.name)) == only_new, timeout=30)
         assert load.wait_for_successes(50)
     figures(f"rolling update at concurrency {CONCURRENCY}: {load.summary()}; new version answering after "
             f"{switched_s:.1f} s")

@@ -17,8 +17,8 @@ from alembic.script import ScriptDirectory
 
 from modelport.environments.spec import EnvironmentSpec
 from modelport.errors import Conflict
-from modelport.reconcile.reconciler import auth_mode
 from modelport.sdk.deploy_config import DeploymentConfig
+from modelport.spec import Endpoint, EndpointVersion, ModelRef
 from modelport.store.db import Store
 from modelport.store.engine import alembic_config
 
@@ -27,6 +27,7 @@ from .test_store import SHA_A, SHA_B, fresh_database, sql_engine
 SCRIPT = ScriptDirectory.from_config(alembic_config())
 REVISIONS = [r.revision for r in reversed(list(SCRIPT.walk_revisions()))]  # oldest first
 HEAD = SCRIPT.get_current_head()
+ENDPOINTS = "0004_endpoints"  # from here on a service's config is an endpoint (spec.Endpoint)
 CREATED = datetime(2024, 5, 1, 12, 0, 0)
 UPDATED = datetime(2024, 5, 2, 8, 30, 0)
 
@@ -54,6 +55,15 @@ def service_config() -> dict:
             "deploy": deploy, "keys": {"primary": "primary-key-0001", "secondary": "secondary-key-0002"},
             "models": [{"name": "sklearn-mnist", "version": 1, "artifact_sha256": SHA_A, "artifact_kind": "file",
                         "artifact_name": "model.pkl"}], "gpus": []}
+
+
+def as_endpoint(config: dict) -> dict:
+    """The same service as revision 0004 stores it: a web service, its one version named ``default``."""
+    model = config["models"][0]
+    version = EndpointVersion("default", (ModelRef(**model),), config["entry_script"], config["snapshot"],
+                              config["environment"], config["deploy"], generation=config["generation"],
+                              is_default=True, is_control=True)
+    return Endpoint("mnist-svc", (version,), kind="webservice", auth="key", keys=config["keys"]).to_dict()
 
 
 def oldest_revision_with_services(engine) -> str:
@@ -102,6 +112,8 @@ def test_a_services_row_is_carried_through_every_revision_and_usable_at_head(bac
         for revision in later:
             with engine.begin() as connection:
                 command.upgrade(alembic_config(connection), revision)
+            if revision == ENDPOINTS:
+                expected = ([("mnist-svc", "Healthy", as_endpoint(config))], expected[1])
             assert stored_service(engine) == expected, f"after upgrading to {revision}"
         with engine.connect() as connection:
             assert MigrationContext.configure(connection).get_current_heads() == (HEAD,)
@@ -123,22 +135,40 @@ def test_a_store_opened_on_the_oldest_services_revision_migrates_the_row_on_open
 def check_usable_at_head(url: str, config: dict) -> None:
     with Store(url) as store:
         [record] = store.list_services()
-        assert (record.name, record.state, record.config, record.status) == ("mnist-svc", "Healthy", config, {})
+        assert (record.name, record.state, record.config, record.status) == (
+            "mnist-svc", "Healthy", as_endpoint(config), {})
         assert (record.created_at, record.updated_at) == (CREATED.replace(tzinfo=timezone.utc),
                                                           UPDATED.replace(tzinfo=timezone.utc))
         # what the reconciler and the API read of it
-        deploy = DeploymentConfig.from_settings(record.config["deploy"])
-        assert (deploy.num_replicas, auth_mode(record.config["deploy"])) == (2, "key")
-        assert EnvironmentSpec.from_dict(record.config["environment"]).environment_variables == {"MODEL_MODE": "fast"}
+        endpoint = record.endpoint
+        version = endpoint.default_version
+        assert (DeploymentConfig.from_settings(version.deploy).num_replicas, endpoint.auth) == (2, "key")
+        assert EnvironmentSpec.from_dict(version.environment).environment_variables == {"MODEL_MODE": "fast"}
+        assert (version.replica_set, [m.id for m in version.models]) == ("default-3", ["sklearn-mnist:1"])
         # the model link survived: the model cannot be deleted under the service
         with pytest.raises(Conflict, match="used by service\\(s\\) 'mnist-svc'"):
             store.delete_model("sklearn-mnist", 1)
         # the columns added since (status) work on the carried row
         store.set_service_status("mnist-svc", "Healthy", {"ready_replicas": 2, "reason": ""})
         assert store.get_service("mnist-svc").status == {"ready_replicas": 2, "reason": ""}
-        updated = store.put_service("mnist-svc", {**config, "generation": 4}, [("sklearn-mnist", 1)], create=False)
-        assert (updated.state, updated.config["generation"], updated.created_at) == (
+        newer = endpoint.with_versions([EndpointVersion(**{**vars(version), "generation": 4})])
+        updated = store.put_service("mnist-svc", newer.to_dict(), [("sklearn-mnist", 1)], create=False)
+        assert (updated.state, updated.endpoint.default_version.generation, updated.created_at) == (
             "Transitioning", 4, CREATED.replace(tzinfo=timezone.utc))
         store.delete_service("mnist-svc")
         assert store.list_services() == []
         assert store.delete_model("sklearn-mnist", 1).id == "sklearn-mnist:1"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_endpoint_revision_goes_back_to_the_web_service_config(backend, tmp_path):
+    config = service_config()
+    with fresh_database(backend, tmp_path) as url:
+        engine = sql_engine(url)
+        oldest_revision_with_services(engine)
+        write_deployed_service(engine, config)
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), ENDPOINTS)
+            command.downgrade(alembic_config(connection), REVISIONS[REVISIONS.index(ENDPOINTS) - 1])
+        assert stored_service(engine)[0] == [("mnist-svc", "Healthy", {**config, "source_directory": None})]
+        engine.dispose()

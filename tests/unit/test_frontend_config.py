@@ -58,7 +58,7 @@ def test_every_file_carries_the_version_and_each_version_has_an_eds_file():
     assert [e["endpoint"]["address"]["socket_address"]["port_value"] for e in blue["endpoints"][0]["lb_endpoints"]] \
         == [5001, 5002]
     assert blue["endpoints"][0]["lb_endpoints"][0]["metadata"] == {
-        "filter_metadata": {"modelport": {"version": "blue"}}}
+        "filter_metadata": {"modelport": {"version": "blue", "replica_set": "blue"}}}
     assert files["eds/scorer_green.yaml"]["resources"][0]["endpoints"] == []
 
 
@@ -70,14 +70,15 @@ def test_paths_are_rewritten_to_the_replica():
 
 def test_weights_become_weighted_clusters_and_zero_gets_no_traffic():
     only_blue = routes(render(two_versions((100, 0))))[0]["route"]["weighted_clusters"]["clusters"]
-    assert only_blue == [{"name": "scorer_blue", "weight": 100}]
+    assert only_blue == [{"name": "scorer_blue", "weight": 1000}]  # thousandths
     split = routes(render(two_versions((30, 70))))[0]["route"]["weighted_clusters"]["clusters"]
-    assert split == [{"name": "scorer_blue", "weight": 30}, {"name": "scorer_green", "weight": 70}]
+    assert split == [{"name": "scorer_blue", "weight": 300}, {"name": "scorer_green", "weight": 700}]
 
 
 def test_the_version_header_comes_from_the_replica_that_answered():
-    header = routes(render(two_versions()))[0]["response_headers_to_add"][0]["header"]
-    assert header == {"key": VERSION_HEADER, "value": "%UPSTREAM_METADATA(modelport:version)%"}
+    headers = [h["header"] for h in routes(render(two_versions()))[0]["response_headers_to_add"]]
+    assert headers == [{"key": VERSION_HEADER, "value": "%UPSTREAM_METADATA(modelport:version)%"},
+                       {"key": "x-modelport-replica-set", "value": "%UPSTREAM_METADATA(modelport:replica_set)%"}]
 
 
 def test_clusters_are_least_request_over_eds_files():
@@ -215,3 +216,16 @@ def test_oversized_bodies_are_refused_before_any_route_and_slow_clients_time_out
 def test_the_admin_interface_is_a_private_unix_socket():
     admin = bootstrap(Path("/xds"), Path("/run/fe/admin.sock"))["admin"]
     assert admin == {"address": {"pipe": {"path": "/run/fe/admin.sock", "mode": 0o600}}}
+
+
+def test_fractional_shares_and_mirrors_become_envoy_weights_and_mirror_policies():
+    service = ServiceRoute("scorer", [VersionRoute("blue", 87.5, [("127.0.0.1", 5001)]),
+                                      VersionRoute("green", 12.5, [("127.0.0.1", 5002)]),
+                                      VersionRoute("shadow", 0, [("127.0.0.1", 5003)], mirror_percent=25)], "none")
+    route = routes(render(service))[0]["route"]
+    assert route["weighted_clusters"]["clusters"] == [{"name": "scorer_blue", "weight": 875},
+                                                      {"name": "scorer_green", "weight": 125}]
+    assert route["request_mirror_policies"] == [{"cluster": "scorer_shadow", "runtime_fraction": {
+        "default_value": {"numerator": 250000, "denominator": "MILLION"}}}]
+    with pytest.raises(InvalidInput, match="has mirror_percent 101"):
+        check_services([ServiceRoute("scorer", [VersionRoute("blue", 100, [], mirror_percent=101)], "none")])

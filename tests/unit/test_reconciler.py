@@ -16,9 +16,11 @@ from modelport.errors import ModelportError
 from modelport.reconcile import reconciler as reconciler_module
 from modelport.reconcile.backend import INIT_FAILED_EXIT_CODE, ReplicaState, VersionSpec
 from modelport.reconcile.reconciler import Reconciler
+from modelport.spec import Endpoint, EndpointVersion
 from modelport.store.db import Store
 
 DEPLOY = {"scoring_timeout_ms": 60000, "auth_enabled": True, "token_auth_enabled": False}
+V1, V2 = "default-1", "default-2"  # a web service's replica sets: its one version, "default", and generation
 
 
 @dataclass
@@ -91,8 +93,16 @@ class FakeFrontEnd:
         self.running = True
         self.applied.append(routes)
 
-    def route(self, service: str) -> dict:
-        return next(r for r in self.applied[-1] if r["name"] == service)
+    def route(self, service: str):
+        return next(r for r in self.applied[-1] if r.name == service)
+
+    def endpoints(self, service: str) -> list[tuple[str, int]]:
+        """The ready replicas the front end got for the service's (one) version."""
+        return self.route(service).versions[0].endpoints
+
+    def serving(self, service: str) -> str:
+        """The replica set taking the service's traffic."""
+        return self.route(service).versions[0].replica_set
 
 
 class SpecReconciler(Reconciler):
@@ -100,12 +110,12 @@ class SpecReconciler(Reconciler):
 
     builds: list[tuple[str, str]]
 
-    def _version_spec(self, record, version):
-        self.builds.append((record.name, version))
-        if record.config.get("build_error"):
-            raise ModelportError(record.config["build_error"])
-        return VersionSpec(service=record.name, version=version, python=Path("/x"), pythonpath=Path("/x"),
-                           app_root=Path("/x"), entry_script="score.py", replicas=record.config["replicas"])
+    def _version_spec(self, endpoint, version):
+        self.builds.append((endpoint.name, version.replica_set))
+        if version.environment.get("build_error"):
+            raise ModelportError(version.environment["build_error"])
+        return VersionSpec(service=endpoint.name, version=version.replica_set, python=Path("/x"), pythonpath=Path("/x"),
+                           app_root=Path("/x"), entry_script="score.py", replicas=self.replica_count(endpoint, version))
 
 
 @pytest.fixture
@@ -113,15 +123,19 @@ def world(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'ws.db'}")
     backend, front = FakeBackend(), FakeFrontEnd()
     reconciler = SpecReconciler(store, None, backend, tmp_path, tmp_path, tmp_path,
-                                replica_count=lambda record: record.config["replicas"], front_end=front)
+                                replica_count=lambda endpoint, version: version.deploy["replicas"], front_end=front)
     reconciler.builds = []
     return store, backend, front, reconciler
 
 
-def deploy(store, name: str, replicas: int = 2, generation: int = 1, update: bool = False, **extra) -> None:
-    config = {"generation": generation, "deploy": DEPLOY, "keys": {"primary": "k" * 16, "secondary": "s" * 16},
-              "replicas": replicas, **extra}
-    store.put_service(name, config, [], create=not update)
+def deploy(store, name: str, replicas: int = 2, generation: int = 1, update: bool = False,
+           build_error: str | None = None) -> None:
+    """Store a web service (an endpoint with one version) whose version runs ``replicas`` replicas."""
+    environment = {"name": "env", **({"build_error": build_error} if build_error else {})}
+    version = EndpointVersion("default", (), "score.py", "0" * 64, environment, {**DEPLOY, "replicas": replicas},
+                              generation=generation, is_default=True, is_control=True)
+    endpoint = Endpoint(name, (version,), keys={"primary": "k" * 16, "secondary": "s" * 16})
+    store.put_service(name, endpoint.to_dict(), [], create=not update)
 
 
 def observed(store, name: str) -> tuple[str, dict]:
@@ -135,42 +149,42 @@ def test_a_new_service_is_routed_at_once_and_serves_each_replica_as_it_becomes_r
     reconciler.reconcile_once()
     state, status = observed(store, "svc")
     assert (state, status["reason"]) == ("Transitioning", "0 of 2 replicas ready (init() running)")
-    assert front.route("svc")["endpoints"] == []  # routed: 503 "no ready replica", never 404
-    backend.set("svc", "v1", True, False)
+    assert front.endpoints("svc") == []  # routed: 503 "no ready replica", never 404
+    backend.set("svc", V1, True, False)
     reconciler.reconcile_once()
     assert observed(store, "svc")[0] == "Transitioning"
-    assert front.route("svc")["endpoints"] == [("127.0.0.1", 6001)]
-    backend.set("svc", "v1", True, True)
+    assert front.endpoints("svc") == [("127.0.0.1", 6001)]
+    backend.set("svc", V1, True, True)
     reconciler.reconcile_once()
     state, status = observed(store, "svc")
     assert (state, status["ready_replicas"], status["front_end"]) == ("Healthy", 2, "serving")
-    assert front.route("svc")["endpoints"] == [("127.0.0.1", 6001), ("127.0.0.1", 6002)]
+    assert front.endpoints("svc") == [("127.0.0.1", 6001), ("127.0.0.1", 6002)]
 
 
 def test_a_lost_replica_leaves_the_ready_one_routed_and_the_service_healthy(world):
     store, backend, front, reconciler = world
     deploy(store, "svc")
     reconciler.reconcile_once()
-    backend.set("svc", "v1", True, True)
+    backend.set("svc", V1, True, True)
     reconciler.reconcile_once()
-    backend.set("svc", "v1", True, FakeReplica(ready=False, exit_code=-9, restarts=1))
+    backend.set("svc", V1, True, FakeReplica(ready=False, exit_code=-9, restarts=1))
     reconciler.reconcile_once()
     state, status = observed(store, "svc")
     assert (state, status["reason"]) == ("Healthy", "1 of 2 replicas ready; 1 restarting")
-    assert front.route("svc")["endpoints"] == [("127.0.0.1", 6001)]
-    backend.set("svc", "v1", FakeReplica(ready=False, exit_code=-9, restarts=1),
+    assert front.endpoints("svc") == [("127.0.0.1", 6001)]
+    backend.set("svc", V1, FakeReplica(ready=False, exit_code=-9, restarts=1),
                 FakeReplica(ready=False, exit_code=-9, restarts=1))
     reconciler.reconcile_once()
     state, status = observed(store, "svc")
     assert state == "Unhealthy" and "2 replica(s) exited and are being restarted" in status["reason"]
-    assert front.route("svc")["endpoints"] == []  # still routed: 503 with a message
+    assert front.endpoints("svc") == []  # still routed: 503 with a message
 
 
 def test_init_failure_fails_the_service_with_the_log_tail(world):
     store, backend, front, reconciler = world
     deploy(store, "svc", replicas=1)
     reconciler.reconcile_once()
-    backend.set("svc", "v1", FakeReplica(ready=False, exit_code=INIT_FAILED_EXIT_CODE))
+    backend.set("svc", V1, FakeReplica(ready=False, exit_code=INIT_FAILED_EXIT_CODE))
     reconciler.reconcile_once()
     state, status = observed(store, "svc")
     assert state == "Failed"
@@ -185,37 +199,37 @@ def test_a_failed_build_fails_the_service_once_and_is_not_retried(world):
     reconciler.reconcile_once()
     state, status = observed(store, "svc")
     assert (state, status["reason"]) == ("Failed", "pip could not find modelport-no-such-package")
-    assert reconciler.builds == [("svc", "v1")]
-    assert front.route("svc")["endpoints"] == []
+    assert reconciler.builds == [("svc", V1)]
+    assert front.endpoints("svc") == []
 
 
 def test_a_rolling_update_keeps_the_old_version_until_the_new_one_is_ready(world, monkeypatch):
     store, backend, front, reconciler = world
     deploy(store, "svc")
     reconciler.reconcile_once()
-    backend.set("svc", "v1", True, True)
+    backend.set("svc", V1, True, True)
     reconciler.reconcile_once()
     deploy(store, "svc", generation=2, update=True)
     reconciler.reconcile_once()
-    assert (front.route("svc")["version"], observed(store, "svc")[0]) == ("v1", "Transitioning")
-    backend.set("svc", "v2", True, False)  # half ready: the old version keeps all the traffic
+    assert (front.serving("svc"), observed(store, "svc")[0]) == (V1, "Transitioning")
+    backend.set("svc", V2, True, False)  # half ready: the old version keeps all the traffic
     reconciler.reconcile_once()
-    assert front.route("svc")["version"] == "v1"
-    backend.set("svc", "v2", True, True)
+    assert front.serving("svc") == V1
+    backend.set("svc", V2, True, True)
     reconciler.reconcile_once()
-    assert (front.route("svc")["version"], observed(store, "svc")[0]) == ("v2", "Healthy")
-    assert ("svc", "v1") not in backend.removed  # stopped only after the retire grace
+    assert (front.serving("svc"), observed(store, "svc")[0]) == (V2, "Healthy")
+    assert ("svc", V1) not in backend.removed  # stopped only after the retire grace
     monkeypatch.setattr(reconciler_module, "RETIRE_GRACE_S", 0.0)
     reconciler._retiring.clear()
     reconciler.reconcile_once()
-    assert ("svc", "v1") in backend.removed
+    assert ("svc", V1) in backend.removed
 
 
 def test_a_front_end_that_refuses_the_routes_makes_healthy_services_unhealthy_until_it_takes_them(world):
     store, backend, front, reconciler = world
     deploy(store, "svc", replicas=1)
     reconciler.reconcile_once()
-    backend.set("svc", "v1", True)
+    backend.set("svc", V1, True)
     front.fail = True
     reconciler.reconcile_once()
     state, status = observed(store, "svc")
@@ -230,7 +244,7 @@ def test_a_dead_front_end_is_started_again_and_given_the_same_routes(world):
     store, backend, front, reconciler = world
     deploy(store, "svc", replicas=1)
     reconciler.reconcile_once()
-    backend.set("svc", "v1", True)
+    backend.set("svc", V1, True)
     reconciler.reconcile_once()
     routes = front.applied[-1]
     calls = len(front.applied)
@@ -247,12 +261,12 @@ def test_one_service_failing_to_reconcile_does_not_stop_the_others(world):
     deploy(store, "good", replicas=1)
     backend.fail_apply.add("bad")
     reconciler.reconcile_once()
-    backend.set("good", "v1", True)
+    backend.set("good", V1, True)
     reconciler.reconcile_once()
     assert observed(store, "good")[0] == "Healthy"
     state, status = observed(store, "bad")
     assert state == "Unhealthy" and "backend exploded for bad" in status["reason"]
-    assert [r["name"] for r in front.applied[-1]] == ["good"]
+    assert [r.name for r in front.applied[-1]] == ["good"]
 
 
 def test_scaling_and_deletion_reach_the_backend(world):
@@ -261,14 +275,78 @@ def test_scaling_and_deletion_reach_the_backend(world):
     reconciler.reconcile_once()
     deploy(store, "svc", replicas=3, update=True)
     reconciler.reconcile_once()
-    assert len(backend.replicas[("svc", "v1")]) == 3
-    backend.set("svc", "v1", True, True, True)
+    assert len(backend.replicas[("svc", V1)]) == 3
+    backend.set("svc", V1, True, True, True)
     reconciler.reconcile_once()
     store.delete_service("svc")
     reconciler.reconcile_once()
     assert ("svc", None) in backend.removed and front.applied[-1] == []
     deploy(store, "svc", replicas=2)  # the same name again: a new service, not the deleted one's state
     reconciler.reconcile_once()
-    backend.set("svc", "v1", True, False)
+    backend.set("svc", V1, True, False)
     reconciler.reconcile_once()
     assert observed(store, "svc")[0] == "Transitioning"
+
+
+def endpoint_of(name: str, *versions: tuple[str, float, bool, float], generation: int = 1) -> Endpoint:
+    """An endpoint whose versions are ``(name, traffic_percentile, is_default, mirror_percentile)``, 1 replica each."""
+    made = tuple(EndpointVersion(v, (), "score.py", "0" * 64, {"name": "env"}, {**DEPLOY, "replicas": 1},
+                                 generation=generation, traffic_percentile=share, is_default=default,
+                                 is_control=default, mirror_percentile=mirror)
+                 for v, share, default, mirror in versions)
+    return Endpoint(name, made, kind="endpoint", keys={"primary": "k" * 16, "secondary": "s" * 16})
+
+
+def shares(front, name: str) -> dict[str, tuple[float, float, int]]:
+    """``{version: (weight, mirror share, ready replicas)}`` as the front end was last told."""
+    return {v.name: (v.weight, v.mirror_percent, len(v.endpoints)) for v in front.route(name).versions}
+
+
+def test_versions_get_their_shares_once_ready_and_lend_them_to_the_default_before(world):
+    store, backend, front, reconciler = world
+    store.put_service("ep", endpoint_of("ep", ("blue", 0, True, 0), ("green", 30, False, 0),
+                                        ("shadow", 0, False, 25)).to_dict(), [], create=True)
+    reconciler.reconcile_once()
+    backend.set("ep", "blue-1", True)
+    reconciler.reconcile_once()
+    assert shares(front, "ep") == {"blue": (100, 0, 1), "green": (0, 0, 0), "shadow": (0, 25, 0)}
+    backend.set("ep", "green-1", True)
+    backend.set("ep", "shadow-1", True)
+    reconciler.reconcile_once()
+    assert shares(front, "ep") == {"blue": (70, 0, 1), "green": (30, 0, 1), "shadow": (0, 25, 1)}
+    state, status = observed(store, "ep")
+    assert state == "Healthy" and set(status["versions"]) == {"blue", "green", "shadow"}
+
+
+def test_an_updated_version_keeps_its_old_replica_set_routed_until_the_new_one_is_ready(world):
+    store, backend, front, reconciler = world
+    store.put_service("ep", endpoint_of("ep", ("blue", 50, True, 0), ("green", 50, False, 0)).to_dict(), [],
+                      create=True)
+    reconciler.reconcile_once()
+    backend.set("ep", "blue-1", True)
+    backend.set("ep", "green-1", True)
+    reconciler.reconcile_once()
+    updated = endpoint_of("ep", ("blue", 50, True, 0), ("green", 50, False, 0))
+    updated = updated.with_versions([updated.versions[0], EndpointVersion(**{**vars(updated.versions[1]),
+                                                                            "generation": 2})])
+    store.put_service("ep", updated.to_dict(), [], create=False)
+    reconciler.reconcile_once()
+    green = next(v for v in front.route("ep").versions if v.name == "green")
+    assert (green.replica_set, green.weight) == ("green-1", 50)
+    backend.set("ep", "green-2", True)
+    reconciler.reconcile_once()
+    green = next(v for v in front.route("ep").versions if v.name == "green")
+    assert green.replica_set == "green-2"
+
+
+def test_replica_sets_of_an_earlier_modelport_serve_until_the_default_version_is_ready(world, monkeypatch):
+    store, backend, front, reconciler = world
+    backend.replicas[("old", "v3")] = [FakeReplica(ready=True, port=7001)]  # left by the web-service schema
+    deploy(store, "old", replicas=1, generation=3)
+    reconciler.reconcile_once()
+    assert (front.serving("old"), front.endpoints("old")) == ("v3", [("127.0.0.1", 7001)])
+    monkeypatch.setattr(reconciler_module, "RETIRE_GRACE_S", 0.0)
+    backend.set("old", "default-3", True)
+    reconciler.reconcile_once()
+    reconciler.reconcile_once()
+    assert front.serving("old") == "default-3" and ("old", "v3") in backend.removed

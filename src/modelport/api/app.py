@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .. import __version__
 from ..errors import NotFound, Unauthorized
+from ..operations.endpoints import EndpointOperations
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
 from . import routes_blobs, routes_environments, routes_models, routes_services, routes_snapshots
@@ -27,7 +28,8 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     store = Store(store_url or workspace.store_url)
     artifacts = LocalArtifactStore(workspace.artifacts)
     deployments = Deployments(workspace, store, artifacts)
-    context = Context(workspace=workspace, store=store, artifacts=artifacts, deployments=deployments)
+    context = Context(workspace=workspace, store=store, artifacts=artifacts, deployments=deployments,
+                      operations=EndpointOperations(store, artifacts, deployments))
     token = workspace.token()
 
     def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:

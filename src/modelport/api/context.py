@@ -10,6 +10,7 @@ from fastapi import Request
 from ..store.artifacts import LocalArtifactStore
 
 if TYPE_CHECKING:
+    from ..operations.endpoints import EndpointOperations
     from .deployments import Deployments
 from ..store.db import Store
 from .workspace_dir import WorkspaceDir
@@ -23,6 +24,7 @@ class Context:
     store: Store
     artifacts: LocalArtifactStore
     deployments: Deployments
+    operations: EndpointOperations
 
 
 def context(request: Request) -> Context:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections import defaultdict
 from contextlib import contextmanager
 
 from ..backends.local import LocalBackend
 from ..errors import Conflict
-from ..frontend.config import ClientLimits, ServiceRoute, VersionRoute
-from ..frontend.envoy import FrontEnd, FrontEndError
+from ..frontend.config import ClientLimits, ServiceRoute
+from ..frontend.envoy import FrontEnd
 from ..reconcile.autoscaling import ReplicaAutoscaler
 from ..reconcile.reconciler import Reconciler
 from ..store.artifacts import LocalArtifactStore
@@ -25,7 +24,6 @@ from .workspace_dir import WorkspaceDir
 
 logger = logging.getLogger("modelport.deployments")
 TOKEN_TTL_S = 3600
-ROUTE_WAIT_S = 120.0  # how long a key change waits for the front end (a pass may be building an environment)
 
 
 def _front_end_port() -> int | None:
@@ -56,7 +54,6 @@ class Deployments:
         self.reconciler = Reconciler(store, artifacts, self.backend, workspace.root / "services", workspace.envs,
                                      workspace.logs, front_end=self, replica_count=self.autoscaler.replicas)
         self._services: list[ServiceRoute] = []  # what the front end serves (apply() returned)
-        self._routed = threading.Condition()  # notified each time the front end took new routes
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._frontend_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -102,40 +99,21 @@ class Deployments:
             self.frontend.start(self._services)
             return True
 
-    def apply(self, routes: list[dict]) -> None:
+    def apply(self, routes: list[ServiceRoute]) -> None:
         """Called by the reconciler when what to route changed: reconfigure Envoy (starting it if needed)."""
         with self._frontend_lock:
             if not routes and not self.frontend.pid:
                 return
-            services = [
-                ServiceRoute(r["name"], [VersionRoute(r["version"], 100, [tuple(e) for e in r["endpoints"]])],
-                             auth=r["auth"], keys=r["keys"], scoring_timeout_ms=r["scoring_timeout_ms"],
-                             cors_origins=tuple(r["cors_origins"]))
-                for r in routes]
             if not self.frontend.pid:
-                self.frontend.start(services)
-            self.frontend.apply(services)
-        with self._routed:
-            self._services = services
-            self._routed.notify_all()
+                self.frontend.start(routes)
+            self.frontend.apply(routes)
+            self._services = routes
 
-    def wait_routed(self, service: str, policy: dict, timeout_s: float = ROUTE_WAIT_S) -> None:
-        """Return once the front end treats ``service``'s clients by ``policy`` (``reconciler.client_policy``:
-        auth mode, keys, CORS origins), so that e.g. a regenerated key works, and the old one is refused,
-        when the operation returns.
-
-        Raises FrontEndError when that does not happen within ``timeout_s`` seconds."""
-        self.reconciler.wake()
-        deadline = time.monotonic() + timeout_s
-        wanted = (policy["auth"], list(policy["keys"]), tuple(policy["cors_origins"]))
-        with self._routed:
-            while not any(s.name == service and (s.auth, s.keys, s.cors_origins) == wanted for s in self._services):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise FrontEndError(f"the new auth or CORS settings of service '{service}' are saved, but the "
-                                        f"front end did not apply them within {timeout_s:.0f} s; see "
-                                        f"{self.frontend.log_path}")
-                self._routed.wait(remaining)
+    def wait_routed(self, service: str, revision: int) -> None:
+        """Return once the front end serves ``revision`` of ``service`` (an operation's change holds when it
+        returns: a new key works and the old one is refused; new traffic shares apply). Raises ModelportError
+        when that takes longer than the reconciler's ``WAIT_ROUTED_S``."""
+        self.reconciler.wait_routed(service, revision)
 
     def remove(self, service: str) -> None:
         """Stop a deleted service's replicas now, not at the next reconcile pass."""

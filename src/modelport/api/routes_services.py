@@ -1,26 +1,32 @@
-"""Web services: deploy, list, show, update, delete, logs and keys."""
+"""Web services and endpoints over HTTP: thin routes over ``operations.endpoints`` (deploy, update, versions,
+traffic, keys, tokens, logs)."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from ..backends.local.limits import gpu_ids
-from ..environments.spec import EnvironmentSpec
 from ..errors import Conflict, InvalidInput, NotFound, ServerUnavailable
 from ..frontend.envoy import FrontEndError
-from ..reconcile import app_root
-from ..reconcile.reconciler import auth_mode, client_policy
-from ..sdk.deploy_config import ENDPOINT, SERVICE_NAME, DeploymentConfig, check_service_name
+from ..operations.endpoints import TrafficInput, VersionInput
+from ..sdk.deploy_config import SERVICE_NAME
+from ..spec import traffic
 from .context import Context, context
 from .openapi_errors import errors
-from .schemas import Deleted, ServiceKeys, ServiceLogs, ServiceToken, ServiceView, any_case, documented
+from .schemas import (
+    Deleted,
+    ServiceKeys,
+    ServiceLogs,
+    ServiceToken,
+    ServiceView,
+    TrafficHistoryView,
+    any_case,
+    documented,
+)
 
 router = APIRouter(tags=["services"], responses=errors(ServerUnavailable))
-DEFAULT_ENVIRONMENT = {"name": "modelport-default", "python": {"condaDependencies": {"dependencies": []}}}
 
 
 class Deployment(BaseModel):
@@ -48,19 +54,46 @@ class KeyRegeneration(BaseModel):
     set_key: str | None = None
 
 
+class VersionBody(BaseModel):
+    """A version to create or change: what it runs (None: the default version's, or unchanged) and its traffic."""
+
+    models: list[str] | None = Field(None, json_schema_extra=documented(minItems=1))
+    entry_script: str | None = None
+    snapshot: str | None = None
+    source_directory: str | None = None
+    environment: dict[str, Any] | None = None
+    deploy: dict[str, Any] | None = None
+    traffic_percentile: float | None = Field(None, ge=0, le=100)
+    is_default: bool | None = None
+    is_control_version_type: bool | None = None
+    mirror_percentile: float | None = Field(None, ge=0, le=100)
+
+    def inputs(self) -> tuple[VersionInput, TrafficInput]:
+        return (VersionInput(self.models, self.entry_script, self.snapshot, self.source_directory, self.environment,
+                             self.deploy),
+                TrafficInput(self.traffic_percentile, self.is_default, self.is_control_version_type,
+                             self.mirror_percentile))
+
+
+class NewVersion(VersionBody):
+    version_name: str
+
+
+class Promotion(BaseModel):
+    version_name: str
+
+
+CHANGES = errors(InvalidInput, NotFound, Conflict, FrontEndError)
+
+
 @router.post("/services", status_code=201, response_model=ServiceView,
              responses=errors(InvalidInput, NotFound, Conflict))
 def deploy(body: Deployment, ctx: Context = Depends(context)) -> dict:
-    """Record a service's desired state; the reconciler makes it run (poll GET /services/{name})."""
-    check_service_name(body.name)
-    with ctx.deployments.operation(body.name):
-        existing = _existing(ctx, body.name) if body.overwrite else None
-        keys = _keys(body.deploy, existing["keys"] if existing else None)
-        config = _config(ctx, body.models, body.entry_script, body.snapshot, body.environment, body.deploy,
-                         generation=(existing["generation"] + 1) if existing else 1, keys=keys,
-                         source_directory=body.source_directory)
-        record = ctx.store.put_service(body.name, config, _model_ids(config), create=not body.overwrite)
-    return _view(ctx, record)
+    """Record a service's (or, with AksEndpoint settings, an endpoint's) desired state; the reconciler makes
+    it run (poll GET /services/{name})."""
+    inputs = VersionInput(body.models, body.entry_script, body.snapshot, body.source_directory, body.environment,
+                          body.deploy)
+    return _view(ctx, ctx.operations.deploy(body.name, inputs, body.overwrite))
 
 
 @router.get("/services", response_model=list[ServiceView])
@@ -73,59 +106,81 @@ def get_service(name: str, ctx: Context = Depends(context)) -> dict:
     return _view(ctx, ctx.store.get_service(name))
 
 
-@router.patch("/services/{name}", response_model=ServiceView,
-              responses=errors(InvalidInput, NotFound, Conflict, FrontEndError))
+@router.patch("/services/{name}", response_model=ServiceView, responses=CHANGES)
 def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> dict:
-    """A rolling update: the new version's replicas start, take over when ready, the old ones stop."""
-    with ctx.deployments.operation(name):
-        current = ctx.store.get_service(name).config
-        models = body.models if body.models is not None else [f"{m['name']}:{m['version']}" for m in current["models"]]
-        config = _config(ctx, models, body.entry_script or current["entry_script"],
-                         body.snapshot or current["snapshot"], body.environment or current["environment"],
-                         {**current["deploy"], **(body.deploy or {})}, generation=current["generation"] + 1,
-                         keys=_keys(body.deploy or {}, current["keys"]),
-                         source_directory=body.source_directory if body.snapshot else current.get("source_directory"))
-        record = ctx.store.put_service(name, config, _model_ids(config), create=False)
-    if client_policy(config) != client_policy(current):
-        ctx.deployments.wait_routed(name, client_policy(config))  # new auth/CORS settings hold when update() returns
-    return _view(ctx, record)
+    """A web service: a rolling update (new replicas take over when ready). An endpoint: its auth, CORS,
+    description and tags."""
+    inputs = VersionInput(body.models, body.entry_script, body.snapshot, body.source_directory, body.environment,
+                          body.deploy)
+    return _view(ctx, ctx.operations.update(name, inputs))
 
 
 @router.delete("/services/{name}", response_model=Deleted, responses=errors(NotFound, Conflict))
 def delete(name: str, ctx: Context = Depends(context)) -> dict:
-    """Delete the service; its replicas are stopped before this returns."""
-    with ctx.deployments.operation(name):
-        ctx.store.delete_service(name)
-        ctx.deployments.remove(name)
+    """Delete the service or endpoint; its replicas are stopped before this returns."""
+    ctx.operations.delete(name)
     return {"deleted": name}
 
 
+@router.post("/services/{name}/versions", status_code=201, response_model=ServiceView, responses=CHANGES)
+def create_version(name: str, body: NewVersion, ctx: Context = Depends(context)) -> dict:
+    """AksEndpoint.create_version: returns once the front end routes the new traffic assignment (a version
+    whose replicas are not ready yet gets its share once they are; the default version serves it meanwhile)."""
+    inputs, traffic_in = body.inputs()
+    return _view(ctx, ctx.operations.create_version(name, body.version_name, inputs, traffic_in))
+
+
+@router.patch("/services/{name}/versions/{version}", response_model=ServiceView, responses=CHANGES)
+def update_version(name: str, version: str, body: VersionBody, ctx: Context = Depends(context)) -> dict:
+    """AksEndpoint.update_version: traffic at once; what it runs by a rolling update."""
+    inputs, traffic_in = body.inputs()
+    return _view(ctx, ctx.operations.update_version(name, version, inputs, traffic_in))
+
+
+@router.delete("/services/{name}/versions/{version}", response_model=ServiceView, responses=CHANGES)
+def delete_version(name: str, version: str, ctx: Context = Depends(context)) -> dict:
+    """AksEndpoint.delete_version (not the default version while others exist)."""
+    return _view(ctx, ctx.operations.delete_version(name, version))
+
+
+@router.post("/services/{name}/promote", response_model=ServiceView, responses=CHANGES)
+def promote(name: str, body: Promotion, ctx: Context = Depends(context)) -> dict:
+    """The version takes 100 % of the traffic and becomes default and control."""
+    return _view(ctx, ctx.operations.promote(name, body.version_name))
+
+
+@router.post("/services/{name}/rollback", response_model=ServiceView, responses=CHANGES)
+def rollback(name: str, ctx: Context = Depends(context)) -> dict:
+    """Back to the traffic assignment before the last change."""
+    return _view(ctx, ctx.operations.rollback(name))
+
+
+@router.get("/services/{name}/history", response_model=TrafficHistoryView, responses=errors(NotFound))
+def history(name: str, ctx: Context = Depends(context)) -> dict:
+    """The endpoint's earlier traffic assignments (oldest first) and the current one."""
+    endpoint = ctx.store.get_service(name).endpoint
+    return {"history": [h.to_dict() for h in endpoint.history],
+            "current": traffic.assignment(endpoint, "current", "").to_dict()}
+
+
 @router.get("/services/{name}/logs", response_model=ServiceLogs, responses=errors(NotFound))
-def logs(name: str, num_lines: int = 5000, ctx: Context = Depends(context)) -> dict:
-    record = ctx.store.get_service(name)
-    version = record.status.get("serving_version") or f"v{record.config['generation']}"
-    return {"version": version, "logs": ctx.deployments.backend.logs(name, version, num_lines)}
+def logs(name: str, num_lines: int = 5000, version: str | None = None, ctx: Context = Depends(context)) -> dict:
+    """The last lines of a version's replica logs (default: the default version's)."""
+    replica_set, text = ctx.operations.logs(name, version, num_lines)
+    return {"version": replica_set, "logs": text}
 
 
 @router.get("/services/{name}/keys", response_model=ServiceKeys, responses=errors(InvalidInput, NotFound))
 def get_keys(name: str, ctx: Context = Depends(context)) -> dict:
     """The primary and secondary key of a key-auth service; refused for token auth or no auth (Azure ML's rule)."""
-    keys = _key_auth_config(ctx, name)["keys"]
+    keys = ctx.operations.keys(name)
     return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
 
 
-@router.post("/services/{name}/keys", response_model=ServiceKeys,
-              responses=errors(InvalidInput, NotFound, Conflict, FrontEndError))
+@router.post("/services/{name}/keys", response_model=ServiceKeys, responses=CHANGES)
 def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(context)) -> dict:
     """Replace the primary or secondary key; returns once the front end accepts the new key and refuses the old."""
-    which = body.key_type.lower()
-    if which not in ("primary", "secondary"):
-        raise InvalidInput(f"key_type {body.key_type!r} must be 'Primary' or 'Secondary'")
-    with ctx.deployments.operation(name):
-        keys = dict(_key_auth_config(ctx, name)["keys"])
-        keys[which] = body.set_key or secrets.token_urlsafe(32)
-        record = ctx.store.merge_service_config(name, {"keys": keys})
-    ctx.deployments.wait_routed(name, client_policy(record.config))  # the old key is refused once this returns
+    keys = ctx.operations.regenerate_key(name, body.key_type.lower(), body.set_key)
     return {"primaryKey": keys["primary"], "secondaryKey": keys["secondary"]}
 
 
@@ -133,87 +188,37 @@ def regenerate_key(name: str, body: KeyRegeneration, ctx: Context = Depends(cont
 def get_token(name: str, ctx: Context = Depends(context)) -> dict:
     """A JWT for a token-auth service, as Azure ML's token payload: ``accessToken``, ``tokenType`` (``Bearer``),
     ``refreshAfter`` and ``expiryOn`` (epoch seconds). Refused for key auth or no auth."""
-    mode = auth_mode(ctx.store.get_service(name).config["deploy"])
-    if mode != "token":
-        raise InvalidInput(f"tokens are not enabled for service '{name}': it {_AUTH_WORDS[mode]}; "
-                           + ("use its keys (get_keys(), or modelport service keys), or update it with "
-                              "token_auth_enabled=True, auth_enabled=False" if mode == "key" else
-                              "update it with token_auth_enabled=True to require tokens"))
     import jwt
 
-    token, refresh_by = ctx.deployments.token(name)
+    token, refresh_by = ctx.operations.token(name)
     expiry = jwt.decode(token, options={"verify_signature": False})["exp"]  # the token's own expiry claim
     return {"accessToken": token, "tokenType": "Bearer", "refreshAfter": refresh_by, "expiryOn": expiry}
 
 
-_AUTH_WORDS = {"key": "uses key auth", "token": "uses token auth", "none": "has auth disabled (auth_enabled=False)"}
-
-
-def _key_auth_config(ctx: Context, name: str) -> dict:
-    """A service's config, if it uses keys; otherwise InvalidInput saying what it uses instead."""
-    config = ctx.store.get_service(name).config
-    mode = auth_mode(config["deploy"])
-    if mode != "key":
-        raise InvalidInput(f"keys are not enabled for service '{name}': it {_AUTH_WORDS[mode]}; "
-                           + (f"get a token with get_access_token() (or modelport service get-access-token -n "
-                              f"{name}), or update it with auth_enabled=True, token_auth_enabled=False"
-                              if mode == "token" else "update it with auth_enabled=True to require keys"))
-    return config
-
-
-def _existing(ctx: Context, name: str) -> dict | None:
-    try:
-        return ctx.store.get_service(name).config
-    except NotFound:
-        return None
-
-
-def _keys(deploy: dict, current: dict | None) -> dict:
-    current = current or {}
-    return {"primary": deploy.get("primary_key") or current.get("primary") or secrets.token_urlsafe(32),
-            "secondary": deploy.get("secondary_key") or current.get("secondary") or secrets.token_urlsafe(32)}
-
-
-def _config(ctx: Context, model_ids: list[str], entry_script: str, snapshot: str, environment: dict | None,
-            deploy: dict, generation: int, keys: dict, source_directory: str | None) -> dict:
-    if not model_ids:
-        raise InvalidInput("deploy at least one model: models=[Model(ws, 'name')]")
-    models = []
-    for model_id in model_ids:
-        name, _, version = model_id.partition(":")
-        record = ctx.store.get_model(name, int(version) if version.isdigit() else None)
-        models.append({"name": record.name, "version": record.version, "artifact_sha256": record.artifact_sha256,
-                       "artifact_kind": record.artifact_kind, "artifact_name": record.artifact_name})
-    snapshot_record = ctx.store.get_snapshot(snapshot)
-    app_root.layout(ctx.artifacts, snapshot_record.sha256, models, source_directory)  # all inside the app root
-    spec = EnvironmentSpec.from_dict(environment or DEFAULT_ENVIRONMENT)
-    checked = DeploymentConfig.from_settings(deploy)  # the API checks what any client sends
-    if checked.compute_type == ENDPOINT:
-        raise InvalidInput("endpoint deployment settings (AksEndpoint: versions with traffic percentiles) are not "
-                           "supported yet; deploy a web service with AksWebservice.deploy_configuration(...)")
-    deploy = checked.to_settings()
-    return {"generation": generation, "models": models, "entry_script": entry_script,
-            "source_directory": source_directory,
-            "snapshot": snapshot_record.sha256, "environment": spec.to_dict(), "deploy": deploy, "keys": keys,
-            "gpus": list(gpu_ids(int(deploy.get("gpu_cores") or 0)))}
-
-
-def _model_ids(config: dict) -> list[tuple[str, int]]:
-    return [(m["name"], m["version"]) for m in config["models"]]
-
-
 def _view(ctx: Context, record) -> dict:
-    """A service as the SDK shows it: state, error, URIs and settings (keys are not included)."""
-    config = record.config
+    """A service or endpoint as the SDK shows it: state, error, URIs, versions and settings (no keys)."""
+    endpoint = record.endpoint
     status = record.status
     base = ctx.deployments.scoring_base(record.name)
+    default = endpoint.default_version
+    shares = traffic.split(endpoint)
+    observed = status.get("versions", {})
+    versions = {v.name: {
+        "name": v.name, "state": observed.get(v.name, {}).get("state", record.state),
+        "reason": observed.get(v.name, {}).get("reason"), "traffic_percentile": v.traffic_percentile,
+        "effective_percentile": shares.get(v.name, 0.0), "is_default": v.is_default, "is_control": v.is_control,
+        "type": v.role, "mirror_percentile": v.mirror_percentile, "replica_set": v.replica_set,
+        "generation": v.generation, "models": [m.id for m in v.models], "entry_script": v.entry_script,
+        "environment": v.environment["name"], "deploy": v.deploy,
+        "replicas": observed.get(v.name, {}).get("replicas"),
+        "ready_replicas": observed.get(v.name, {}).get("ready_replicas")} for v in endpoint.versions}
     return {
-        "name": record.name, "state": record.state, "error": status.get("reason") if record.state in (
-            "Failed", "Unhealthy") else None,
-        "status": status, "scoring_uri": f"{base}/score" if base else None, "auth": auth_mode(config["deploy"]),
-        "swagger_uri": f"{base}/swagger.json" if base else None,
-        "models": [f"{m['name']}:{m['version']}" for m in config["models"]],
-        "deploy": config["deploy"], "entry_script": config["entry_script"], "generation": config["generation"],
-        "environment": config["environment"]["name"],
+        "name": record.name, "kind": endpoint.kind, "compute_target": endpoint.compute_target, "state": record.state,
+        "error": status.get("reason") if record.state in ("Failed", "Unhealthy") else None,
+        "status": status, "scoring_uri": f"{base}/score" if base else None, "auth": endpoint.auth,
+        "cors_origins": list(endpoint.cors_origins), "swagger_uri": f"{base}/swagger.json" if base else None,
+        "models": [m.id for m in default.models], "deploy": default.deploy, "entry_script": default.entry_script,
+        "generation": default.generation, "environment": default.environment["name"], "versions": versions,
+        "description": endpoint.description, "tags": endpoint.tags,
         "created_at": record.created_at.isoformat(), "updated_at": record.updated_at.isoformat(),
     }

@@ -101,23 +101,60 @@ class SnapshotView(BaseModel):
     created_at: Timestamp
 
 
-class ServiceView(BaseModel):
-    """A web service as the SDK shows it (its keys are not included)."""
+class VersionView(BaseModel):
+    """One version of an endpoint (a web service has one, ``default``): what it runs, its traffic and state."""
 
     name: str
+    state: str = Field(description="Transitioning, Healthy, Unhealthy or Failed")
+    reason: str | None = Field(description="why it is not Healthy (or what is missing)")
+    traffic_percentile: float = Field(description="its configured share, 0-100")
+    effective_percentile: float = Field(description="its share of the split now (the default also gets what no "
+                                                    "version claims)")
+    is_default: bool
+    is_control: bool
+    type: Literal["control", "treatment"]
+    mirror_percentile: float
+    replica_set: str = Field(description="<version>-<generation>: the replicas this version runs")
+    generation: int
+    models: list[str]
+    entry_script: str
+    environment: str
+    deploy: dict[str, Any]
+    replicas: int | None = None
+    ready_replicas: int | None = None
+
+
+class ServiceView(BaseModel):
+    """A web service or endpoint as the SDK shows it (its keys are not included). The top-level ``models``,
+    ``deploy``, ``entry_script``, ``generation`` and ``environment`` are the default version's."""
+
+    name: str
+    kind: Literal["webservice", "endpoint"]
+    compute_target: str
     state: str = Field(description="Transitioning, Healthy, Unhealthy or Failed")
     error: str | None = Field(description="why it is Failed or Unhealthy")
     status: dict[str, Any]
     scoring_uri: str | None
     auth: Literal["key", "token", "none"]
+    cors_origins: list[str]
     swagger_uri: str | None
     models: list[str] = Field(description="name:version of each model")
     deploy: dict[str, Any]
     entry_script: str
     generation: int
     environment: str
+    versions: dict[str, VersionView]
+    description: str | None = None
+    tags: dict[str, str]
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class TrafficHistoryView(BaseModel):
+    """An endpoint's traffic assignments, oldest first, and the current one last."""
+
+    history: list[dict[str, Any]]
+    current: dict[str, Any]
 
 
 class Deleted(BaseModel):
@@ -127,7 +164,7 @@ class Deleted(BaseModel):
 
 
 class ServiceLogs(BaseModel):
-    """The last lines of the logs of the version that serves."""
+    """The last lines of the logs of one version's serving replicas (``version``: its replica set)."""
 
     version: str
     logs: str

@@ -23,6 +23,7 @@ from ..errors import InvalidInput
 from .replies import AUTH_KIND_HEADER, local_reply_config
 
 VERSION_HEADER = "x-ms-model-version"
+REPLICA_SET_HEADER = "x-modelport-replica-set"  # which rollout of the version answered (<version>-<generation>)
 LISTENER_NAME = "modelport"
 ROUTE_CONFIG_NAME = "modelport"
 STAT_PREFIX = "modelport"
@@ -53,11 +54,15 @@ Auth = Literal["key", "token", "none"]
 
 @dataclass(frozen=True)
 class VersionRoute:
-    """One version of a service: its traffic percentage and its READY replicas."""
+    """One version of a service: its share of the requests in percent (``weight``, the versions' summing to
+    100), its READY replicas, and ``mirror_percent``: the share of all the service's requests it also gets a
+    copy of (answers discarded; a mirrored version has weight 0)."""
 
     name: str
-    weight: int
+    weight: float
     endpoints: list[tuple[str, int]] = field(default_factory=list)
+    mirror_percent: float = 0
+    replica_set: str = ""  # the rollout the endpoints belong to, named in the REPLICA_SET_HEADER
 
 
 @dataclass(frozen=True)
@@ -136,14 +141,16 @@ def _check_versions(service: ServiceRoute) -> None:
         if not (isinstance(version.name, str) and len(version.name) <= 32 and NAME_RULE.match(version.name)):
             raise InvalidInput(f"service {name!r}: version name {version.name!r} is invalid: use lowercase "
                                "letters, digits and dashes, starting with a letter")
-        if not (isinstance(version.weight, int) and 0 <= version.weight <= 100):
-            raise InvalidInput(f"service {name!r}: version {version.name!r} has weight {version.weight!r}; "
-                               "use a traffic percentage 0-100")
+        for what in ("weight", "mirror_percent"):
+            value = getattr(version, what)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+                raise InvalidInput(f"service {name!r}: version {version.name!r} has {what} {value!r}; "
+                                   "use a traffic percentage 0-100")
         for endpoint in version.endpoints:
             _check_endpoint(name, version.name, endpoint)
     total = sum(version.weight for version in service.versions)
-    if total != 100:
-        raise InvalidInput(f"service {name!r}: version weights add up to {total}; they must add up to 100")
+    if abs(total - 100) > 1e-6:
+        raise InvalidInput(f"service {name!r}: version weights add up to {total:g}; they must add up to 100")
 
 
 def _check_endpoint(service: str, version: str, endpoint: Any) -> None:
@@ -330,7 +337,8 @@ def _route(service: ServiceRoute, path: str, target: str) -> dict[str, Any]:
         "route": {
             "prefix_rewrite": target,
             "weighted_clusters": {"clusters": [_weighted_cluster(service.name, v) for v in service.versions
-                                               if v.weight > 0]},
+                                               if _per_mille(v.weight) > 0]},
+            **_mirrors(service),
             "timeout": timeout,
             "idle_timeout": timeout,
             "retry_policy": {
@@ -344,9 +352,10 @@ def _route(service: ServiceRoute, path: str, target: str) -> dict[str, Any]:
         },
         "request_headers_to_remove": [AUTH_KIND_HEADER],
         # from the replica that answered, so Envoy's own replies (401, 404, 503) carry no version
-        "response_headers_to_add": [{"header": {"key": VERSION_HEADER,
-                                                "value": "%UPSTREAM_METADATA(modelport:version)%"},
-                                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "response_headers_to_add": [{"header": {"key": header, "value": f"%UPSTREAM_METADATA(modelport:{key})%"},
+                                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+                                    for header, key in ((VERSION_HEADER, "version"),
+                                                        (REPLICA_SET_HEADER, "replica_set"))],
         "typed_per_filter_config": {**_auth_per_route(service), **_cors_per_route(service)},
     }
 
@@ -368,7 +377,22 @@ def _cors_per_route(service: ServiceRoute) -> dict[str, Any]:
 
 
 def _weighted_cluster(service: str, version: VersionRoute) -> dict[str, Any]:
-    return {"name": cluster_name(service, version.name), "weight": version.weight}
+    return {"name": cluster_name(service, version.name), "weight": _per_mille(version.weight)}
+
+
+def _per_mille(percent: float) -> int:
+    """Envoy's integer weights, in thousandths (a 12.5 % share is 125)."""
+    return round(percent * 10)
+
+
+def _mirrors(service: ServiceRoute) -> dict[str, Any]:
+    """Envoy's request mirroring to each mirrored version: a copy of that share of the requests, whose
+    answer Envoy discards (the client's answer never waits for it)."""
+    mirrors = [{"cluster": cluster_name(service.name, v.name),
+                "runtime_fraction": {"default_value": {"numerator": round(v.mirror_percent * 10000),
+                                                       "denominator": "MILLION"}}}
+               for v in service.versions if v.mirror_percent > 0]
+    return {"request_mirror_policies": mirrors} if mirrors else {}
 
 
 def _auth_per_route(service: ServiceRoute) -> dict[str, Any]:
@@ -449,8 +473,10 @@ def _eject_unreachable_replicas() -> dict[str, Any]:
 
 
 def load_assignment(service: str, version: VersionRoute) -> dict[str, Any]:
-    """The READY replicas of one version, each tagged with the version name for the response header."""
-    metadata = {"filter_metadata": {"modelport": {"version": version.name}}}
+    """The READY replicas of one version, each tagged with the version and replica set names for the
+    response headers."""
+    metadata = {"filter_metadata": {"modelport": {"version": version.name,
+                                                  "replica_set": version.replica_set or version.name}}}
     lb_endpoints = [{"endpoint": {"address": _address(host, port)}, "metadata": metadata}
                     for host, port in version.endpoints]
     return {

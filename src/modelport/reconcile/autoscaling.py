@@ -15,7 +15,7 @@ import httpx
 
 from ..frontend.autoscale import Autoscaler
 from ..sdk.deploy_config import DeploymentConfig
-from ..store.records import ServiceRecord
+from ..spec import Endpoint, EndpointVersion
 from .backend import Backend
 
 GAUGE = re.compile(rb"^modelport_requests_(in_flight|queued)(?:\{[^}]*\})? ([0-9.eE+-]+)$", re.MULTILINE)
@@ -31,16 +31,18 @@ class ReplicaAutoscaler:
         self._scalers: dict[str, tuple[Autoscaler, int]] = {}
         self._http = httpx.Client(timeout=0.5)
 
-    def replicas(self, record: ServiceRecord) -> int:
-        config = DeploymentConfig.from_settings(record.config["deploy"])
+    def replicas(self, endpoint: Endpoint, version: EndpointVersion) -> int:
+        """How many replicas ``version`` of ``endpoint`` should run now: its fixed ``num_replicas``, or the
+        autoscaler's decision from the load on its replica set (azureml-fe's rules, ``frontend.autoscale``)."""
+        config = DeploymentConfig.from_settings(version.deploy)
         settings = config.autoscaler_settings()
         if not config.autoscale_enabled:
             return settings.min_replicas
-        key = f"{record.name}/v{record.config['generation']}"
+        key = f"{endpoint.name}/{version.replica_set}"
         scaler, current = self._scalers.get(key) or (Autoscaler(settings, self.scale_down_delay_s),
                                                      settings.min_replicas)
         scaler.settings = settings
-        in_flight, queued = self._load(record.name, f"v{record.config['generation']}")
+        in_flight, queued = self._load(endpoint.name, version.replica_set)
         decision = scaler.observe(time.monotonic(), current, in_flight, queued)
         current = decision if decision is not None else current
         self._scalers[key] = (scaler, current)

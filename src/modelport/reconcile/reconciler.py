@@ -1,17 +1,20 @@
-"""The service reconciler: desired service records → built environments, app roots, replicas, routes.
+"""The reconciler: desired endpoints (``spec.Endpoint``) → replica sets, routes and observed states.
 
-Each pass, for every service (each in its own error boundary): build (or reuse) its
-environment, lay out the app root of its desired version, make the backend run the wanted
-number of replicas, route traffic, and record the observed state with a reason:
+Each pass, for every endpoint (each in its own error boundary), for every version: build (or
+reuse) its environment, lay out its app root, make the backend run the wanted number of
+replicas of its replica set (``<version>-<generation>``), and record its state with a reason:
 ``Transitioning``, ``Healthy``, ``Unhealthy`` (replicas crashed after having served, or the
-front end is down) or ``Failed`` (the environment build or ``init()`` failed; the reason
-holds the log tail).
+front end cannot route it) or ``Failed`` (the environment build or ``init()`` failed; the
+reason holds the log tail). An endpoint's state is its versions' worst (a web service's is its
+one version's).
 
-Routing: every service that exists has a route, so a request never meets a 404 for it; with
-no ready replica the front end answers 503. A version is *promoted* once all its replicas
-were ready at the same time; until then an older version with a ready replica keeps the
-traffic (a rolling update), and once promoted it keeps the traffic with whatever replicas
-are ready while others restart. Older versions stop ``RETIRE_GRACE_S`` after the promotion.
+Routing: every endpoint that exists is routed, so a request never meets a 404 for it (with no
+ready replica the front end answers 503). A replica set is *promoted* once all its replicas were
+ready at the same time; until then the version's previous replica set keeps its traffic (a
+rolling update), and once promoted it keeps the traffic with whatever replicas are ready while
+others restart. A version with no ready replica yet lends its share to the default version.
+Replica sets no version uses any more stop ``RETIRE_GRACE_S`` after their version's successor
+(or, for those of no version, the default version) was promoted.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -27,17 +31,18 @@ from ..backends.local import limits
 from ..environments.build import build_local
 from ..environments.spec import EnvironmentSpec
 from ..errors import ModelportError
+from ..frontend.config import ServiceRoute, VersionRoute
+from ..spec import Endpoint, EndpointVersion, State, traffic
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
-from ..store.records import ServiceRecord
 from . import app_root
 from .backend import Backend, ReplicaState, VersionSpec
 
 logger = logging.getLogger("modelport.reconciler")
 
-HEALTHY, TRANSITIONING, UNHEALTHY, FAILED = "Healthy", "Transitioning", "Unhealthy", "Failed"
 LOG_TAIL_LINES = 30
 RETIRE_GRACE_S = 2.0
+WAIT_ROUTED_S = 120.0  # how long an operation waits for the front end (a pass may be building an environment)
 
 
 class FrontEndPort(Protocol):
@@ -46,15 +51,34 @@ class FrontEndPort(Protocol):
     def ensure_running(self) -> bool:
         """Start the front end if it is not running; True when it was (re)started now. Raises ModelportError."""
 
-    def apply(self, routes: list[dict]) -> None:
+    def apply(self, routes: list[ServiceRoute]) -> None:
         """Route exactly ``routes``; returns once they are served. Raises ModelportError."""
 
 
+@dataclass
+class VersionObserved:
+    """What one pass saw of a version: its state and reason, the replica set taking its traffic and that
+    set's replicas, and the figures for its status."""
+
+    state: State
+    reason: str
+    serving: str
+    replicas: list[ReplicaState] = field(default_factory=list)
+    status: dict = field(default_factory=dict)
+
+    @property
+    def ready(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", r.port) for r in self.replicas if r.ready]
+
+
 class Reconciler:
-    """Converges services to their desired state; ``run_forever`` in a thread, or ``reconcile_once``."""
+    """Converges endpoints to their desired state; ``run_forever`` in a thread, or ``reconcile_once``.
+
+    ``replica_count(endpoint, version)`` gives the replicas a version should run (fixed, or the
+    autoscaler's decision); ``front_end`` (optional) is given the routes."""
 
     def __init__(self, store: Store, artifacts: LocalArtifactStore, backend: Backend, services_root: Path,
-                 envs_root: Path, logs_root: Path, replica_count: Callable[[ServiceRecord], int],
+                 envs_root: Path, logs_root: Path, replica_count: Callable[[Endpoint, EndpointVersion], int],
                  front_end: FrontEndPort | None = None):
         self.store = store
         self.artifacts = artifacts
@@ -64,10 +88,12 @@ class Reconciler:
         self.logs_root = logs_root
         self.front_end = front_end
         self.replica_count = replica_count
-        self.routes: list[dict] | None = None  # what the front end serves; None: unknown, apply again
-        self._failed: dict[tuple[str, int], str] = {}  # (service, generation) whose build failed: not retried
-        self._promoted: dict[str, str] = {}  # service -> the version that takes its traffic
-        self._retiring: dict[tuple[str, str], float] = {}  # old versions: stopped once no longer routed
+        self.routes: list[ServiceRoute] | None = None  # what the front end serves; None: unknown, apply again
+        self._failed: dict[tuple[str, str], str] = {}  # (endpoint, replica set) whose build failed: not retried
+        self._promoted: dict[tuple[str, str], str] = {}  # (endpoint, version) -> replica set taking its traffic
+        self._retiring: dict[tuple[str, str], float] = {}  # (endpoint, replica set) -> when to stop it
+        self._routed: dict[str, int] = {}  # endpoint -> the revision the front end serves
+        self._routed_changed = threading.Condition()
         self._stop = threading.Event()
         self._wake = threading.Event()
 
@@ -88,31 +114,54 @@ class Reconciler:
         self._stop.set()
         self._wake.set()
 
+    def wait_routed(self, name: str, revision: int, timeout_s: float = WAIT_ROUTED_S) -> None:
+        """Return once the front end serves revision ``revision`` (or later) of endpoint ``name``.
+
+        Raises ModelportError when that does not happen within ``timeout_s`` seconds."""
+        self.wake()
+        deadline = time.monotonic() + timeout_s
+        with self._routed_changed:
+            while self._routed.get(name, 0) < revision:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ModelportError(f"the change to '{name}' is saved, but the front end did not apply it "
+                                         f"within {timeout_s:.0f} s; see the control plane's log")
+                self._routed_changed.wait(remaining)
+
     def reconcile_once(self) -> None:
         records = self.store.list_services()
         routes, observed = [], []
         for record in records:
+            endpoint = record.endpoint
             try:
-                route, state, status = self._reconcile(record)
-            except Exception as err:  # one service's fault stays with that service
-                logger.exception("reconciling service %s failed", record.name)
-                route, state, status = None, UNHEALTHY, {"reason": f"the control plane could not reconcile it: {err}"}
-            observed.append((record.name, state, status))
+                route, state, status = self._reconcile(endpoint)
+            except Exception as err:  # one endpoint's fault stays with that endpoint
+                logger.exception("reconciling %s failed", endpoint.name)
+                route, state, status = None, State.UNHEALTHY, {
+                    "reason": f"the control plane could not reconcile it: {err}"}
+            observed.append((endpoint, state, status))
             if route is not None:
                 routes.append(route)
         front_end_error = self._route(routes)
-        for name, state, status in observed:
-            if front_end_error and state in (HEALTHY, TRANSITIONING):
-                state, status = UNHEALTHY, {**status, "reason": front_end_error}
+        for endpoint, state, status in observed:
+            if front_end_error and state in (State.HEALTHY, State.TRANSITIONING):
+                state, status = State.UNHEALTHY, {**status, "reason": front_end_error}
             status["front_end"] = front_end_error or "serving"
-            self.store.set_service_status(name, state, status)
-        names = {r.name for r in records}
+            self.store.set_service_status(endpoint.name, state.value, status)
+        if front_end_error is None:
+            self._mark_routed({e.name: e.revision for e, _, _ in observed})
+        names = {e.name for e, _, _ in observed}
         for stale in set(self.backend.services()) - names:
             self.backend.remove(stale)
-        for gone in set(self._promoted) - names:  # a new service of the same name starts afresh
-            del self._promoted[gone]
+        for key in [k for k in self._promoted if k[0] not in names]:  # a new endpoint of that name starts afresh
+            del self._promoted[key]
 
-    def _route(self, routes: list[dict]) -> str | None:
+    def _mark_routed(self, revisions: dict[str, int]) -> None:
+        with self._routed_changed:
+            self._routed = revisions
+            self._routed_changed.notify_all()
+
+    def _route(self, routes: list[ServiceRoute]) -> str | None:
         """Keep the front end running with ``routes``; the reason it cannot serve them, or None."""
         if self.front_end is None:
             return None
@@ -128,133 +177,166 @@ class Reconciler:
             return f"the front end cannot route the services (restarting it): {err}"
         return None
 
-    def _reconcile(self, record: ServiceRecord) -> tuple[dict | None, str, dict]:
-        config = record.config
-        version = f"v{config['generation']}"
-        attempt = (record.name, config["generation"])
+    # --- one endpoint --------------------------------------------------------------------------
+
+    def _reconcile(self, endpoint: Endpoint) -> tuple[ServiceRoute, State, dict]:
+        seen = {version.name: self._reconcile_version(endpoint, version) for version in endpoint.versions}
+        self._retire_unused(endpoint)
+        default = seen[endpoint.default_version.name]
+        state, reason = _overall(endpoint, seen)
+        status = {**default.status, "reason": reason, "desired_version": endpoint.default_version.replica_set,
+                  "serving_version": default.serving,
+                  "versions": {name: {"state": v.state.value, "reason": v.reason, "serving_replica_set": v.serving,
+                                      **v.status} for name, v in seen.items()}}
+        return self._service_route(endpoint, seen), state, status
+
+    def _reconcile_version(self, endpoint: Endpoint, version: EndpointVersion) -> VersionObserved:
+        replica_set = version.replica_set
+        attempt = (endpoint.name, replica_set)
         try:
             if attempt in self._failed:
                 raise ModelportError(self._failed[attempt])
-            spec = self._version_spec(record, version)
+            spec = self._version_spec(endpoint, version)
         except ModelportError as err:
             self._failed[attempt] = str(err)
-            serving, serving_replicas = self._older_serving_version(record, exclude=version)
-            status = {"reason": str(err), "desired_version": version, "serving_version": serving}
-            return _route(record, serving or version, serving_replicas), FAILED, status
+            serving, replicas = self._fallback(endpoint, version)
+            return VersionObserved(State.FAILED, str(err), serving or replica_set, replicas)
         self.backend.apply(spec)
-        replicas = self.backend.observe(record.name, version)
-        ready = [r for r in replicas if r.ready]
-        if len(ready) >= spec.replicas:
-            self._promoted[record.name] = version
-        if self._promoted.get(record.name) == version:
-            self._retire_older(record.name, version)
-            serving, serving_replicas = version, replicas
-            state, reason = self._promoted_state(record, version, spec, replicas)
+        replicas = self.backend.observe(endpoint.name, replica_set)
+        ready = sum(r.ready for r in replicas)
+        key = (endpoint.name, version.name)
+        if ready >= spec.replicas:
+            self._promoted[key] = replica_set
+        if self._promoted.get(key) == replica_set:
+            serving, serving_replicas = replica_set, replicas
+            state, reason = self._promoted_state(endpoint, replica_set, spec, replicas)
         else:
-            serving, serving_replicas = self._older_serving_version(record, exclude=version)
+            serving, serving_replicas = self._fallback(endpoint, version)
             if serving is None:  # a first deploy: serve the replicas that are ready already
-                serving, serving_replicas = version, replicas
-            state, reason = self._progress(record, version, spec, replicas)
-        status = {"reason": reason, "desired_version": version, "serving_version": serving,
-                  "replicas": spec.replicas, "ready_replicas": len(ready),
-                  "restarts": sum(r.restarts for r in replicas),
+                serving, serving_replicas = replica_set, replicas
+            state, reason = self._progress(endpoint, replica_set, spec, replicas)
+        status = {"replicas": spec.replicas, "ready_replicas": ready, "restarts": sum(r.restarts for r in replicas),
                   "resources": limits.describe(spec.cpu_limit, spec.memory_limit_gb)}
-        return _route(record, serving, serving_replicas), state, status
+        return VersionObserved(state, reason, serving, serving_replicas, status)
 
-    def _retire_older(self, service: str, current: str) -> None:
-        """Stop older versions ``RETIRE_GRACE_S`` after traffic moved off them, so nothing in flight is cut."""
+    def _fallback(self, endpoint: Endpoint, version: EndpointVersion) -> tuple[str | None, list[ReplicaState]]:
+        """The newest earlier replica set of ``version`` with a ready replica (it keeps serving during an
+        update); for the default version also one that no version owns (made by an earlier modelport)."""
+        owners = {v.name for v in endpoint.versions}
+        candidates = []
+        for replica_set in self.backend.versions(endpoint.name):
+            owner, generation = _owner(replica_set)
+            if replica_set != version.replica_set and (owner == version.name or (
+                    version.is_default and owner not in owners)):
+                candidates.append((generation, replica_set))
+        for _, replica_set in sorted(candidates, reverse=True):
+            replicas = self.backend.observe(endpoint.name, replica_set)
+            if any(r.ready for r in replicas):
+                return replica_set, replicas
+        return None, []
+
+    def _retire_unused(self, endpoint: Endpoint) -> None:
+        """Stop replica sets no version serves, ``RETIRE_GRACE_S`` after their successor took the traffic."""
         now = time.monotonic()
-        for old in self.backend.versions(service):
-            if old == current:
+        wanted = {v.replica_set for v in endpoint.versions}
+        promoted = {name: rs for (ep, name), rs in self._promoted.items() if ep == endpoint.name}
+        owners = {v.name for v in endpoint.versions}
+        default = endpoint.default_version.name
+        for replica_set in self.backend.versions(endpoint.name):
+            owner, _ = _owner(replica_set)
+            successor = promoted.get(owner if owner in owners else default)
+            if replica_set in wanted or successor is None or successor == replica_set:
                 continue
-            deadline = self._retiring.setdefault((service, old), now + RETIRE_GRACE_S)
+            deadline = self._retiring.setdefault((endpoint.name, replica_set), now + RETIRE_GRACE_S)
             if now >= deadline:
-                self.backend.remove(service, old)
-                del self._retiring[(service, old)]
+                self.backend.remove(endpoint.name, replica_set)
+                del self._retiring[(endpoint.name, replica_set)]
 
-    def _promoted_state(self, record: ServiceRecord, version: str, spec: VersionSpec,
-                        replicas: list[ReplicaState]) -> tuple[str, str]:
-        """The state of a version that takes the traffic: Healthy while one replica is ready."""
+    def _promoted_state(self, endpoint: Endpoint, replica_set: str, spec: VersionSpec,
+                        replicas: list[ReplicaState]) -> tuple[State, str]:
+        """The state of a replica set that takes the traffic: Healthy while one replica is ready."""
         ready = sum(r.ready for r in replicas)
         if ready >= spec.replicas:
-            return HEALTHY, ""
+            return State.HEALTHY, ""
         if ready == 0:
-            return self._progress(record, version, spec, replicas)
+            return self._progress(endpoint, replica_set, spec, replicas)
         missing = spec.replicas - ready
         failed = sum(r.init_failed for r in replicas)
         why = (f"{failed} stopped after init() failed (see get_logs(); update the service to retry)" if failed
                else "restarting")
-        return HEALTHY, f"{ready} of {spec.replicas} replicas ready; {missing} {why}"
+        return State.HEALTHY, f"{ready} of {spec.replicas} replicas ready; {missing} {why}"
 
-    def _progress(self, record: ServiceRecord, version: str, spec: VersionSpec,
-                  replicas: list[ReplicaState]) -> tuple[str, str]:
+    def _progress(self, endpoint: Endpoint, replica_set: str, spec: VersionSpec,
+                  replicas: list[ReplicaState]) -> tuple[State, str]:
         failed = [r for r in replicas if r.init_failed]
         if failed:
-            tail = "\n".join(self.backend.logs(record.name, version, LOG_TAIL_LINES).splitlines()[-LOG_TAIL_LINES:])
-            return FAILED, (f"init() of the entry script failed in {len(failed)} replica(s); not restarted until "
-                            f"the service is updated; replica log tail:\n{tail}")
+            log = self.backend.logs(endpoint.name, replica_set, LOG_TAIL_LINES)
+            tail = "\n".join(log.splitlines()[-LOG_TAIL_LINES:])
+            return State.FAILED, (f"init() of the entry script failed in {len(failed)} replica(s); not restarted "
+                                  f"until the service is updated; replica log tail:\n{tail}")
         crashed = [r for r in replicas if r.exit_code is not None or r.restarts > 0]
         if crashed:
-            return UNHEALTHY, f"{len(crashed)} replica(s) exited and are being restarted; see get_logs()"
+            return State.UNHEALTHY, f"{len(crashed)} replica(s) exited and are being restarted; see get_logs()"
         ready = sum(r.ready for r in replicas)
-        return TRANSITIONING, f"{ready} of {spec.replicas} replicas ready (init() running)"
+        return State.TRANSITIONING, f"{ready} of {spec.replicas} replicas ready (init() running)"
 
-    def _version_spec(self, record: ServiceRecord, version: str) -> VersionSpec:
-        config = record.config
-        if not record.status:  # a new deploy or update: say what the first (maybe long) step is
-            self.store.set_service_status(record.name, TRANSITIONING, {"reason": "building the environment"})
-        environment = EnvironmentSpec.from_dict(config["environment"])
+    def _version_spec(self, endpoint: Endpoint, version: EndpointVersion) -> VersionSpec:
+        replica_set = version.replica_set
+        environment = EnvironmentSpec.from_dict(version.environment)
         built = build_local(environment, self.envs_root, self.logs_root, show_output=False)
-        source = config.get("source_directory")  # Azure's layout: the source folder inside the app root
-        root = app_root.prepare(self.services_root / record.name / version / "app", self.artifacts,
-                                config["snapshot"], config["models"], source)
-        deploy = config["deploy"]
-        env = {**environment.environment_variables, "SERVICE_NAME": record.name,
+        source = version.source_directory  # Azure's layout: the source folder inside the app root
+        root = app_root.prepare(self.services_root / endpoint.name / replica_set / "app", self.artifacts,
+                                version.snapshot, [vars(m) for m in version.models], source)
+        deploy = version.deploy
+        env = {**environment.environment_variables, "SERVICE_NAME": endpoint.name, "SERVICE_VERSION": version.name,
                "SCORING_TIMEOUT_MS": str(deploy["scoring_timeout_ms"]),
                "MODELPORT_MAX_CONCURRENT_REQUESTS": str(deploy["replica_max_concurrent_requests"]),
                "MODELPORT_MAX_QUEUE_WAIT_MS": str(deploy["max_request_wait_time"])}
         if source:
             env["AZUREML_SOURCE_DIRECTORY"] = source
-        entry_script = f"{source}/{config['entry_script']}" if source else config["entry_script"]
-        return VersionSpec(service=record.name, version=version, python=built.python, pythonpath=built.pythonpath,
-                           app_root=root, entry_script=entry_script, replicas=self.replica_count(record),
-                           env=env, cpu_limit=deploy.get("cpu_cores_limit"),
-                           memory_limit_gb=deploy.get("memory_gb_limit"), gpus=tuple(config.get("gpus", ())))
+        entry_script = f"{source}/{version.entry_script}" if source else version.entry_script
+        return VersionSpec(service=endpoint.name, version=replica_set, python=built.python,
+                           pythonpath=built.pythonpath, app_root=root, entry_script=entry_script,
+                           replicas=self.replica_count(endpoint, version), env=env,
+                           cpu_limit=deploy.get("cpu_cores_limit"), memory_limit_gb=deploy.get("memory_gb_limit"),
+                           gpus=tuple(version.gpus))
 
-    def _older_serving_version(self, record: ServiceRecord,
-                               exclude: str) -> tuple[str | None, list[ReplicaState]]:
-        """The newest other version with a ready replica (it keeps serving during an update), and its replicas."""
-        for version in sorted(self.backend.versions(record.name), key=_number, reverse=True):
-            if version == exclude:
-                continue
-            replicas = self.backend.observe(record.name, version)
-            if any(r.ready for r in replicas):
-                return version, replicas
-        return None, []
-
-
-def _route(record: ServiceRecord, version: str, replicas: list[ReplicaState]) -> dict:
-    """What the front end needs for one service: the version taking its traffic, that version's ready
-    replicas (none: the front end answers 503), and how requests are checked (``client_policy``)."""
-    endpoints = [("127.0.0.1", r.port) for r in replicas if r.ready]
-    return {"name": record.name, "version": version, "endpoints": endpoints,
-            "scoring_timeout_ms": record.config["deploy"]["scoring_timeout_ms"], **client_policy(record.config)}
-
-
-def client_policy(config: dict) -> dict:
-    """How the front end treats a service's clients: ``auth`` mode, the ``keys`` it accepts and the
-    ``cors_origins`` it allows. An operation that changes these returns once the front end applies them."""
-    keys = config.get("keys", {})
-    return {"auth": auth_mode(config["deploy"]), "keys": [k for k in (keys.get("primary"), keys.get("secondary")) if k],
-            "cors_origins": list(config["deploy"].get("cors_origins") or [])}
+    @staticmethod
+    def _service_route(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> ServiceRoute:
+        """The endpoint for the front end: each version's share (a version with no ready replica lends its
+        share to the default version), ready replicas and mirror share, and how clients are checked."""
+        shares = traffic.split(endpoint)
+        default = endpoint.default_version.name
+        for name in list(shares):
+            if name != default and not seen[name].ready and seen[default].ready:
+                shares[default] += shares[name]
+                shares[name] = 0.0
+        versions = [VersionRoute(v.name, shares.get(v.name, 0.0), seen[v.name].ready, v.mirror_percentile,
+                                 seen[v.name].serving) for v in endpoint.versions]
+        return ServiceRoute(endpoint.name, versions, auth=endpoint.auth,
+                            keys=[k for k in (endpoint.keys.get("primary"), endpoint.keys.get("secondary")) if k],
+                            scoring_timeout_ms=max(v.deploy["scoring_timeout_ms"] for v in endpoint.versions),
+                            cors_origins=tuple(endpoint.cors_origins))
 
 
-def auth_mode(deploy: dict) -> str:
-    """``token``, ``key`` or ``none``, from a service's deployment settings."""
-    if deploy.get("token_auth_enabled"):
-        return "token"
-    return "key" if deploy.get("auth_enabled") else "none"
+def _overall(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> tuple[State, str]:
+    """An endpoint's state and reason from its versions': a web service's is its one version's; an
+    endpoint's is Failed when its default version failed, else its worst version's."""
+    default = endpoint.default_version.name
+    if len(seen) == 1:
+        only = seen[default]
+        return only.state, only.reason
+    if seen[default].state is State.FAILED:
+        return State.FAILED, f"version {default}: {seen[default].reason}"
+    for state in (State.FAILED, State.UNHEALTHY, State.TRANSITIONING):
+        for name, version in seen.items():
+            if version.state is state:
+                return (State.UNHEALTHY if state is State.FAILED else state), f"version {name}: {version.reason}"
+    return State.HEALTHY, ""
 
 
-def _number(version: str) -> int:
-    return int(version[1:]) if version[1:].isdigit() else -1
+def _owner(replica_set: str) -> tuple[str, int]:
+    """The version a replica set belongs to and its generation (``blue-3`` → ``("blue", 3)``); a name
+    without a generation (an earlier modelport's ``v3``) belongs to no version."""
+    owner, _, generation = replica_set.rpartition("-")
+    return (owner, int(generation)) if owner and generation.isdigit() else ("", -1)

@@ -114,6 +114,13 @@ class ServiceRecord:
     created_at: datetime
     updated_at: datetime
 
+    @property
+    def endpoint(self):
+        """The desired state as a typed ``spec.Endpoint``."""
+        from ..spec import Endpoint
+
+        return Endpoint.from_dict(self.config)
+
     @classmethod
     def of(cls, row: models.Service) -> ServiceRecord:
         return cls(name=row.name, state=row.state, config=dict(row.config), status=dict(row.status or {}),
