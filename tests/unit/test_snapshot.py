@@ -140,3 +140,22 @@ def test_restore_reproduces_content_and_modes(tmp_path):
         assert path.read_bytes() == original.read_bytes()
         assert path.stat().st_mode & 0o777 == original.stat().st_mode & 0o777, relative
     assert not (tmp_path / "out" / "skip.tmp").exists()
+
+
+def test_a_workspace_folder_is_never_packaged_even_with_its_links_and_sockets(tmp_path):
+    """A project whose source folder is also its workspace folder: .modelport (database, token, keys, venv
+    links, the admin socket) stays out, at any depth, without any ignore file."""
+    make_tree(tmp_path, {"score.py": "", ".modelport/token": "secret", ".modelport/workspace.db": "",
+                         "sub/.modelport/config.json": "{}", "sub/model.py": ""})
+    (tmp_path / ".modelport" / "python").symlink_to("/usr/bin/python3")  # a link out: refused if visited
+    assert names(tmp_path) == ["score.py", "sub/model.py"]
+
+
+def test_without_a_source_folder_only_the_entry_script_is_packaged(tmp_path, monkeypatch):
+    from modelport.sdk.inference_config import InferenceConfig
+
+    make_tree(tmp_path, {"src/score.py": "def init(): pass\n", "src/other.py": "", "big.bin": "x",
+                         ".modelport/token": "secret"})
+    monkeypatch.chdir(tmp_path)
+    files = InferenceConfig(entry_script="src/score.py").source_files()
+    assert files == [("src/score.py", tmp_path / "src" / "score.py")]

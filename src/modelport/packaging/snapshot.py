@@ -14,6 +14,7 @@ from ..store.artifacts import ArtifactStore, materialize, put_tree
 MAX_FILE_BYTES = 100 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 IGNORE_FILES = (".amlignore", ".gitignore")  # the first one present wins, as in Azure ML
+ALWAYS_LEFT_OUT = frozenset({".git", ".modelport"})  # a workspace folder holds keys and tokens: never packaged
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,9 @@ def collect(source_dir: Path, max_file_bytes: int = MAX_FILE_BYTES,
             max_total_bytes: int = MAX_TOTAL_BYTES) -> list[tuple[str, Path]]:
     """The files to snapshot as sorted (relative posix path, absolute path) pairs.
 
-    Honours the top-level ``.amlignore`` (else ``.gitignore``), always leaves out ``.git``, follows
-    symlinks that stay inside ``source_dir`` and refuses those that leave it.
+    Honours the top-level ``.amlignore`` (else ``.gitignore``), always leaves out ``.git`` and any
+    ``.modelport`` workspace folder (its database, keys and token must never reach a replica's app root),
+    follows symlinks that stay inside ``source_dir`` and refuses those that leave it.
     """
     source = Path(source_dir)
     if not source.exists():
@@ -80,7 +82,7 @@ class _Walker:
     def walk(self, directory: Path, prefix: str, chain: frozenset[Path]) -> None:
         with os.scandir(directory) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
-                if entry.name != ".git":
+                if entry.name not in ALWAYS_LEFT_OUT:
                     self._visit(Path(entry.path), prefix + entry.name, entry.is_dir(), chain)
 
     def _visit(self, path: Path, relative: str, is_dir: bool, chain: frozenset[Path]) -> None:

@@ -61,7 +61,10 @@ class InferenceConfig:
             raise InvalidInput(f"entry_script {self.entry_script} not found in {source}; check the name and folder")
 
     def source_files(self) -> list[tuple[str, Path]]:
-        """The files a snapshot of the source folder holds (``.amlignore``/``.gitignore`` honoured)."""
+        """The files a snapshot holds: the source folder's (``.amlignore``/``.gitignore`` honoured), or, with
+        no source folder, the entry script alone (as Azure ML packaged it), at its relative path."""
+        if self.source_directory is None:
+            return [(Path(self.entry_script).as_posix(), (self.source_path / self.entry_script).resolve())]
         return collect(self.source_path)
 
     def package_source(self, workspace) -> str:
