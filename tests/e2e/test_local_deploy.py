@@ -181,6 +181,8 @@ def test_deploy_score_and_delete(ws, model):
     service.delete()
     assert not running(worker) and not running(replica["pid"])  # stopped before delete() returned
     assert replica_states(ws, "echo-svc") == {}
+    root = ws._dir.root
+    assert not (root / "replicas" / "echo-svc").exists() and not (root / "services" / "echo-svc").exists()
 
 
 def test_init_failure_is_failed_with_the_log_tail(ws, model):

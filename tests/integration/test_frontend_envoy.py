@@ -287,7 +287,8 @@ def test_replica_killed_mid_request_is_a_json_502_then_503(front, replicas, gate
     front.apply([only("fragile")])
     empty = score(front, "fragile")
     assert empty.status_code == 503
-    assert empty.json() == {"message": "service fragile has no ready replica"}
+    assert empty.json() == {"message": "service fragile has no ready replica: it is starting, or its replicas "
+                                       "failed (see modelport service show -n fragile)"}
 
 
 def test_route_timeout_is_a_json_504(front, replicas, gate):

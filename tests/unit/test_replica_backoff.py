@@ -33,3 +33,20 @@ def test_a_replica_that_crashed_soon_after_becoming_ready_keeps_backing_off():
 
 def test_a_replica_never_ready_keeps_backing_off():
     assert crashes_before_restart(exited(2, ready_at=None, exited_at=5000.0)) == 3
+
+
+def test_a_replica_log_over_the_limit_moves_to_dot_1_and_starts_empty(tmp_path, monkeypatch):
+    from modelport.backends.local import backend
+
+    monkeypatch.setattr(backend, "MAX_LOG_BYTES", 100)
+    log = tmp_path / "replica-0.log"
+    log.write_bytes(b"old line\n" * 10)  # 90 bytes: kept
+    backend._rotate(log)
+    assert log.read_bytes() == b"old line\n" * 10 and not (tmp_path / "replica-0.log.1").exists()
+    with open(log, "ab") as writer:  # the replica's own append-mode handle
+        writer.write(b"more\n" * 5)
+        writer.flush()
+        backend._rotate(log)
+        writer.write(b"after\n")
+    assert (tmp_path / "replica-0.log.1").read_bytes() == b"old line\n" * 10 + b"more\n" * 5
+    assert log.read_bytes() == b"after\n"

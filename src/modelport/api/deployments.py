@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections import defaultdict
 from contextlib import contextmanager
@@ -116,9 +117,10 @@ class Deployments:
         self.reconciler.wait_routed(service, revision)
 
     def remove(self, service: str) -> None:
-        """Stop a deleted service's replicas now, not at the next reconcile pass."""
+        """Stop a deleted service's replicas now, not at the next reconcile pass, and delete its files."""
         self.backend.remove(service)
         self.autoscaler.forget(service)
+        shutil.rmtree(self.reconciler.services_root / service, ignore_errors=True)
 
     def scoring_base(self, service: str) -> str | None:
         """``<front end>/api/v1/service/<name>``: stable for the life of the service (routed or not)."""

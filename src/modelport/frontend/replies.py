@@ -23,7 +23,8 @@ def local_reply_config() -> dict[str, Any]:
             _mapper(needs_token, 401, status=403, auth_kind="token"),  # a token for another service
             _mapper("no service at %REQ(:PATH):200%: scoring URLs look like /api/v1/service/<name>/score",
                     404, flags=["NR"]),
-            _mapper("service %ROUTE_NAME% has no ready replica", 503, flags=["UH", "NC"]),
+            _mapper("service %ROUTE_NAME% has no ready replica: it is starting, or its replicas failed (see "
+                    "modelport service show -n %ROUTE_NAME%)", 503, flags=["UH", "NC"]),
             _mapper("service %ROUTE_NAME% has no reachable replica: every replica refused the connection",
                     503, flags=["UF"]),
             _mapper("service %ROUTE_NAME% is overloaded: too many requests waiting, try again later",

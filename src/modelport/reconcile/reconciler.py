@@ -20,6 +20,7 @@ Replica sets no version uses any more stop ``RETIRE_GRACE_S`` after their versio
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -153,6 +154,7 @@ class Reconciler:
         names = {e.name for e, _, _ in observed}
         for stale in set(self.backend.services()) - names:
             self.backend.remove(stale)
+            shutil.rmtree(self.services_root / stale, ignore_errors=True)
         for key in [k for k in self._promoted if k[0] not in names]:  # a new endpoint of that name starts afresh
             del self._promoted[key]
 
@@ -250,6 +252,7 @@ class Reconciler:
             deadline = self._retiring.setdefault((endpoint.name, replica_set), now + RETIRE_GRACE_S)
             if now >= deadline:
                 self.backend.remove(endpoint.name, replica_set)
+                shutil.rmtree(self.services_root / endpoint.name / replica_set, ignore_errors=True)
                 del self._retiring[(endpoint.name, replica_set)]
 
     def _promoted_state(self, endpoint: Endpoint, replica_set: str, spec: VersionSpec,

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -32,6 +33,7 @@ LISTENING = re.compile(rb"listening:\s+http://[\d.]+:(\d+)")
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
 STABLE_READY_S = 60.0  # a replica ready this long before it exited restarts without back-off
+MAX_LOG_BYTES = 50 * 1024 * 1024  # a replica log over this is moved to <log>.1 (the one before is dropped)
 PROBE_TIMEOUT_S = 2.0  # Azure ML's default liveness timeout_seconds
 FAILURE_THRESHOLD = 3  # Azure ML's default failure_threshold
 STOP_TIMEOUT_S = float(os.environ.get("MODELPORT_REPLICA_STOP_TIMEOUT_S", "20"))  # then SIGKILL, whole group
@@ -69,6 +71,7 @@ class LocalBackend:
                 continue
             alive = _alive(state["pid"])
             port = state.get("port") or (self._port_from_log(folder, index, state) if alive else None)
+            _rotate(folder / f"replica-{index}.log")
             ready = alive and port is not None and self._ready(state["pid"], port)
             if ready and not state.get("ready_at"):
                 state["ready_at"] = time.time()
@@ -99,10 +102,14 @@ class LocalBackend:
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("replica-*.json")))
 
     def remove(self, service: str, version: str | None = None) -> None:
+        """Stop a version's replicas (all versions when None) and delete their folder, logs included."""
         for name in [version] if version else self.versions(service):
             folder = self._folder(service, name)
             for index in self._indices(folder):
                 self._stop(folder, index)
+            shutil.rmtree(folder, ignore_errors=True)
+        if version is None:
+            shutil.rmtree(self.root / service, ignore_errors=True)
 
     def logs(self, service: str, version: str, num_lines: int = 5000) -> str:
         folder = self._folder(service, version)
@@ -220,6 +227,18 @@ def _exit_code(pid: int) -> int | None:
         return child.wait(timeout=5)
     except subprocess.TimeoutExpired:
         return None
+
+
+def _rotate(log: Path) -> None:
+    """Keep a replica log under ``MAX_LOG_BYTES``: copy it to ``<log>.1`` and empty it. The replica writes
+    with O_APPEND, so it goes on writing at the new end (lines written during the copy may be lost)."""
+    try:
+        if log.stat().st_size <= MAX_LOG_BYTES:
+            return
+    except FileNotFoundError:
+        return
+    shutil.copyfile(log, log.with_name(log.name + ".1"))
+    os.truncate(log, 0)
 
 
 def _kill_group(pid: int) -> None:
