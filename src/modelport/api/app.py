@@ -6,7 +6,9 @@ import hmac
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .. import __version__
 from ..errors import NotFound, Unauthorized
@@ -16,6 +18,7 @@ from ..store.db import Store
 from . import routes_blobs, routes_environments, routes_models, routes_services, routes_snapshots
 from .context import Context
 from .deployments import Deployments
+from .metrics import EndpointMetrics
 from .openapi_errors import answer_errors_as_declared, errors
 from .schemas import Health, WorkspaceView
 from .workspace_dir import WorkspaceDir
@@ -60,6 +63,16 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     for router in (routes_blobs.router, routes_models.router, routes_environments.router, routes_snapshots.router,
                    routes_services.router):
         app.include_router(router, prefix="/api/v1", dependencies=protected, responses=errors(Unauthorized))
+
+    registry = CollectorRegistry()
+    registry.register(EndpointMetrics(store, deployments.frontend))
+
+    @app.get("/metrics", dependencies=protected, tags=["server"], response_class=PlainTextResponse,
+             responses=errors(Unauthorized))
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics per endpoint and version: requests by status class, latency, replicas (send the
+        workspace token as a bearer token, e.g. Prometheus' ``authorization`` setting)."""
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/v1/workspace", dependencies=protected, tags=["workspace"], response_model=WorkspaceView,
              responses=errors(Unauthorized, NotFound))

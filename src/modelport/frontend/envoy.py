@@ -319,6 +319,15 @@ class FrontEnd:
                                 f"start() again; its log is {self.log_path}") from None
         return {item["name"]: item["value"] for item in response.json()["stats"] if "value" in item}
 
+    def prometheus_stats(self) -> str:
+        """Envoy's per-cluster stats (requests by status class, latency histograms) in Prometheus text."""
+        try:
+            response = self._admin_get("/stats/prometheus", params={"usedonly": "", "filter": "^cluster\\."})
+            response.raise_for_status()
+        except httpx.HTTPError as err:
+            raise FrontEndError(f"envoy (pid {self.pid}) does not answer on {self.admin_socket} ({err})") from None
+        return response.text
+
     def _admin_get(self, path: str, **kwargs: Any) -> httpx.Response:
         """A GET on Envoy's admin interface, over its unix socket (kept-alive connection)."""
         if self._admin is None:

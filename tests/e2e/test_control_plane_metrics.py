@@ -1,0 +1,65 @@
+"""The control plane's /metrics: requests, latency and replicas per endpoint and version, from Envoy's stats."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
+from modelport.api import server
+
+APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    ws = Workspace.create("metricsws", tmp_path_factory.mktemp("ws"))
+    weights = tmp_path_factory.mktemp("model") / "weights.txt"
+    weights.write_text("w")
+    model = Model.register(ws, weights, "echo-model")
+    config = InferenceConfig("score.py", source_directory=APP, environment=Environment("metrics-env"))
+    deployed = Model.deploy(ws, "metered", [model], config,
+                            AksWebservice.deploy_configuration(num_replicas=2, auth_enabled=False))
+    deployed.wait_for_deployment(timeout_sec=120)
+    yield deployed
+    for each in Webservice.list(ws):
+        each.delete()
+    server.stop(ws._dir)
+
+
+def scrape(service, token: str | None) -> httpx.Response:
+    base = server.read_info(service.workspace._dir)["url"]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(f"{base}/metrics", headers=headers, timeout=30)
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_requests_latency_and_replicas_per_version(service):
+    statuses = [httpx.post(service.scoring_uri, json={}, timeout=30).status_code for _ in range(25)]
+    statuses += [httpx.get(service.scoring_uri.replace("/score", "/nope"), timeout=30).status_code]
+    assert statuses.count(200) == 25
+    token = service.workspace._dir.token()
+    count = ("modelport_endpoint_request_duration_milliseconds_count", (("endpoint", "metered"), ("version", "default")))
+    # Envoy merges latency histograms on its stats flush (every 5 s): wait for it, bounded
+    deadline = time.monotonic() + 20
+    while (metrics := samples(scrape(service, token).text)).get(count) != 25 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert metrics.get(count) == 25
+    labels = (("code", "2xx"), ("endpoint", "metered"), ("version", "default"))
+    assert metrics[("modelport_endpoint_requests_total", labels)] == 25
+    for state in ("desired", "ready"):
+        key = ("modelport_endpoint_replicas", (("endpoint", "metered"), ("state", state), ("version", "default")))
+        assert metrics[key] == 2
+
+
+def test_metrics_need_the_workspace_token(service):
+    assert scrape(service, None).status_code == 401
+    assert scrape(service, "not-the-token").status_code == 401
