@@ -47,7 +47,8 @@ def test_requests_latency_and_replicas_per_version(service):
     statuses += [httpx.get(service.scoring_uri.replace("/score", "/nope"), timeout=30).status_code]
     assert statuses.count(200) == 25
     token = service.workspace._dir.token()
-    count = ("modelport_endpoint_request_duration_milliseconds_count", (("endpoint", "metered"), ("version", "default")))
+    version = (("endpoint", "metered"), ("version", "default"))
+    count = ("modelport_endpoint_request_duration_milliseconds_count", version)
     # Envoy merges latency histograms on its stats flush (every 5 s): wait for it, bounded
     deadline = time.monotonic() + 20
     while (metrics := samples(scrape(service, token).text)).get(count) != 25 and time.monotonic() < deadline:
