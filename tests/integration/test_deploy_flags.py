@@ -104,8 +104,8 @@ def test_an_aci_file_deploys_as_a_one_replica_local_service_with_key_auth(ws, pr
     assert warnings_of(result)[0].startswith(f"Warning: {dc}: computeType ACI: ACI deploys as a local service "
                                              "here: one replica on this machine")
     assert warnings_of(result)[1:] == [
-        f"Warning: {dc}: location 'westeurope': the service runs on this machine, not in an Azure region",
-        f"Warning: {dc}: dnsNameLabel 'churn-model': the service is reached at its scoring URI on the front end "
+        f"Warning: {dc}: location \"westeurope\": the service runs on this machine, not in an Azure region",
+        f"Warning: {dc}: dnsNameLabel \"churn-model\": the service is reached at its scoring URI on the front end "
         "(service.scoring_uri), not at a DNS name"]
     service = Webservice(ws, "aci-svc")
     refused = httpx.post(service.scoring_uri, content="{}", timeout=60)

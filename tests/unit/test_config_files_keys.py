@@ -77,7 +77,7 @@ def test_strict_mode_refuses_the_unknown_key():
      "livenessProbeRequirements.initialDelaySeconds 60: local replicas are probed at /-/ready on modelport's own "
      "schedule (3 failed probes take a replica out of rotation); the Kubernetes backend will apply it"),
     ({"namespace": "models"}, ("namespace", "models"),
-     "namespace 'models': a local service has no Kubernetes namespace; it is kept for Kubernetes deployments"),
+     "namespace \"models\": a local service has no Kubernetes namespace; it is kept for Kubernetes deployments"),
 ])
 def test_a_setting_not_applied_locally_is_kept_with_one_warning(extra, kept, warning):
     with pytest.warns(ConfigWarning) as record:
@@ -111,8 +111,8 @@ def test_aci_file_says_first_that_it_deploys_as_a_local_service():
         "containerResourceRequirements.cpu and containerResourceRequirements.memoryInGB as its CPU and memory limits "
         "and authEnabled as key auth (off by default, as on ACI); for more replicas or Kubernetes, deploy with "
         "computeType aks",
-        f"{path}: location 'westeurope': the service runs on this machine, not in an Azure region",
-        f"{path}: dnsNameLabel 'churn-model': the service is reached at its scoring URI on the front end "
+        f"{path}: location \"westeurope\": the service runs on this machine, not in an Azure region",
+        f"{path}: dnsNameLabel \"churn-model\": the service is reached at its scoring URI on the front end "
         "(service.scoring_uri), not at a DNS name"]
     assert (config.compute_type, config.num_replicas, config.autoscale_enabled, config.auth_enabled,
             config.cpu_cores, config.cpu_cores_limit, config.memory_gb, config.memory_gb_limit) == \
@@ -144,7 +144,7 @@ def test_aci_deploy_configuration_takes_azures_parameters():
         "AciWebservice.deploy_configuration: ACI deploys as a local service here: one replica on this machine, with "
         "cpu_cores and memory_gb as its CPU and memory limits and auth_enabled as key auth (off by default, as on "
         "ACI); for more replicas or Kubernetes, use AksWebservice.deploy_configuration",
-        "AciWebservice.deploy_configuration: location 'eastus': the service runs on this machine, not in an Azure "
+        "AciWebservice.deploy_configuration: location \"eastus\": the service runs on this machine, not in an Azure "
         "region"]
     assert (config.cpu_cores_limit, config.memory_gb_limit, config.auth_enabled, config.primary_key, config.tags,
             config.num_replicas) == (2, 4, True, "p1", {"team": "ml"}, 1)
@@ -194,8 +194,7 @@ def test_legacy_keys_asking_for_an_image_warn_with_what_modelport_does(copied, k
     (folder / "ic.json").write_text(json.dumps({**data, key: value}))
     with pytest.warns(ConfigWarning) as record:
         InferenceConfig.from_file("ic.json")
-    assert messages(record) == [f"ic.json: {key} {json.dumps(value) if isinstance(value, bool) else repr(value)}: "
-                                f"{instead}"]
+    assert messages(record) == [f"ic.json: {key} {json.dumps(value)}: {instead}"]
 
 
 def test_unknown_inference_key_warns_with_the_nearest_and_strict_refuses(copied):
@@ -231,11 +230,11 @@ def test_environment_form_as_azure_serialized_it_reads_silently(silent, copied):
 
 @pytest.mark.parametrize(("change", "warning"), [
     (lambda env: env["docker"].update(baseImage="nvcr.io/nvidia/pytorch:23.10-py3"),
-     "environment.docker.baseImage 'nvcr.io/nvidia/pytorch:23.10-py3': local builds make a virtual environment with "
+     "environment.docker.baseImage \"nvcr.io/nvidia/pytorch:23.10-py3\": local builds make a virtual environment with "
      "this machine's Python, not an image; kept for image builds"),
     (lambda env: env["docker"].update(arguments=["--gpus", "all"]),
-     "environment.docker.arguments ['--gpus', 'all']: replicas run as processes on this machine, not in containers; "
-     "kept for image builds"),
+     'environment.docker.arguments ["--gpus", "all"]: replicas run as processes on this machine, not in '
+     "containers; kept for image builds"),
     (lambda env: env["python"].update(condaDependencie={}),
      "unknown key 'environment.python.condaDependencie' ignored (did you mean "
      "'environment.python.condaDependencies'?); Azure ML ignored it too (strict mode makes this an error)"),

@@ -46,9 +46,8 @@ def test_the_files_folder_is_the_fallback(project, tmp_path, monkeypatch):
     with pytest.raises(InvalidInput) as raised:
         InferenceConfig.from_file(project / "src" / "ic.json")
     assert str(raised.value) == (
-        f"{project / 'src' / 'ic.json'}: sourceDirectory 'src': no folder holding score.py at {elsewhere / 'src'} or "
-        f"{project / 'src' / 'src'}; fix the path (relative paths are taken from the current directory, then from "
-        "the file's folder)")
+        f"{project / 'src' / 'ic.json'}: sourceDirectory 'src': no folder at {elsewhere / 'src'} or "
+        f"{project / 'src' / 'src'}; fix the path")
 
 
 def test_without_source_directory_the_entry_script_is_found_here_then_beside_the_file(tmp_path, monkeypatch):

@@ -43,6 +43,10 @@ DEFAULTS = {
 }
 
 
+LOCAL_PORT = ("local services are served by the front end on its port (MODELPORT_FRONTEND_PORT) at their scoring "
+              "URI (service.scoring_uri), not on a port of their own")
+
+
 def warned(recwarn) -> list[str]:
     """The ConfigWarning messages recorded so far (then forgotten)."""
     messages = [str(w.message) for w in recwarn.list if issubclass(w.category, ConfigWarning)]
@@ -168,11 +172,13 @@ def test_endpoint_fields():
         endpoint_deploy_configuration(version_name="Blue")
 
 
-def test_local_config_has_one_replica_no_auth_no_autoscaling():
+def test_local_config_has_one_replica_no_auth_no_autoscaling(recwarn):
     config = local_deploy_configuration(8890)
     assert (config.compute_type, config.port, config.auth_enabled, config.token_auth_enabled,
             config.autoscale_enabled, config.num_replicas) == ("local", 8890, False, False, False, 1)
+    assert warned(recwarn) == [f"LocalWebservice.deploy_configuration: port 8890: {LOCAL_PORT}"]
     assert local_deploy_configuration().port is None
+    assert warned(recwarn) == []  # no port asks for nothing
 
 
 @pytest.mark.parametrize("port", [0, 65536])
@@ -295,10 +301,11 @@ def test_compute_type_is_required_and_checked():
 
 
 def test_local_file(recwarn):
-    config = DeploymentConfig.from_json_dict({"computeType": "local", "port": 32267, "authEnabled": False})
-    assert config == local_deploy_configuration(32267)
-    assert config.to_json_dict() == {"computeType": "local", "port": 32267}
-    assert warned(recwarn) == []  # authEnabled false asks for nothing
+    config = DeploymentConfig.from_json_dict({"computeType": "local", "port": 6789, "authEnabled": False})
+    assert config == DeploymentConfig(compute_type="local", port=6789, auth_enabled=False, num_replicas=1)
+    assert config.to_json_dict() == {"computeType": "local", "port": 6789}
+    # the port warns once, naming where the service is served; authEnabled false asks for nothing
+    assert warned(recwarn) == [f"deploymentconfig.json: port 6789: {LOCAL_PORT}"]
     assert DeploymentConfig.from_json_dict({"computeType": "local", "authEnabled": True}) == \
         local_deploy_configuration()
     assert warned(recwarn) == ["deploymentconfig.json: authEnabled true: does not apply to computeType local; "
@@ -336,8 +343,8 @@ def test_keys_of_another_compute_type_are_ignored_with_a_warning(recwarn):
     assert warned(recwarn) == [
         "deploymentconfig.json: trafficPercentile 10: does not apply to computeType aks; ignored, as Azure ML's "
         "reader did",
-        "deploymentconfig.json: location 'westeurope': does not apply to computeType aks; ignored, as Azure ML's "
-        "reader did"]
+        'deploymentconfig.json: location "westeurope": does not apply to computeType aks; ignored, as Azure '
+        "ML's reader did"]
 
 
 def test_null_values_mean_not_given():

@@ -5,9 +5,9 @@
 keyword names (``None`` means "not given", as in Azure); ``from_file``/``from_json_dict`` read
 ``deploymentconfig.json`` as Azure ML writes it (under the key rule of ``files``) and ``to_json_dict`` writes the
 same shape back. Every bad value raises ``InvalidInput`` naming the parameter (a file's errors: its key) and the fix.
-Settings modelport keeps but does not apply locally (App Insights, data collection, probe timings, namespace) and
-ACI's Azure-only settings are accepted with a ``ConfigWarning``; ACI itself deploys as a one-replica local service.
-AKSENDPOINT files are refused until endpoints exist.
+Settings modelport keeps but does not apply locally (App Insights, data collection, probe timings, namespace, a
+local service's port) and ACI's Azure-only settings are accepted with a ``ConfigWarning``; ACI itself deploys as a
+one-replica local service. AKSENDPOINT files are refused until endpoints exist.
 """
 
 from __future__ import annotations
@@ -304,23 +304,23 @@ class DeploymentConfig:
         if not isinstance(data, dict):
             raise InvalidInput(f"{source} must hold a JSON object with computeType; got {type(data).__name__}")
         kind = _file_compute_type(data.get("computeType"), source)
-        rule = KeyRule(source, strict)
-        if kind == ACI:
-            rule.note(f"computeType ACI: {_aci_mapping(KEY.__getitem__, 'deploy with computeType aks')}")
-        values: dict[str, Any] = {}
-        read_section(data, FILE_TREE, "", values, rule)
-        del values["compute_type"]
-        try:
+        with KeyRule(source, strict) as rule:
             if kind == ACI:
-                return _aci(values, rule, KEY.__getitem__)
-            _ignore_inapplicable(values, _PARAMETERS[kind], kind, rule, KEY.__getitem__)
-            if kind == LOCAL:
-                return local_deploy_configuration(**values)
-            config = _build(kind, values, "deploymentconfig.json")
-        except InvalidInput as err:
-            raise InvalidInput(in_file_terms(f"{source}: {err}")) from None
-        warn_not_applied(values, rule, KEY.__getitem__)
-        return config
+                rule.note(f"computeType ACI: {_aci_mapping(KEY.__getitem__, 'deploy with computeType aks')}")
+            values: dict[str, Any] = {}
+            read_section(data, FILE_TREE, "", values, rule)
+            del values["compute_type"]
+            try:
+                if kind == ACI:
+                    return _aci(values, rule, KEY.__getitem__)
+                _ignore_inapplicable(values, _PARAMETERS[kind], kind, rule, KEY.__getitem__)
+                if kind == LOCAL:
+                    return _local(values, rule, KEY.__getitem__)
+                config = _build(kind, values, "deploymentconfig.json")
+            except InvalidInput as err:
+                raise InvalidInput(in_file_terms(f"{source}: {err}")) from None
+            warn_not_applied(values, rule, KEY.__getitem__)
+            return config
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``deploymentconfig.json`` form; ``from_json_dict`` reads it back to an equal config."""
@@ -414,9 +414,24 @@ def endpoint_deploy_configuration(**kwargs: Any) -> DeploymentConfig:
 
 
 def local_deploy_configuration(port: int | None = None) -> DeploymentConfig:
-    """``LocalWebservice.deploy_configuration(port=None)``: one replica, no auth, no autoscaling."""
-    return DeploymentConfig(compute_type=LOCAL, port=port, auth_enabled=False, autoscale_enabled=False,
-                            num_replicas=1)
+    """``LocalWebservice.deploy_configuration(port=None)``: one replica, no auth, no autoscaling.
+
+    ``port`` is kept, and warns (``ConfigWarning``): Azure's local service listened on it; here every service is
+    served by the front end, on its port, at the service's scoring URI.
+    """
+    return _local({"port": port}, KeyRule("LocalWebservice.deploy_configuration"), str)
+
+
+_LOCAL_PORT = ("local services are served by the front end on its port (MODELPORT_FRONTEND_PORT) at their scoring "
+               "URI (service.scoring_uri), not on a port of their own")
+
+
+def _local(values: dict[str, Any], rule: KeyRule, name) -> DeploymentConfig:
+    """A local deployment's settings (by parameter: ``port``), read under ``rule``; a given port warns."""
+    config = DeploymentConfig(compute_type=LOCAL, port=values.get("port"), auth_enabled=False,
+                              autoscale_enabled=False, num_replicas=1)
+    rule.unsupported(name("port"), config.port, _LOCAL_PORT)
+    return config
 
 
 # What a setting is when not given, by the compute type a file declares: what asks for nothing there.

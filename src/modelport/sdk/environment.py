@@ -123,13 +123,14 @@ class Environment:
     @staticmethod
     def load_from_file(path: str | Path, strict: bool = False) -> Environment:
         """An Azure ML Environment JSON (or YAML) file, read under the key rule (``strict``: unknown keys are
-        errors): ``python.condaDependenciesFile`` and relative ``--find-links`` folders are taken from the current
-        directory, then from the file's folder. What ``modelport environment register --environment-file`` reads.
+        errors, all of them in one): ``python.condaDependenciesFile`` and relative ``--find-links`` folders are taken
+        from the current directory, then from the file's folder. What ``modelport environment register
+        --environment-file`` reads.
         """
         path = Path(path)
-        rule = KeyRule(str(path), strict)
-        spec = read_environment(read_json_object(path, "environment file"), rule, "",
-                                [Path.cwd(), path.resolve().parent])
+        with KeyRule(str(path), strict) as rule:
+            spec = read_environment(read_json_object(path, "environment file"), rule, "",
+                                    [Path.cwd(), path.resolve().parent])
         return Environment._from_dict(spec.to_dict())
 
     @staticmethod
@@ -148,18 +149,19 @@ class Environment:
             raise InvalidInput(f"{folder} has no {DEFINITION_FILE}; give the folder `az ml environment scaffold` "
                                "wrote (azureml_environment.json with conda_dependencies.yml)")
         data = read_json_object(definition, "environment definition")
-        rule = KeyRule(str(definition), strict)
         conda_file, dockerfile = folder / CONDA_FILE, folder / DOCKERFILE
-        if conda_file.is_file():
-            python = data.get("python") if isinstance(data.get("python"), dict) else {}
-            rule.unsupported("python.condaDependencies", python.get("condaDependencies"),
-                             f"replaced by {CONDA_FILE} beside it, as Azure ML's load_from_directory did")
-            data = {**data, "python": {**python, "condaDependencies": load_conda_file(conda_file),
-                                       "condaDependenciesFile": None}}
-        if dockerfile.is_file():
-            docker = data.get("docker") if isinstance(data.get("docker"), dict) else {}
-            data = {**data, "docker": {**docker, "baseDockerfile": dockerfile.read_text()}}
-        return Environment._from_dict(read_environment(data, rule, "", [folder]).to_dict())
+        with KeyRule(str(definition), strict) as rule:
+            if conda_file.is_file():
+                python = data.get("python") if isinstance(data.get("python"), dict) else {}
+                rule.unsupported("python.condaDependencies", python.get("condaDependencies"),
+                                 f"replaced by {CONDA_FILE} beside it, as Azure ML's load_from_directory did")
+                data = {**data, "python": {**python, "condaDependencies": load_conda_file(conda_file),
+                                           "condaDependenciesFile": None}}
+            if dockerfile.is_file():
+                docker = data.get("docker") if isinstance(data.get("docker"), dict) else {}
+                data = {**data, "docker": {**docker, "baseDockerfile": dockerfile.read_text()}}
+            spec = read_environment(data, rule, "", [folder])
+        return Environment._from_dict(spec.to_dict())
 
     def register(self, workspace) -> Environment:
         """Register in the workspace; the same content as the latest version returns that version."""
