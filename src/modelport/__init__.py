@@ -18,9 +18,12 @@ _PUBLIC = {
     "AciWebservice": "modelport.sdk.webservice",
     "AksWebservice": "modelport.sdk.webservice",
     "KubernetesWebservice": "modelport.sdk.webservice",
+    "AksEndpoint": "modelport.sdk.endpoint",
+    "Endpoint": "modelport.sdk.endpoint",
     "ConfigWarning": "modelport.sdk.files",
     "AksServiceAccessToken": "modelport.sdk.webservice",
     "ComputeTarget": "modelport.sdk.workspace",
+    "WebserviceException": "modelport.errors",
 }
 __all__ = list(_PUBLIC)
 

@@ -54,5 +54,37 @@ class ServerUnavailable(ModelportError):
     code = "ServerUnavailable"
 
 
+class WebserviceException(ModelportError):
+    """Azure ML's ``azureml.exceptions.WebserviceException``, for SDK users: the SDK's errors about web services (a
+    service that does not exist, a deployment that ended Failed, a call the service or control plane refused) are
+    instances of it, so Azure's ``try: Webservice(ws, name) except WebserviceException:`` keeps working; each stays
+    an instance of the modelport class it is otherwise (``NotFound``, ``InvalidInput``, ...).
+
+    ``message`` and ``status_code`` as Azure's: the HTTP status of the failed call, None when there was none.
+    """
+
+    _kinds: dict[type, type] = {}  # a modelport error class -> its class that is also a WebserviceException
+
+    def __init__(self, exception_message: str, status_code: int | None = None):
+        super().__init__(exception_message)
+        self.status_code = status_code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    @classmethod
+    def of(cls, error: ModelportError) -> "WebserviceException":
+        """``error`` as a WebserviceException of a class deriving from both its own class and this one (the same
+        object when it is one already); ``status_code`` is the HTTP status its class stands for."""
+        if isinstance(error, WebserviceException):
+            return error
+        kind = type(error)
+        if kind not in cls._kinds:
+            cls._kinds[kind] = cls if issubclass(cls, kind) else type(f"Webservice{kind.__name__}", (kind, cls),
+                                                                        {"__module__": __name__})
+        return cls._kinds[kind](str(error), status_code=kind.status)
+
+
 BY_CODE = {cls.code: cls for cls in (ModelportError, InvalidInput, NotFound, Conflict, Unauthorized, MethodNotAllowed,
                                      ServerUnavailable)}

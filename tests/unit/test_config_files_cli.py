@@ -4,6 +4,7 @@ false values, flags over files), ConfigWarnings as Warning lines, and help text 
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelport.cli.main import cli
-from modelport.cli.model import deploy_flags, deployment_config
+from modelport.cli.deploy_flags import deploy_flags, deployment_config
 from modelport.cli.output import config_warnings_shown
 from modelport.errors import InvalidInput
 from modelport.sdk.files import ConfigWarning, warn
@@ -31,7 +32,7 @@ REFERENCE = {
     "--success-threshold": "--st", "--failure-threshold": "--ft", "--primary-key": "--kp", "--secondary-key": "--ks",
     "--namespace": None, "--enable-app-insights": "--ai", "--collect-model-data": "--md", "--tag": None,
     "--property": None, "--description": None, "--entry-script": "--es", "--source-directory": "--sd",
-    "--runtime": "--rt", "--conda-file": "--cf",
+    "--runtime": "--rt", "--conda-file": "--cf", "--environment-name": "-e", "--environment-version": "--ev",
 }
 
 
@@ -52,8 +53,10 @@ def test_deploy_takes_each_az_flag_with_the_references_short_form():
     assert {flag: forms.get(flag) for flag in REFERENCE} == {
         flag: [short] if short else [] for flag, short in REFERENCE.items()}
     text = CliRunner().invoke(cli, ["model", "deploy", "--help"], terminal_width=200).output
+    listed = [set(re.findall(r"(?<![\w-])-{1,2}[\w-]+", line.split("  ")[1])) for line in text.splitlines()
+              if line.startswith("  -")]
     for flag, short in REFERENCE.items():
-        assert (f"{flag}, {short}" if short else flag) in text
+        assert {flag, short} - {None} in listed
 
 
 @click.command()
@@ -71,7 +74,8 @@ def test_boolean_flags_take_true_or_false_and_short_forms_work():
     assert json.loads(result.output) == {
         "settings": {"auth_enabled": False, "token_auth_enabled": True, "num_replicas": 2,
                      "tags": {"team": "ml", "stage": "dev"}, "properties": {"owner": "ana"}},
-        "inference": {"entryScript": "score.py", "sourceDirectory": None, "runtime": "python", "condaFile": None},
+        "inference": {"entryScript": "score.py", "sourceDirectory": None, "runtime": "python", "condaFile": None,
+                      "environment": None},
         "strict": True}
     refused = CliRunner().invoke(echo_flags, ["--ae", "maybe"])
     assert refused.exit_code == 2 and "'maybe' is not a valid boolean" in refused.output

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .output import emit, friendly_errors, output_option, workspace_from, workspace_option
+from .output import emit, friendly_errors, output_option
+from .workspace_options import workspace_from, workspace_option
 
 COLUMNS = ["name", "version", "python", "pip_packages"]
 
@@ -30,7 +31,7 @@ def environment_group() -> None:
 @workspace_option
 @output_option
 @friendly_errors
-def register(name, conda_file, pip_requirements, environment_file, workspace_path, output) -> None:
+def register(name, conda_file, pip_requirements, environment_file, workspace_choice, output) -> None:
     """Register an environment from one of: a conda YAML, a requirements file, an Environment JSON."""
     from ..sdk.environment import Environment
 
@@ -47,18 +48,18 @@ def register(name, conda_file, pip_requirements, environment_file, workspace_pat
         env = Environment.from_conda_specification(name, conda_file)
     else:
         env = Environment.from_pip_requirements(name, pip_requirements)
-    emit(output, _row(env.register(workspace_from(workspace_path))), COLUMNS)
+    emit(output, _row(env.register(workspace_from(workspace_choice))), COLUMNS)
 
 
 @environment_group.command("list")
 @workspace_option
 @output_option
 @friendly_errors
-def list_environments(workspace_path, output) -> None:
+def list_environments(workspace_choice, output) -> None:
     """List the latest version of each environment."""
     from ..sdk.environment import Environment
 
-    emit(output, [_row(e) for e in Environment.list(workspace_from(workspace_path)).values()], COLUMNS)
+    emit(output, [_row(e) for e in Environment.list(workspace_from(workspace_choice)).values()], COLUMNS)
 
 
 @environment_group.command("show")
@@ -67,11 +68,11 @@ def list_environments(workspace_path, output) -> None:
 @workspace_option
 @output_option
 @friendly_errors
-def show(name, version, workspace_path, output) -> None:
+def show(name, version, workspace_choice, output) -> None:
     """Show one environment version."""
     from ..sdk.environment import Environment
 
-    emit(output, _row(Environment.get(workspace_from(workspace_path), name, version)), COLUMNS)
+    emit(output, _row(Environment.get(workspace_from(workspace_choice), name, version)), COLUMNS)
 
 
 @environment_group.command("build")
@@ -80,10 +81,10 @@ def show(name, version, workspace_path, output) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No build output, only the result.")
 @workspace_option
 @friendly_errors
-def build(name, version, quiet, workspace_path) -> None:
+def build(name, version, quiet, workspace_choice) -> None:
     """Build (or reuse) the environment's local virtual environment."""
     from ..sdk.environment import Environment
 
-    workspace = workspace_from(workspace_path)
+    workspace = workspace_from(workspace_choice)
     result = Environment.get(workspace, name, version).build_local(workspace, show_output=not quiet)
     click.echo(result["python"])

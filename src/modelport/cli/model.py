@@ -1,97 +1,14 @@
-"""``modelport model register|list|show|download|delete``, and ``model deploy``'s ``az ml`` flags.
-
-``deploy_flags`` adds ``az ml model deploy``'s deploy-setting and inference flags, with the short forms of the
-azure-cli-ml reference; ``deployment_config``/``inference_config`` apply them over the files, as az did.
-"""
+"""``modelport model register|list|show|download|delete`` (``model deploy`` is in ``service``)."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
 import click
 
-from .output import emit, friendly_errors, output_option, workspace_from, workspace_option
+from .deploy_flags import key_values
+from .output import emit, friendly_errors, output_option
+from .workspace_options import workspace_from, workspace_option
 
 COLUMNS = ["id", "name", "version", "artifact_name", "size_bytes", "tags", "created_at"]
-
-
-class CommaList(click.ParamType):
-    """A comma-separated flag value as a list of its non-empty, stripped parts."""
-
-    name = "A,B,..."
-
-    def convert(self, value, param, ctx) -> list[str]:
-        return value if isinstance(value, list) else [part.strip() for part in value.split(",") if part.strip()]
-
-
-# az ml model deploy's deploy-setting flags: long form, short form (the azure-cli-ml reference's; None where it gives
-# none), DeploymentConfig parameter, type, help.
-SETTING_FLAGS: tuple[tuple[str, str | None, str, click.ParamType | type, str], ...] = (
-    ("--auth-enabled", "--ae", "auth_enabled", click.BOOL, "Key auth: true or false (default true; ACI: false)."),
-    ("--token-auth-enabled", None, "token_auth_enabled", click.BOOL,
-     "Token (JWT) auth: true or false (default false); needs --auth-enabled false."),
-    ("--autoscale-enabled", "--as", "autoscale_enabled", click.BOOL,
-     "Autoscaling: true or false (default true unless --num-replicas)."),
-    ("--autoscale-min-replicas", "--mi", "autoscale_min_replicas", int, "Fewest replicas when autoscaling (1)."),
-    ("--autoscale-max-replicas", "--ma", "autoscale_max_replicas", int, "Most replicas when autoscaling (10)."),
-    ("--autoscale-refresh-seconds", "--ar", "autoscale_refresh_seconds", int,
-     "Seconds between autoscaling decisions (1)."),
-    ("--autoscale-target-utilization", "--at", "autoscale_target_utilization", int,
-     "Utilization the autoscaler keeps, in percent (70)."),
-    ("--cpu-cores", "--cc", "cpu_cores", float, "CPU cores requested per replica (0.1; no local effect)."),
-    ("--cpu-cores-limit", "--ccl", "cpu_cores_limit", float,
-     "CPU cores a replica may use (local: CPU affinity to that many cores)."),
-    ("--memory-gb", "--gb", "memory_gb", float, "Memory requested per replica in GB (0.5; no local effect)."),
-    ("--memory-gb-limit", "--gbl", "memory_gb_limit", float,
-     "Memory a replica may use in GB (local: its RLIMIT_AS)."),
-    ("--gpu-cores", "--gc", "gpu_cores", int, "GPUs per replica (0; local: CUDA_VISIBLE_DEVICES)."),
-    ("--num-replicas", "--nr", "num_replicas", int, "A fixed number of replicas (turns autoscaling off)."),
-    ("--scoring-timeout-ms", "--tm", "scoring_timeout_ms", int, "run() time limit in ms; 504 after it (60000)."),
-    ("--replica-max-concurrent-requests", "--rm", "replica_max_concurrent_requests", int,
-     "run() calls at once per replica (1)."),
-    ("--max-request-wait-time", "--mr", "max_request_wait_time", int,
-     "How long a request may wait for a replica, in ms; 503 after it (500)."),
-    ("--period-seconds", "--ps", "period_seconds", int, "Liveness probe period in s (10; kept for Kubernetes)."),
-    ("--initial-delay-seconds", "--id", "initial_delay_seconds", int,
-     "Seconds before the first liveness probe (310; kept for Kubernetes)."),
-    ("--timeout-seconds", "--ts", "timeout_seconds", int, "Liveness probe timeout in s (2; kept for Kubernetes)."),
-    ("--success-threshold", "--st", "success_threshold", int,
-     "Liveness probe successes to recover (1; kept for Kubernetes)."),
-    ("--failure-threshold", "--ft", "failure_threshold", int,
-     "Liveness probe failures to give up (3; kept for Kubernetes)."),
-    ("--primary-key", "--kp", "primary_key", str, "The primary key (default: generated)."),
-    ("--secondary-key", "--ks", "secondary_key", str, "The secondary key (default: generated)."),
-    ("--namespace", None, "namespace", str, "Kubernetes namespace (kept for Kubernetes deployments)."),
-    ("--enable-app-insights", "--ai", "enable_app_insights", click.BOOL,
-     "Application Insights: true or false (not available here: warns)."),
-    ("--collect-model-data", "--md", "collect_model_data", click.BOOL,
-     "Model data collection: true or false (not available here: warns)."),
-    ("--description", None, "description", str, "The service's description."),
-    ("--cors-origins", None, "cors_origins", CommaList(),
-     "Browser origins allowed to call the service, comma-separated ('*': any); preflights need no key. "
-     "Not an az flag: modelport's own."),
-)
-# az ml model deploy's inference flags: long form, short form, inferenceconfig.json key, type, help.
-INFERENCE_FLAGS: tuple[tuple[str, str, str, click.ParamType | type, str], ...] = (
-    ("--entry-script", "--es", "entryScript", str,
-     "The scoring script (relative to --source-directory when given); with it --ic may be left out."),
-    ("--source-directory", "--sd", "sourceDirectory", str, "The folder the service's files come from."),
-    ("--runtime", "--rt", "runtime", click.Choice(["python", "python-slim", "spark-py"], case_sensitive=False),
-     "The entry script's runtime (python)."),
-    ("--conda-file", "--cf", "condaFile", str, "A conda environment YAML for the service's packages."),
-)
-_KEY_VALUE_FLAGS = (("--tag", "tags"), ("--property", "properties"))
-
-
-def _key_values(pairs: tuple[str, ...], what: str) -> dict | None:
-    values = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} must look like key=value", param_hint=what)
-        values[key] = value
-    return values or None
 
 
 @click.group("model")
@@ -111,12 +28,12 @@ def model_group() -> None:
 @output_option
 @friendly_errors
 def register(name, model_path, tags, properties, description, model_framework, model_framework_version,
-             workspace_path, output) -> None:
+             workspace_choice, output) -> None:
     """Upload a model file or folder as the next version of NAME."""
     from ..sdk.model import Model
 
-    model = Model.register(workspace_from(workspace_path), model_path, name, tags=_key_values(tags, "--tag"),
-                           properties=_key_values(properties, "--property"), description=description,
+    model = Model.register(workspace_from(workspace_choice), model_path, name, tags=key_values(tags, "--tag"),
+                           properties=key_values(properties, "--property"), description=description,
                            model_framework=model_framework, model_framework_version=model_framework_version)
     emit(output, model.serialize(), COLUMNS)
 
@@ -128,12 +45,12 @@ def register(name, model_path, tags, properties, description, model_framework, m
 @workspace_option
 @output_option
 @friendly_errors
-def list_models(name, tags, latest, workspace_path, output) -> None:
+def list_models(name, tags, latest, workspace_choice, output) -> None:
     """List registered models."""
     from ..sdk.model import Model
 
     filters = [t.split("=", 1) if "=" in t else t for t in tags] or None
-    models = Model.list(workspace_from(workspace_path), name=name, tags=filters, latest=latest)
+    models = Model.list(workspace_from(workspace_choice), name=name, tags=filters, latest=latest)
     emit(output, [m.serialize() for m in models], COLUMNS)
 
 
@@ -144,9 +61,9 @@ def list_models(name, tags, latest, workspace_path, output) -> None:
 @workspace_option
 @output_option
 @friendly_errors
-def show(model_id, name, version, workspace_path, output) -> None:
+def show(model_id, name, version, workspace_choice, output) -> None:
     """Show one model version."""
-    emit(output, _model(workspace_path, model_id, name, version).serialize(),
+    emit(output, _model(workspace_choice, model_id, name, version).serialize(),
          COLUMNS + ["artifact_kind", "description", "properties"])
 
 
@@ -158,73 +75,24 @@ def show(model_id, name, version, workspace_path, output) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace what is already there.")
 @workspace_option
 @friendly_errors
-def download(model_id, name, version, target_dir, overwrite, workspace_path) -> None:
+def download(model_id, name, version, target_dir, overwrite, workspace_choice) -> None:
     """Download a model's file or folder."""
-    click.echo(_model(workspace_path, model_id, name, version).download(target_dir, exist_ok=overwrite))
+    click.echo(_model(workspace_choice, model_id, name, version).download(target_dir, exist_ok=overwrite))
 
 
 @model_group.command("delete")
 @click.option("--model-id", "-i", "model_id", required=True, help="NAME:VERSION.")
 @workspace_option
 @friendly_errors
-def delete(model_id, workspace_path) -> None:
+def delete(model_id, workspace_choice) -> None:
     """Delete a model version (refused while a service uses it)."""
-    _model(workspace_path, model_id, None, None).delete()
+    _model(workspace_choice, model_id, None, None).delete()
     click.echo(f"Deleted {model_id}")
 
 
-def deploy_flags(command: Callable) -> Callable:
-    """Add ``az ml model deploy``'s setting and inference flags, ``--tag``/``--property`` and ``--strict``.
-
-    The command receives ``settings`` (given setting flags by DeploymentConfig parameter, tags and properties as
-    dicts), ``inference_flags`` (the inference flags by inferenceconfig.json key, None when not given) and
-    ``strict``.
-    """
-    options = [click.option(long, *([short] if short else []), f"flag_{param}", type=kind, default=None, help=text)
-               for long, short, param, kind, text in (*SETTING_FLAGS, *INFERENCE_FLAGS)]
-    options += [click.option(long, f"flag_{param}", multiple=True, help="key=value (repeatable); added to the "
-                             "file's, the flag winning.") for long, param in _KEY_VALUE_FLAGS]
-    options.append(click.option("--strict", is_flag=True, help="Unknown keys in the files are errors, not warnings."))
-
-    @functools.wraps(command)
-    def with_flags(**kwargs):
-        flags = {name[len("flag_"):]: kwargs.pop(name) for name in list(kwargs) if name.startswith("flag_")}
-        settings = {param: flags[param] for _, _, param, _, _ in SETTING_FLAGS if flags[param] is not None}
-        for long, param in _KEY_VALUE_FLAGS:
-            if flags[param]:
-                settings[param] = _key_values(flags[param], long)
-        inference = {key: flags[key] for _, _, key, _, _ in INFERENCE_FLAGS}
-        return command(settings=settings, inference_flags=inference, **kwargs)
-
-    for option in reversed(options):
-        with_flags = option(with_flags)
-    return with_flags
-
-
-def deployment_config(dc: str | None, settings: dict, strict: bool):
-    """The deploymentconfig.json (Azure's AKS defaults without one) with the setting flags over it."""
-    from ..sdk.deploy_config import DeploymentConfig, aks_deploy_configuration, warn_not_applied
-    from ..sdk.files import KeyRule
-
-    config = DeploymentConfig.from_file(dc, strict=strict) if dc else aks_deploy_configuration()
-    by_param = {param: long for long, _, param, _, _ in SETTING_FLAGS}
-    warn_not_applied(settings, KeyRule("the command line"), by_param.__getitem__)
-    return config.overridden(**settings)
-
-
-def inference_config(ic: str | None, flags: dict, workspace, strict: bool):
-    """The inferenceconfig.json with the inference ``flags`` over it; the flags alone without one."""
-    from ..sdk.inference_config import InferenceConfig
-
-    if ic is None and flags["entryScript"] is None:
-        raise click.UsageError("give --ic inferenceconfig.json, or --entry-script (with --source-directory and "
-                               "--conda-file as needed)")
-    return InferenceConfig.from_file(ic, workspace, strict, flags=flags)
-
-
-def _model(workspace_path, model_id, name, version):
+def _model(workspace_choice, model_id, name, version):
     from ..sdk.model import Model
 
     if not model_id and not name:
         raise click.UsageError("give --model-id NAME:VERSION or --name")
-    return Model(workspace_from(workspace_path), name=name, id=model_id, version=version)
+    return Model(workspace_from(workspace_choice), name=name, id=model_id, version=version)

@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: ``--output table|json``, the workspace option, one-line errors and warnings."""
+"""Shared CLI plumbing: ``--output table|json``, one-line errors and warnings."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import click
 
 from ..errors import ModelportError
 
-output_option = click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table",
-                             show_default=True, help="Output format.")
-workspace_option = click.option("--workspace", "-w", "workspace_path", type=click.Path(file_okay=False),
-                                default=None, help="Folder of the workspace (default: this folder or a parent).")
+OUTPUTS = ["table", "json"]
+output_option = click.option("--output", "-o", type=click.Choice(OUTPUTS), default="table", show_default=True,
+                             help="Output format.")
+# For a service's answer, which is JSON already (az ml service run printed it so).
+answer_output_option = click.option("--output", "-o", type=click.Choice(OUTPUTS), default="json",
+                                    show_default=True, help="Output format.")
 
 
 def friendly_errors(command: Callable) -> Callable:
@@ -56,13 +58,6 @@ def config_warnings_shown() -> Iterator[None]:
         yield
 
 
-def workspace_from(path: str | None):
-    """The workspace of folder ``path`` (default: this folder or a parent)."""
-    from ..sdk.workspace import Workspace
-
-    return Workspace.from_config(path)
-
-
 def emit(output: str, rows: list[dict] | dict, columns: Sequence[str]) -> None:
     """Print records as JSON, or as a table of ``columns``.
 
@@ -85,6 +80,23 @@ def emit(output: str, rows: list[dict] | dict, columns: Sequence[str]) -> None:
     for row in records:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)
+
+
+def emit_answer(output: str, answer) -> None:
+    """Print a service's answer: as one line of JSON, or as a table (an object: one row of its keys; a list of
+    objects: a row each; anything else: a ``result`` column)."""
+    if output == "json":
+        click.echo(json.dumps(answer))
+        return
+    rows = answer if isinstance(answer, list) else [answer]
+    if not all(isinstance(row, dict) for row in rows):
+        rows = [{"result": json.dumps(row) if isinstance(row, list | dict) else row} for row in rows]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    emit(output, [{key: _json_cell(row.get(key)) for key in columns} for row in rows], columns)
+
+
+def _json_cell(value):
+    return json.dumps(value) if isinstance(value, list | dict) else value
 
 
 def _cell(value) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from .model import deploy_flags, deployment_config, inference_config
-from .output import emit, friendly_errors, output_option, workspace_from, workspace_option
+from .deploy_flags import deploy_flags, deployment_config, inference_config, inference_given, setting_changes
+from .output import answer_output_option, emit, emit_answer, friendly_errors, output_option
+from .workspace_options import workspace_from, workspace_option
 
 COLUMNS = ["name", "state", "scoring_uri", "models", "error"]
 
@@ -39,11 +39,11 @@ def _row(service, output: str = "table") -> dict:
 @output_option
 @friendly_errors
 def deploy_command(name, models, ic, dc, compute_target, overwrite, no_wait, settings, inference_flags, strict,
-                   workspace_path, output) -> None:
+                   workspace_choice, output) -> None:
     """Deploy models as a web service on this machine (az ml model deploy's files and flags; flags win)."""
     from ..sdk.model import Model
 
-    workspace = workspace_from(workspace_path)
+    workspace = workspace_from(workspace_choice)
     config = deployment_config(dc, settings, strict)
     inference = inference_config(ic, inference_flags, workspace, strict)
     service = Model.deploy(workspace, name, [Model(workspace, id=m) if ":" in m else Model(workspace, m)
@@ -59,10 +59,10 @@ def service_group() -> None:
     """Inspect, score, update and delete deployed services."""
 
 
-def _service(workspace_path, name):
+def _service(workspace_choice, name):
     from ..sdk.webservice import Webservice
 
-    return Webservice(workspace_from(workspace_path), name)
+    return Webservice(workspace_from(workspace_choice), name)
 
 
 @service_group.command("list")
@@ -70,11 +70,11 @@ def _service(workspace_path, name):
 @workspace_option
 @output_option
 @friendly_errors
-def list_services(model_name, workspace_path, output) -> None:
+def list_services(model_name, workspace_choice, output) -> None:
     """List services with their state, scoring URI, models and a one-line error."""
     from ..sdk.webservice import Webservice
 
-    services = Webservice.list(workspace_from(workspace_path), model_name=model_name)
+    services = Webservice.list(workspace_from(workspace_choice), model_name=model_name)
     emit(output, [_row(s, output) for s in services], COLUMNS)
 
 
@@ -83,9 +83,9 @@ def list_services(model_name, workspace_path, output) -> None:
 @workspace_option
 @output_option
 @friendly_errors
-def show(name, workspace_path, output) -> None:
+def show(name, workspace_choice, output) -> None:
     """Show one service; a table is followed by the whole reason (e.g. the replica log tail) when it has one."""
-    service = _service(workspace_path, name)
+    service = _service(workspace_choice, name)
     emit(output, _row(service, output), COLUMNS + ["swagger_uri"])
     if output == "table" and service.error:
         click.echo(f"\nerror:\n{service.error}")
@@ -96,9 +96,9 @@ def show(name, workspace_path, output) -> None:
 @click.option("--num-lines", "-l", type=int, default=5000)
 @workspace_option
 @friendly_errors
-def logs(name, num_lines, workspace_path) -> None:
+def logs(name, num_lines, workspace_choice) -> None:
     """Print the last lines of the serving version's replica logs."""
-    click.echo(_service(workspace_path, name).get_logs(num_lines))
+    click.echo(_service(workspace_choice, name).get_logs(num_lines))
 
 
 @service_group.command("keys")
@@ -106,22 +106,29 @@ def logs(name, num_lines, workspace_path) -> None:
 @workspace_option
 @output_option
 @friendly_errors
-def keys(name, workspace_path, output) -> None:
+def keys(name, workspace_choice, output) -> None:
     """Show the primary and secondary key of a key-auth service."""
-    primary, secondary = _service(workspace_path, name).get_keys()
+    _emit_keys(output, _service(workspace_choice, name))
+
+
+def _emit_keys(output: str, service) -> None:
+    primary, secondary = service.get_keys()
     emit(output, {"primaryKey": primary, "secondaryKey": secondary}, ["primaryKey", "secondaryKey"])
 
 
 @service_group.command("regen-key")
 @click.option("--name", "-n", required=True)
 @click.option("--key", "-k", type=click.Choice(["Primary", "Secondary"], case_sensitive=False), required=True)
-@click.option("--set-key", default=None, help="Use this value instead of a random one.")
+@click.option("--set-key", "-s", default=None, help="Use this value instead of a random one.")
 @workspace_option
+@output_option
 @friendly_errors
-def regen_key(name, key, set_key, workspace_path) -> None:
-    """Regenerate (or set) the primary or secondary key; the old value stops working."""
-    _service(workspace_path, name).regen_key(key, set_key)
-    click.echo(f"Regenerated the {key.lower()} key of {name}.")
+def regen_key(name, key, set_key, workspace_choice, output) -> None:
+    """Regenerate (or set) the primary or secondary key (the old value stops working); show both keys, as az ml
+    service regen-key did."""
+    service = _service(workspace_choice, name)
+    service.regen_key(key, set_key)
+    _emit_keys(output, service)
 
 
 @service_group.command("get-access-token")
@@ -129,9 +136,9 @@ def regen_key(name, key, set_key, workspace_path) -> None:
 @workspace_option
 @output_option
 @friendly_errors
-def get_access_token(name, workspace_path, output) -> None:
+def get_access_token(name, workspace_choice, output) -> None:
     """A token for a token-auth service: accessToken, tokenType, refreshAfter, expiryOn (local times)."""
-    token = _service(workspace_path, name).get_access_token().serialize()
+    token = _service(workspace_choice, name).get_access_token().serialize()
     emit(output, token, list(token))
 
 
@@ -140,10 +147,11 @@ def get_access_token(name, workspace_path, output) -> None:
 @click.option("--input-data", "-d", required=True,
               help="The request body: JSON text, @FILE to read a file, or - to read standard input (as curl).")
 @workspace_option
+@answer_output_option
 @friendly_errors
-def run(name, input_data, workspace_path) -> None:
-    """Score the service with its key or token."""
-    click.echo(json.dumps(_service(workspace_path, name).run(_body(input_data))))
+def run(name, input_data, workspace_choice, output) -> None:
+    """Score the service with its key or token; print its answer (JSON, or -o table)."""
+    emit_answer(output, _service(workspace_choice, name).run(_body(input_data)))
 
 
 def _body(input_data: str) -> str:
@@ -163,23 +171,26 @@ def _body(input_data: str) -> str:
 
 
 @service_group.command("update")
-@click.option("--name", "-n", required=True)
+@click.option("--name", "-n", required=True, help="The service to update.")
 @click.option("--model", "-m", "models", multiple=True, help="NAME:VERSION (repeatable): the new model set.")
-@click.option("--ic", "--inference-config-file", "ic", type=click.Path(dir_okay=False), default=None)
-@click.option("--dc", "--deploy-config-file", "dc", type=click.Path(dir_okay=False), default=None)
+@click.option("--ic", "--inference-config-file", "ic", type=click.Path(dir_okay=False), default=None,
+              help="inferenceconfig.json as Azure ML writes it: the new entry script, source and environment.")
+@click.option("--dc", "--deploy-config-file", "dc", type=click.Path(dir_okay=False), default=None,
+              help="deploymentconfig.json as Azure ML writes it: the new settings.")
+@deploy_flags
 @workspace_option
 @output_option
 @friendly_errors
-def update(name, models, ic, dc, workspace_path, output) -> None:
-    """Rolling update: new replicas take over when ready."""
-    from ..sdk.deploy_config import DeploymentConfig
-    from ..sdk.inference_config import InferenceConfig
+def update(name, models, ic, dc, settings, inference_flags, strict, workspace_choice, output) -> None:
+    """Rolling update (az ml service update's files and flags; flags win): new replicas take over when ready."""
     from ..sdk.model import Model
 
-    service = _service(workspace_path, name)
-    settings = DeploymentConfig.from_file(dc).to_settings() if dc else {}
-    service.update(models=[Model(service.workspace, id=m) for m in models] or None,
-                   inference_config=InferenceConfig.from_file(ic) if ic else None, **settings)
+    service = _service(workspace_choice, name)
+    changes = setting_changes(dc, settings, strict, service.tags)
+    inference = inference_config(ic, inference_flags, service.workspace, strict) \
+        if inference_given(ic, inference_flags) else None
+    service.update(models=[Model(service.workspace, id=m) for m in models] or None, inference_config=inference,
+                   **changes)
     service.wait_for_deployment(show_output=True)
     emit(output, _row(service, output), COLUMNS)
 
@@ -188,7 +199,7 @@ def update(name, models, ic, dc, workspace_path, output) -> None:
 @click.option("--name", "-n", required=True)
 @workspace_option
 @friendly_errors
-def delete(name, workspace_path) -> None:
+def delete(name, workspace_choice) -> None:
     """Delete the service; its replicas stop before this returns."""
-    _service(workspace_path, name).delete()
+    _service(workspace_choice, name).delete()
     click.echo(f"Deleted {name}.")

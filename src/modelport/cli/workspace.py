@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .output import emit, friendly_errors, output_option, workspace_from, workspace_option
+from .output import emit, friendly_errors, output_option
+from .workspace_options import workspace_from, workspace_option
 
 
 @click.group("workspace")
@@ -31,6 +32,6 @@ def create(name, path, store_url, exist_ok, output) -> None:
 @workspace_option
 @output_option
 @friendly_errors
-def show(workspace_path, output) -> None:
+def show(workspace_choice, output) -> None:
     """Show the workspace of this folder (or --workspace)."""
-    emit(output, workspace_from(workspace_path).get_details(), ["name", "path", "store", "created"])
+    emit(output, workspace_from(workspace_choice).get_details(), ["name", "path", "store", "created"])

@@ -6,6 +6,7 @@ makes it run. ``wait_for_deployment`` follows it to ``Healthy`` (or ``Failed`` w
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import InvalidInput, ModelportError
+from ..errors import InvalidInput, ModelportError, WebserviceException
 from .deploy_config import (
     DeploymentConfig,
     aci_deploy_configuration,
@@ -29,8 +30,24 @@ TERMINAL = ("Healthy", "Failed", "Unhealthy")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 
 
-class WebserviceError(ModelportError):
-    """A deployment ended in Failed, or a call to the service failed."""
+class WebserviceError(WebserviceException):
+    """A deployment ended in Failed, or a call to the service failed (Azure ML's WebserviceException)."""
+
+
+def _webservice_errors(function):
+    """Raise ``function``'s ModelportErrors as Azure ML's WebserviceException too (``WebserviceException.of``:
+    a NotFound stays a NotFound), so ``except WebserviceException`` catches what Azure ML's SDK raised."""
+
+    @functools.wraps(function)
+    def calling(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ModelportError as error:
+            if isinstance(error, WebserviceException):
+                raise
+            raise WebserviceException.of(error).with_traceback(error.__traceback__) from None
+
+    return calling
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,7 @@ def one_line(reason: str | None) -> str:
 class Webservice:
     """A deployed service, used like ``azureml.core.Webservice``: ``Webservice(ws, "name")``."""
 
+    @_webservice_errors
     def __init__(self, workspace, name: str, _view: dict | None = None):
         self.workspace = workspace
         self.name = name
@@ -94,6 +112,7 @@ class Webservice:
         self.compute_type = "AKS" if view.get("deploy", {}).get("compute_type", "aks").lower() != "local" else "Local"
 
     @staticmethod
+    @_webservice_errors
     def list(workspace, model_name: str | None = None, tags: list | None = None) -> list[Webservice]:
         """The workspace's services, filtered as Azure ML's: by a model name they use, ``tags=["k", ["k", "v"]]``."""
         views = workspace._client.json("GET", "/services")
@@ -110,6 +129,7 @@ class Webservice:
         """The service's tags (from its deployment configuration)."""
         return dict(self._view.get("deploy", {}).get("tags") or {})
 
+    @_webservice_errors
     def update_deployment_state(self) -> None:
         """Refresh ``state``, ``error`` and the URIs from the control plane."""
         self._load(self.workspace._client.json("GET", f"/services/{self.name}"))
@@ -137,20 +157,24 @@ class Webservice:
         if self.state != "Healthy":
             raise WebserviceError(f"service {self.name} is {self.state}: {self.error}")
 
+    @_webservice_errors
     def get_logs(self, num_lines: int = 5000, init: bool = False) -> str:
         """The last ``num_lines`` lines of the serving version's replica logs (``init`` is accepted for Azure ML)."""
         return self.workspace._client.json("GET", f"/services/{self.name}/logs", params={"num_lines": num_lines})[
             "logs"]
 
+    @_webservice_errors
     def get_keys(self) -> tuple[str, str]:
         """``(primary, secondary)`` of a key-auth service; InvalidInput for a token-auth or no-auth service."""
         keys = self.workspace._client.json("GET", f"/services/{self.name}/keys")
         return keys["primaryKey"], keys["secondaryKey"]
 
+    @_webservice_errors
     def regen_key(self, key: str, set_key: str | None = None) -> None:
         """Regenerate (or set) the ``"Primary"`` or ``"Secondary"`` key; the old value stops working."""
         self.workspace._client.json("POST", f"/services/{self.name}/keys", json={"key_type": key, "set_key": set_key})
 
+    @_webservice_errors
     def get_access_token(self) -> AksServiceAccessToken:
         """A token for a token-auth service (InvalidInput for key or no auth), as Azure ML's ``get_access_token``."""
         return AksServiceAccessToken.deserialize(self.workspace._client.json("GET", f"/services/{self.name}/token"))
@@ -160,6 +184,7 @@ class Webservice:
         token = self.get_access_token()
         return token.access_token, token.refresh_after
 
+    @_webservice_errors
     def run(self, input_data: Any) -> Any:
         """Score ``input_data`` (a JSON string or a JSON-able object) with the service's key or token."""
         if not self.scoring_uri:
@@ -180,9 +205,11 @@ class Webservice:
             result = response.text
         if response.status_code >= 400:
             message = result.get("message") if isinstance(result, dict) else result
-            raise WebserviceError(f"service {self.name} answered {response.status_code}: {message}")
+            raise WebserviceError(f"service {self.name} answered {response.status_code}: {message}",
+                                  status_code=response.status_code)
         return result
 
+    @_webservice_errors
     def update(self, models: list | None = None, inference_config=None, **settings: Any) -> None:
         """A rolling update: new replicas start and take over when ready; old ones then stop."""
         body: dict[str, Any] = {}
@@ -195,6 +222,7 @@ class Webservice:
             body["deploy"] = current.updated(**settings).to_settings()
         self._load(self.workspace._client.json("PATCH", f"/services/{self.name}", json=body))
 
+    @_webservice_errors
     def delete(self) -> None:
         """Delete the service; its replicas stop before this returns."""
         self.workspace._client.json("DELETE", f"/services/{self.name}")
@@ -229,6 +257,7 @@ class AksWebservice(Webservice):
 KubernetesWebservice = AksWebservice
 
 
+@_webservice_errors
 def deploy(workspace, name: str, models: list, inference_config, deployment_config: DeploymentConfig | None = None,
            deployment_target=None, overwrite: bool = False, show_output: bool = False) -> Webservice:
     """``Model.deploy``: package the source, record the desired service, return it (Transitioning).
