@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelport.cli.main import cli
-from modelport.cli.deploy_flags import deploy_flags, deployment_config
+from modelport.cli.deploy_flags import deploy_flags, deployment_config, inference_config
 from modelport.cli.output import config_warnings_shown
 from modelport.errors import InvalidInput
 from modelport.sdk.files import ConfigWarning, warn
@@ -116,3 +116,60 @@ def test_config_warnings_are_printed_as_one_line_each_on_stderr():
     assert result.exit_code == 0
     assert result.stderr.splitlines() == ["Warning: dc.json: appInsightsEnabled true: there is no Application "
                                           "Insights"] * 2
+
+
+FLAGS = {"entryScript": None, "sourceDirectory": None, "runtime": None, "condaFile": None, "environment": None}
+
+
+def test_warnings_about_a_flag_name_the_flag_not_the_file_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "score.py").write_text("def init(): pass\ndef run(data): return data\n")
+    (tmp_path / "env.yml").write_text("dependencies:\n  - scikit-learn=1.3\n  - pip:\n    - six\n")
+    (tmp_path / "ic.json").write_text(json.dumps({"entryScript": "score.py", "runtime": "python"}))
+    with pytest.warns(ConfigWarning) as record:
+        config = inference_config("ic.json", {**FLAGS, "condaFile": "env.yml", "runtime": "spark-py"}, None, False)
+    assert [str(w.message) for w in record] == [
+        'the command line: --runtime "spark-py": the entry script runs with Python; add pyspark to the pip list if '
+        "score.py uses Spark",
+        "the command line: --conda-file: conda packages scikit-learn=1.3 are not installed by local builds (there is "
+        "no conda here); add their pip names to the pip list if score.py needs them"]
+    assert config.environment.python.conda_dependencies.pip_packages == ["six"]
+
+
+def test_errors_about_a_flag_name_the_flag(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "score.py").write_text("def init(): pass\ndef run(data): return data\n")
+    with pytest.raises(InvalidInput) as raised:
+        inference_config(None, {**FLAGS, "entryScript": "scor.py", "sourceDirectory": "src"}, None, False)
+    assert str(raised.value) == (f"the command line: --entry-script 'scor.py': no file in --source-directory "
+                                 f"{tmp_path / 'src'} (did you mean 'score.py'?); fix the name (it is relative to "
+                                 "--source-directory)")
+
+
+# Commands that print no record: what they print instead.
+NO_RECORD = {
+    "modelport serve": "the scoring server's log",
+    "modelport server": "the control plane's log (foreground)",
+    "modelport server stop": "a sentence",
+    "modelport model download": "the downloaded path",
+    "modelport model delete": "a sentence",
+    "modelport environment build": "the build log and the environment's Python",
+    "modelport service logs": "the replicas' log lines",
+    "modelport service delete": "a sentence",
+}
+
+
+def test_every_command_that_prints_a_record_takes_output_table_or_json():
+    without, choices = [], {}
+    for path, command in commands(cli):
+        if isinstance(command, click.Group) and not command.invoke_without_command:
+            continue
+        output = next((p for p in command.params if isinstance(p, click.Option) and "--output" in p.opts), None)
+        if output is None:
+            without.append(path)
+        else:
+            choices[path] = (output.opts, list(output.type.choices))
+    assert sorted(without) == sorted(NO_RECORD)
+    assert {path for path, forms in choices.items() if forms != (["--output", "-o"], ["table", "json"])} == set()
+    assert {"modelport service regen-key", "modelport service run"} <= set(choices)

@@ -18,7 +18,7 @@ import pytest
 from modelport.errors import InvalidInput
 from modelport.sdk.deploy_config import DeploymentConfig, aci_deploy_configuration, aks_deploy_configuration
 from modelport.sdk.environment import Environment
-from modelport.sdk.files import ConfigWarning
+from modelport.sdk.files import ConfigWarning, asks_for_nothing
 from modelport.sdk.inference_config import InferenceConfig
 
 FILES = Path(__file__).resolve().parent.parent / "fixtures" / "azure_files"
@@ -277,3 +277,86 @@ def test_environment_load_from_directory_reads_the_scaffold(silent, copied):
     env = Environment.load_from_directory(folder)
     assert (env.name, env.python.conda_dependencies.pip_packages, env.environment_variables) == \
         ("scaffolded-env", ["azureml-defaults", "six==1.16.0"], {"EXAMPLE_ENV_VAR": "EXAMPLE_VALUE"})
+
+
+@pytest.mark.parametrize("registry", [{"address": None, "username": None, "password": None}, {}, None,
+                                      {"address": "", "username": None, "password": None}])
+def test_a_base_image_registry_of_nulls_asks_for_nothing(silent, copied, registry):
+    folder = copied("legacy")
+    data = json.loads((folder / "inferenceconfig.json").read_text())
+    (folder / "ic.json").write_text(json.dumps({**data, "baseImageRegistry": registry}))
+    assert InferenceConfig.from_file("ic.json").entry_script == "score.py"
+
+
+def test_a_base_image_registry_that_asks_for_something_is_shown_as_json_without_its_password(copied):
+    folder = copied("legacy")
+    data = json.loads((folder / "inferenceconfig.json").read_text())
+    registry = {"address": "myacr.azurecr.io", "username": "ci", "password": "hunter2"}
+    (folder / "ic.json").write_text(json.dumps({**data, "baseImageRegistry": registry}))
+    with pytest.warns(ConfigWarning) as record:
+        InferenceConfig.from_file("ic.json")
+    assert messages(record) == ['ic.json: baseImageRegistry {"address": "myacr.azurecr.io", "username": "ci", '
+                                '"password": "***"}: local builds make a virtual environment with this machine\'s '
+                                "Python and build no image"]
+
+
+@pytest.mark.parametrize(("value", "nothing"), [
+    ({"address": None, "username": None, "password": None}, True), ([None, "", {}], True),
+    ({"registry": {"address": None}, "arguments": []}, True), (0, False), ({"address": "acr.io"}, False),
+    ([None, "--gpus"], False)])
+def test_nested_values_ask_for_nothing_when_every_leaf_does(value, nothing):
+    assert asks_for_nothing(value) is nothing
+
+
+def test_a_misspelt_entry_script_names_entry_script_and_the_folder_it_looked_in(copied):
+    folder = copied("project")
+    (folder / "ic.json").write_text(json.dumps({"entryScript": "scor.py", "sourceDirectory": "src"}))
+    with pytest.raises(InvalidInput) as raised:
+        InferenceConfig.from_file("ic.json")
+    assert str(raised.value) == (f"ic.json: entryScript 'scor.py': no file in sourceDirectory {folder / 'src'} (did "
+                                 "you mean 'score.py'?); fix the name (it is relative to sourceDirectory)")
+
+
+def test_strict_mode_reports_every_unknown_key_of_a_deployment_config_at_once():
+    data = {"computeType": "aks", "enableAppInsights": True, "autoScaler": {"maxReplica": 3},
+            "livenessProbeRequirements": {"periodSecond": 5}}
+    with pytest.raises(InvalidInput) as raised:
+        DeploymentConfig.from_json_dict(data, source="dc.json", strict=True)
+    lines = str(raised.value).splitlines()
+    assert [line.split(" (did you mean")[0] for line in lines] == [
+        "dc.json: unknown key 'enableAppInsights'", "dc.json: unknown key 'autoScaler.maxReplica'",
+        "dc.json: unknown key 'livenessProbeRequirements.periodSecond'"]
+    assert "(did you mean 'autoScaler.maxReplicas'?); known keys under autoScaler: " in lines[1]
+
+
+def test_strict_mode_reports_every_unknown_key_of_an_inference_config_at_once(copied):
+    folder = copied("project")
+    data = json.loads((folder / "src" / "inferenceconfig.json").read_text())
+    data["environment"]["python"]["condaDependencie"] = {}
+    (folder / "src" / "ic.json").write_text(json.dumps({**data, "entryScripts": "x.py", "sourceDir": "src"}))
+    with pytest.raises(InvalidInput) as raised:
+        InferenceConfig.from_file("src/ic.json", strict=True)
+    assert [line.split(" (did you mean")[0] for line in str(raised.value).splitlines()] == [
+        "src/ic.json: unknown key 'entryScripts'", "src/ic.json: unknown key 'sourceDir'",
+        "src/ic.json: unknown key 'environment.python.condaDependencie'"]
+
+
+def test_strict_mode_reports_every_unknown_key_of_an_environment_file_at_once(copied):
+    folder = copied("project")
+    data = json.loads((folder / "src" / "inferenceconfig.json").read_text())["environment"]
+    (folder / "src" / "env.json").write_text(json.dumps({**data, "nam": "x",
+                                                         "docker": {**data["docker"], "shm": "1g"}}))
+    with pytest.raises(InvalidInput) as raised:
+        Environment.load_from_file("src/env.json", strict=True)
+    assert [line.split(" (did you mean")[0] for line in str(raised.value).splitlines()] == [
+        "src/env.json: unknown key 'docker.shm'", "src/env.json: unknown key 'nam'"]  # in the file's order
+
+
+def test_strict_mode_names_the_misspelt_key_before_the_error_it_causes(copied):
+    copied("legacy")
+    Path("ic.json").write_text(json.dumps({"entryScripts": "score.py"}))
+    with pytest.raises(InvalidInput) as raised:
+        InferenceConfig.from_file("ic.json", strict=True)
+    assert [line.split(";")[0] for line in str(raised.value).splitlines()] == [
+        "ic.json: unknown key 'entryScripts' (did you mean 'entryScript'?)",
+        "ic.json: entryScript is required: the scoring script, e.g. score.py"]

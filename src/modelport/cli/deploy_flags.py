@@ -151,14 +151,13 @@ def deployment_config(dc: str | None, settings: dict, strict: bool):
     return config.overridden(**settings)
 
 
-def setting_changes(dc: str | None, settings: dict, strict: bool, tags: dict) -> dict:
+def setting_changes(dc: str | None, settings: dict, strict: bool) -> dict:
     """``service update``'s setting changes by parameter, as ``az ml service update``: a deploymentconfig.json's
-    whole settings with the flags over them; without one the flags alone, ``--tag`` adding to ``tags`` (the
-    service's, as az's ``--add-tag``)."""
+    whole settings with the flags over them; without one the flags alone."""
     if dc:
         return deployment_config(dc, settings, strict).to_settings()
     _warn_not_applied(settings)
-    return {**settings, "tags": {**tags, **settings["tags"]}} if "tags" in settings else settings
+    return dict(settings)
 
 
 def _warn_not_applied(settings: dict) -> None:

@@ -184,13 +184,16 @@ def _body(input_data: str) -> str:
 def update(name, models, ic, dc, settings, inference_flags, strict, workspace_choice, output) -> None:
     """Rolling update (az ml service update's files and flags; flags win): new replicas take over when ready."""
     from ..sdk.model import Model
+    from ..sdk.webservice import Webservice
 
-    service = _service(workspace_choice, name)
-    changes = setting_changes(dc, settings, strict, service.tags)
-    inference = inference_config(ic, inference_flags, service.workspace, strict) \
+    workspace = workspace_from(workspace_choice)
+    changes = setting_changes(dc, settings, strict)  # the files' errors come before any call
+    inference = inference_config(ic, inference_flags, workspace, strict) \
         if inference_given(ic, inference_flags) else None
-    service.update(models=[Model(service.workspace, id=m) for m in models] or None, inference_config=inference,
-                   **changes)
+    service = Webservice(workspace, name)
+    if not dc and "tags" in changes:
+        changes["tags"] = {**service.tags, **changes["tags"]}  # --tag adds, as az's --add-tag
+    service.update(models=[Model(workspace, id=m) for m in models] or None, inference_config=inference, **changes)
     service.wait_for_deployment(show_output=True)
     emit(output, _row(service, output), COLUMNS)
 

@@ -58,6 +58,7 @@ class WorkspaceChoice:
     def _named_by_folder_option(self, rule):
         """The current folder's workspace when ``-w`` (no folder) is its name, as ``az ml``'s ``-w`` was."""
         from ..api.workspace_dir import WorkspaceDir
+        from ..sdk.files import shown
 
         refused = InvalidInput(f"-w/--workspace {self.folder!r}: no such folder; modelport's -w is the folder of the "
                                "workspace (az ml's -w was its name); give that folder, or leave -w out to use the "
@@ -68,8 +69,8 @@ class WorkspaceChoice:
             raise refused from None
         if found.name != self.folder:
             raise refused
-        rule.note(f"-w {self.folder!r} names no folder; taken as az ml's workspace name: the workspace of this "
-                  f"folder ({found.root.parent}) is {found.name!r}")
+        rule.note(f"-w {shown(self.folder)} names no folder; taken as az ml's workspace name: the workspace of "
+                  f"this folder ({found.root.parent}) is {shown(found.name)}")
         return found
 
 

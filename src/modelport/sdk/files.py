@@ -100,8 +100,9 @@ class KeyRule:
     """The key rule for one file (or the flags or keyword arguments of one call): ``source`` names it in messages;
     ``strict`` makes unknown keys errors.
 
-    Use it as a context manager around the whole reading: in strict mode every unknown key is collected and, when
-    the reading ends without another error, raised in one InvalidInput, one line per key.
+    Use it as a context manager around the whole reading: in strict mode every unknown key is collected and raised
+    at its end in one InvalidInput, one line per key, followed by the reading's own InvalidInput if it failed (a
+    misspelt key often causes that one).
     """
 
     source: str
@@ -112,8 +113,8 @@ class KeyRule:
         return self
 
     def __exit__(self, kind, error, trace) -> None:
-        if kind is None and self._unknown:
-            raise InvalidInput("\n".join(self._unknown))
+        if self._unknown and (kind is None or issubclass(kind, InvalidInput)):
+            raise InvalidInput("\n".join([*self._unknown, *([str(error)] if error else [])])) from None
 
     def unknown(self, path: str, known: Iterable[str], prefix: str = "") -> None:
         """Report the unknown key ``path`` (its leaf is compared with ``known``, the keys beside it)."""
