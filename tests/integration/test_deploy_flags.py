@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelport import Model, Webservice, Workspace
+from modelport import Environment, Model, Webservice, Workspace
 from modelport.api import server
 from tests.integration.test_environment_build import GREETING_PROJECT, LocalIndex, greeting_wheel, runtime_wheelhouse
 
@@ -134,3 +134,52 @@ def test_strict_refuses_an_unknown_key_before_deploying(ws, project):
     assert result.stderr.startswith(f"Error: {dc}: unknown key 'enableAppInsights' (did you mean "
                                     "'appInsightsEnabled'?); known keys at the top level: ")
     assert "strict-svc" not in [service.name for service in Webservice.list(ws)]
+
+
+NO_AZURE = ("there is no Azure subscription or resource group here; the workspace is the one of the folder "
+            "(-w/--workspace, default: this folder or a parent)")
+
+
+@pytest.fixture(scope="module")
+def az_line(ws, project):
+    """A whole ``az ml model deploy`` line: -g, --workspace-name, --subscription-id, and the registered environment
+    (the project's conda file) named by -e and --ev instead of an inference config's."""
+    registered = Environment.from_conda_specification("greeting-registered",
+                                                      project / "src" / "conda_env.yml").register(ws)
+    return modelport(ws, project, "model", "deploy", "-n", "az-line-svc", "-m", "weights:1", "-g", "myrg",
+                     "--workspace-name", "flagsws", "--subscription-id", "0000-11", "-e", "greeting-registered",
+                     "--ev", registered.version, "--es", "score.py", "--sd", "src", "--nr", "1", "--tag", "team=ml",
+                     "-o", "json")
+
+
+def test_a_whole_az_line_deploys_with_the_registered_environment(ws, az_line):
+    assert az_line.returncode == 0, az_line.stderr
+    assert warnings_of(az_line) == [f'Warning: the command line: --resource-group "myrg": {NO_AZURE}',
+                                    f'Warning: the command line: --subscription-id "0000-11": {NO_AZURE}']
+    service = Webservice(ws, "az-line-svc")
+    key = service.get_keys()[0]
+    answer = httpx.post(service.scoring_uri, content="{}", timeout=60, headers={"Authorization": f"Bearer {key}"})
+    assert (answer.status_code, answer.json()) == (200, GREETING)  # the package only the registered env has
+
+
+def test_regen_key_shows_the_keys_and_run_prints_a_table(ws, project, az_line):
+    regenerated = modelport(ws, project, "service", "regen-key", "-n", "az-line-svc", "-k", "Secondary",
+                            "-s", "a-secondary-key-of-32-characters", "-o", "json")
+    assert regenerated.returncode == 0, regenerated.stderr
+    primary, _ = Webservice(ws, "az-line-svc").get_keys()
+    assert json.loads(regenerated.stdout) == {"primaryKey": primary,
+                                              "secondaryKey": "a-secondary-key-of-32-characters"}
+    table = modelport(ws, project, "service", "run", "-n", "az-line-svc", "-d", "{}", "-o", "table")
+    assert (table.returncode, table.stdout.splitlines()) == (0, ["result", GREETING]), table.stderr
+    plain = modelport(ws, project, "service", "run", "-n", "az-line-svc", "-d", "{}")
+    assert json.loads(plain.stdout) == GREETING  # JSON by default, as az ml service run printed
+
+
+def test_service_update_applies_the_setting_flags_and_adds_tags(ws, project, az_line):
+    result = modelport(ws, project, "service", "update", "-n", "az-line-svc", "--nr", "2", "--tm", "7000",
+                       "--tag", "stage=prod", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["state"] == "Healthy"
+    deploy = Webservice(ws, "az-line-svc").serialize()["deploy"]
+    assert (deploy["num_replicas"], deploy["scoring_timeout_ms"], deploy["tags"]) == \
+        (2, 7000, {"team": "ml", "stage": "prod"})
