@@ -1,8 +1,8 @@
 """The reconciler's transitions, with a fake backend and a fake front end over a real (SQLite) store.
 
-Building environments and laying out app roots is replaced by a fixed ``VersionSpec`` (or a
-build error), so each test drives replicas' readiness by hand and checks the state, the
-reason and the routes the reconciler gives the front end.
+The fake backend prepares a replica set at once (or fails it, when its environment says so),
+so each test drives replicas' readiness by hand and checks the state, the reason and the
+routes the reconciler gives the front end.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import pytest
 
 from modelport.errors import ModelportError
 from modelport.reconcile import reconciler as reconciler_module
-from modelport.reconcile.backend import INIT_FAILED_EXIT_CODE, ReplicaState, VersionSpec
+from modelport.reconcile.backend import INIT_FAILED_EXIT_CODE, Preparation, Prepared, ReplicaSetSpec, ReplicaState
 from modelport.reconcile.reconciler import Reconciler
 from modelport.spec import Endpoint, EndpointVersion
 from modelport.store.db import Store
 
-DEPLOY = {"scoring_timeout_ms": 60000, "auth_enabled": True, "token_auth_enabled": False}
+DEPLOY = {"scoring_timeout_ms": 60000, "auth_enabled": True, "token_auth_enabled": False,
+          "replica_max_concurrent_requests": 1, "max_request_wait_time": 500}
 V1, V2 = "default-1", "default-2"  # a web service's replica sets: its one version, "default", and generation
 
 
@@ -40,17 +41,30 @@ class FakeBackend:
     fail_apply: set[str] = field(default_factory=set)
     next_port: int = 6000
 
-    def apply(self, spec: VersionSpec) -> None:
+    prepared: list[str] = field(default_factory=list)
+    preparing: bool = False  # every preparation still running (as just after a control plane restart)
+
+    def prepare(self, spec: ReplicaSetSpec) -> Prepared:
+        if spec.key not in self.prepared:
+            self.prepared.append(spec.key)
+        build = spec.environment.get("environmentVariables", {}).get("FAKE_BUILD", "")
+        if build.startswith("fail: "):
+            return Prepared(Preparation.FAILED, build.removeprefix("fail: "))
+        if build == "long" or self.preparing:
+            return Prepared(Preparation.PREPARING, "building the environment and laying out the app")
+        return Prepared(Preparation.READY)
+
+    def apply(self, spec: ReplicaSetSpec) -> None:
         if spec.service in self.fail_apply:
             raise RuntimeError(f"backend exploded for {spec.service}")
-        current = self.replicas.setdefault((spec.service, spec.version), [])
+        current = self.replicas.setdefault((spec.service, spec.replica_set), [])
         while len(current) < spec.replicas:
             self.next_port += 1
             current.append(FakeReplica(port=self.next_port))
         del current[spec.replicas:]
 
     def observe(self, service: str, version: str) -> list[ReplicaState]:
-        return [ReplicaState(i, 100 + i, r.port, r.ready, r.exit_code, r.restarts, Path("/dev/null"))
+        return [ReplicaState(i, 100 + i, ("127.0.0.1", r.port), r.ready, r.exit_code, r.restarts, Path("/dev/null"))
                 for i, r in enumerate(self.replicas.get((service, version), []))]
 
     def services(self) -> list[str]:
@@ -105,33 +119,20 @@ class FakeFrontEnd:
         return self.route(service).versions[0].replica_set
 
 
-class SpecReconciler(Reconciler):
-    """The reconciler with the build step replaced: a ready-made spec, or the build error in the config."""
-
-    builds: list[tuple[str, str]]
-
-    def _version_spec(self, endpoint, version):
-        self.builds.append((endpoint.name, version.replica_set))
-        if version.environment.get("build_error"):
-            raise ModelportError(version.environment["build_error"])
-        return VersionSpec(service=endpoint.name, version=version.replica_set, python=Path("/x"), pythonpath=Path("/x"),
-                           app_root=Path("/x"), entry_script="score.py", replicas=self.replica_count(endpoint, version))
-
-
 @pytest.fixture
 def world(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'ws.db'}")
     backend, front = FakeBackend(), FakeFrontEnd()
-    reconciler = SpecReconciler(store, None, backend, tmp_path, tmp_path, tmp_path,
-                                replica_count=lambda endpoint, version: version.deploy["replicas"], front_end=front)
-    reconciler.builds = []
+    reconciler = Reconciler(store, backend, replica_count=lambda endpoint, version: version.deploy["replicas"],
+                            front_end=front)
     return store, backend, front, reconciler
 
 
 def deploy(store, name: str, replicas: int = 2, generation: int = 1, update: bool = False,
-           build_error: str | None = None) -> None:
+           build_error: str | None = None, building: bool = False) -> None:
     """Store a web service (an endpoint with one version) whose version runs ``replicas`` replicas."""
-    environment = {"name": "env", **({"build_error": build_error} if build_error else {})}
+    fake_build = f"fail: {build_error}" if build_error else "long" if building else ""
+    environment = {"name": "env", "environmentVariables": {"FAKE_BUILD": fake_build} if fake_build else {}}
     version = EndpointVersion("default", (), "score.py", "0" * 64, environment, {**DEPLOY, "replicas": replicas},
                               generation=generation, is_default=True, is_control=True)
     endpoint = Endpoint(name, (version,), keys={"primary": "k" * 16, "secondary": "s" * 16})
@@ -192,14 +193,14 @@ def test_init_failure_fails_the_service_with_the_log_tail(world):
     assert status["reason"].endswith("RuntimeError: init exploded on purpose")
 
 
-def test_a_failed_build_fails_the_service_once_and_is_not_retried(world):
+def test_a_failed_build_fails_the_service_with_its_reason(world):
     store, backend, front, reconciler = world
     deploy(store, "svc", build_error="pip could not find modelport-no-such-package")
     reconciler.reconcile_once()
     reconciler.reconcile_once()
     state, status = observed(store, "svc")
     assert (state, status["reason"]) == ("Failed", "pip could not find modelport-no-such-package")
-    assert reconciler.builds == [("svc", V1)]
+    assert backend.prepared == [f"svc/{V1}"]
     assert front.endpoints("svc") == []
 
 
@@ -350,3 +351,34 @@ def test_replica_sets_of_an_earlier_modelport_serve_until_the_default_version_is
     reconciler.reconcile_once()
     reconciler.reconcile_once()
     assert front.serving("old") == "default-3" and ("old", "v3") in backend.removed
+
+
+def test_a_long_build_holds_up_nothing_and_the_old_replica_set_serves_meanwhile(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    reconciler.reconcile_once()
+    backend.set("svc", V1, True)
+    reconciler.reconcile_once()
+    deploy(store, "svc", replicas=1, generation=2, update=True, building=True)  # an update whose build is long
+    deploy(store, "other", replicas=1)
+    reconciler.reconcile_once()
+    backend.set("other", V1, True)
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert (state, status["reason"]) == ("Transitioning", "building the environment and laying out the app")
+    assert (front.serving("svc"), front.endpoints("svc")) == (V1, [("127.0.0.1", 6001)])
+    assert observed(store, "other")[0] == "Healthy"  # deployed while the other one builds
+
+
+def test_a_restarted_control_plane_serves_the_replicas_it_finds_while_it_prepares_again(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    reconciler.reconcile_once()
+    backend.set("svc", V1, True)
+    reconciler.reconcile_once()
+    backend.preparing = True
+    restarted = Reconciler(store, backend, replica_count=lambda endpoint, version: version.deploy["replicas"],
+                           front_end=front)
+    restarted.reconcile_once()
+    assert observed(store, "svc")[0] == "Healthy"
+    assert (front.serving("svc"), front.endpoints("svc")) == (V1, [("127.0.0.1", 6001)])

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 from collections import defaultdict
 from contextlib import contextmanager
 
 from ..backends.local import LocalBackend
+from ..backends.local.preparation import Preparations
 from ..errors import Conflict
 from ..frontend.config import ClientLimits, ServiceRoute
 from ..frontend.envoy import FrontEnd
@@ -49,11 +49,11 @@ class Deployments:
     def __init__(self, workspace: WorkspaceDir, store: Store, artifacts: LocalArtifactStore):
         self.workspace = workspace
         self.store = store
-        self.backend = LocalBackend(workspace.root / "replicas")
+        self.backend = LocalBackend(workspace.root / "replicas", Preparations(
+            artifacts, workspace.envs, workspace.logs, workspace.root / "services"))
         self.frontend = FrontEnd(workspace.root / "frontend", port=_front_end_port(), limits=_client_limits())
         self.autoscaler = ReplicaAutoscaler(self.backend)
-        self.reconciler = Reconciler(store, artifacts, self.backend, workspace.root / "services", workspace.envs,
-                                     workspace.logs, front_end=self, replica_count=self.autoscaler.replicas)
+        self.reconciler = Reconciler(store, self.backend, front_end=self, replica_count=self.autoscaler.replicas)
         self._services: list[ServiceRoute] = []  # what the front end serves (apply() returned)
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._frontend_lock = threading.Lock()
@@ -120,7 +120,6 @@ class Deployments:
         """Stop a deleted service's replicas now, not at the next reconcile pass, and delete its files."""
         self.backend.remove(service)
         self.autoscaler.forget(service)
-        shutil.rmtree(self.reconciler.services_root / service, ignore_errors=True)
 
     def scoring_base(self, service: str) -> str | None:
         """``<front end>/api/v1/service/<name>``: stable for the life of the service (routed or not)."""

@@ -57,8 +57,9 @@ class ReplicaAutoscaler:
         for replica in self.backend.observe(service, version):
             if not replica.ready:
                 continue
+            host, port = replica.address
             try:
-                text = self._http.get(f"{replica.url}/metrics").content
+                text = self._http.get(f"http://{host}:{port}/metrics").content
             except httpx.HTTPError:
                 continue
             for name, value in GAUGE.findall(text):

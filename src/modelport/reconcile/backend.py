@@ -1,25 +1,39 @@
-"""The backend interface: what the reconciler asks of any place that runs replicas."""
+"""The backend interface: what the reconciler asks of any place that runs replicas.
+
+It says *what* to run (an environment, the app's content, an entry script, runtime settings,
+replicas, resources), never *how*: each backend turns that into its own artefacts (local: a
+virtual environment and an app root; Kubernetes: an image) as background work that the
+reconciler starts with ``prepare`` and observes on later passes, never waiting for it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 INIT_FAILED_EXIT_CODE = 3  # the runtime's exit code when loading the script or init() failed
 
 
 @dataclass(frozen=True)
-class VersionSpec:
-    """One version of a service, to run as ``replicas`` identical replicas."""
+class ReplicaSetSpec:
+    """One replica set of an endpoint version, to run as ``replicas`` identical replicas.
+
+    ``environment``: the Azure ML Environment dict (its content hash identifies the build);
+    ``snapshot``/``models``/``source_directory``: the app's content (source snapshot sha256, model
+    references as dicts, the source folder's name inside the app root); ``env``: the runtime's
+    settings as environment variables; ``cpu_limit`` in cores, ``memory_limit_gb`` in GB, ``gpus``:
+    the GPU ids assigned when it was deployed."""
 
     service: str
-    version: str
-    python: Path
-    pythonpath: Path
-    app_root: Path
+    replica_set: str
+    environment: dict[str, Any]
+    snapshot: str
+    models: tuple[dict[str, Any], ...]
     entry_script: str
     replicas: int
+    source_directory: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     cpu_limit: float | None = None
     memory_limit_gb: float | None = None
@@ -27,16 +41,32 @@ class VersionSpec:
 
     @property
     def key(self) -> str:
-        return f"{self.service}/{self.version}"
+        return f"{self.service}/{self.replica_set}"
+
+
+class Preparation(Enum):
+    """Where a replica set's artefacts stand: being made, ready to run, or failed (not retried)."""
+
+    PREPARING = "preparing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """``prepare``'s answer: the state and, while preparing or failed, what is happening or went wrong."""
+
+    state: Preparation
+    reason: str = ""
 
 
 @dataclass(frozen=True)
 class ReplicaState:
-    """What the backend saw of one replica."""
+    """What the backend saw of one replica; ``address`` is where the front end reaches it (host, port)."""
 
     index: int
     pid: int | None
-    port: int | None
+    address: tuple[str, int] | None
     ready: bool
     exit_code: int | None
     restarts: int
@@ -46,26 +76,25 @@ class ReplicaState:
     def init_failed(self) -> bool:
         return self.exit_code == INIT_FAILED_EXIT_CODE
 
-    @property
-    def url(self) -> str | None:
-        return f"http://127.0.0.1:{self.port}" if self.port else None
-
 
 class Backend(Protocol):
-    def apply(self, spec: VersionSpec) -> None:
-        """Make exactly ``spec.replicas`` replicas of this version run (start, restart, stop extras)."""
+    def prepare(self, spec: ReplicaSetSpec) -> Prepared:
+        """Start making what ``spec`` needs (once); say where that stands. Never blocks on the work."""
 
-    def observe(self, service: str, version: str) -> list[ReplicaState]:
-        """The replicas of a version, with readiness."""
+    def apply(self, spec: ReplicaSetSpec) -> None:
+        """Make exactly ``spec.replicas`` replicas of a prepared replica set run (start, restart, stop extras)."""
+
+    def observe(self, service: str, replica_set: str) -> list[ReplicaState]:
+        """The replicas of a replica set, with readiness."""
 
     def services(self) -> list[str]:
         """Services that have (or had) replicas here."""
 
     def versions(self, service: str) -> list[str]:
-        """Versions of a service that have replicas (running or not)."""
+        """Replica sets of a service that have replicas (running or not)."""
 
-    def remove(self, service: str, version: str | None = None) -> None:
-        """Stop and forget a version's replicas (all versions when None)."""
+    def remove(self, service: str, replica_set: str | None = None) -> None:
+        """Stop and forget a replica set's replicas (all of the service's when None)."""
 
-    def logs(self, service: str, version: str, num_lines: int = 5000) -> str:
+    def logs(self, service: str, replica_set: str, num_lines: int = 5000) -> str:
         """The last lines of the replicas' logs."""

@@ -1,8 +1,9 @@
 """The reconciler: desired endpoints (``spec.Endpoint``) → replica sets, routes and observed states.
 
-Each pass, for every endpoint (each in its own error boundary), for every version: build (or
-reuse) its environment, lay out its app root, make the backend run the wanted number of
-replicas of its replica set (``<version>-<generation>``), and record its state with a reason:
+Each pass, for every endpoint (each in its own error boundary), for every version: have the
+backend prepare its replica set (``<version>-<generation>``: environment, app; background work
+the pass never waits for), make it run the wanted number of replicas once prepared, and record
+its state with a reason:
 ``Transitioning``, ``Healthy``, ``Unhealthy`` (replicas crashed after having served, or the
 front end cannot route it) or ``Failed`` (the environment build or ``init()`` failed; the
 reason holds the log tail). An endpoint's state is its versions' worst (a web service's is its
@@ -20,24 +21,19 @@ Replica sets no version uses any more stop ``RETIRE_GRACE_S`` after their versio
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from ..backends.local import limits
-from ..environments.build import build_local
 from ..environments.spec import EnvironmentSpec
 from ..errors import ModelportError
 from ..frontend.config import ServiceRoute, VersionRoute
 from ..spec import Endpoint, EndpointVersion, State, traffic
-from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
-from . import app_root
-from .backend import Backend, ReplicaState, VersionSpec
+from .backend import Backend, Preparation, ReplicaSetSpec, ReplicaState
 
 logger = logging.getLogger("modelport.reconciler")
 
@@ -69,7 +65,7 @@ class VersionObserved:
 
     @property
     def ready(self) -> list[tuple[str, int]]:
-        return [("127.0.0.1", r.port) for r in self.replicas if r.ready]
+        return [r.address for r in self.replicas if r.ready and r.address]
 
 
 class Reconciler:
@@ -78,19 +74,13 @@ class Reconciler:
     ``replica_count(endpoint, version)`` gives the replicas a version should run (fixed, or the
     autoscaler's decision); ``front_end`` (optional) is given the routes."""
 
-    def __init__(self, store: Store, artifacts: LocalArtifactStore, backend: Backend, services_root: Path,
-                 envs_root: Path, logs_root: Path, replica_count: Callable[[Endpoint, EndpointVersion], int],
+    def __init__(self, store: Store, backend: Backend, replica_count: Callable[[Endpoint, EndpointVersion], int],
                  front_end: FrontEndPort | None = None):
         self.store = store
-        self.artifacts = artifacts
         self.backend = backend
-        self.services_root = services_root
-        self.envs_root = envs_root
-        self.logs_root = logs_root
         self.front_end = front_end
         self.replica_count = replica_count
         self.routes: list[ServiceRoute] | None = None  # what the front end serves; None: unknown, apply again
-        self._failed: dict[tuple[str, str], str] = {}  # (endpoint, replica set) whose build failed: not retried
         self._promoted: dict[tuple[str, str], str] = {}  # (endpoint, version) -> replica set taking its traffic
         self._retiring: dict[tuple[str, str], float] = {}  # (endpoint, replica set) -> when to stop it
         self._routed: dict[str, int] = {}  # endpoint -> the revision the front end serves
@@ -154,7 +144,6 @@ class Reconciler:
         names = {e.name for e, _, _ in observed}
         for stale in set(self.backend.services()) - names:
             self.backend.remove(stale)
-            shutil.rmtree(self.services_root / stale, ignore_errors=True)
         for key in [k for k in self._promoted if k[0] not in names]:  # a new endpoint of that name starts afresh
             del self._promoted[key]
 
@@ -194,17 +183,16 @@ class Reconciler:
 
     def _reconcile_version(self, endpoint: Endpoint, version: EndpointVersion) -> VersionObserved:
         replica_set = version.replica_set
-        attempt = (endpoint.name, replica_set)
-        try:
-            if attempt in self._failed:
-                raise ModelportError(self._failed[attempt])
-            spec = self._version_spec(endpoint, version)
-        except ModelportError as err:
-            self._failed[attempt] = str(err)
-            serving, replicas = self._fallback(endpoint, version)
-            return VersionObserved(State.FAILED, str(err), serving or replica_set, replicas)
-        self.backend.apply(spec)
+        spec = self._replica_set_spec(endpoint, version)
+        prepared = self.backend.prepare(spec)
         replicas = self.backend.observe(endpoint.name, replica_set)
+        if prepared.state is Preparation.READY:
+            self.backend.apply(spec)
+            replicas = self.backend.observe(endpoint.name, replica_set)
+        elif prepared.state is Preparation.FAILED or not replicas:  # (replicas found running are re-adopted)
+            serving, serving_replicas = self._fallback(endpoint, version)
+            state = State.FAILED if prepared.state is Preparation.FAILED else State.TRANSITIONING
+            return VersionObserved(state, prepared.reason, serving or replica_set, serving_replicas)
         ready = sum(r.ready for r in replicas)
         key = (endpoint.name, version.name)
         if ready >= spec.replicas:
@@ -252,10 +240,9 @@ class Reconciler:
             deadline = self._retiring.setdefault((endpoint.name, replica_set), now + RETIRE_GRACE_S)
             if now >= deadline:
                 self.backend.remove(endpoint.name, replica_set)
-                shutil.rmtree(self.services_root / endpoint.name / replica_set, ignore_errors=True)
                 del self._retiring[(endpoint.name, replica_set)]
 
-    def _promoted_state(self, endpoint: Endpoint, replica_set: str, spec: VersionSpec,
+    def _promoted_state(self, endpoint: Endpoint, replica_set: str, spec: ReplicaSetSpec,
                         replicas: list[ReplicaState]) -> tuple[State, str]:
         """The state of a replica set that takes the traffic: Healthy while one replica is ready."""
         ready = sum(r.ready for r in replicas)
@@ -269,7 +256,7 @@ class Reconciler:
                else "restarting")
         return State.HEALTHY, f"{ready} of {spec.replicas} replicas ready; {missing} {why}"
 
-    def _progress(self, endpoint: Endpoint, replica_set: str, spec: VersionSpec,
+    def _progress(self, endpoint: Endpoint, replica_set: str, spec: ReplicaSetSpec,
                   replicas: list[ReplicaState]) -> tuple[State, str]:
         failed = [r for r in replicas if r.init_failed]
         if failed:
@@ -283,26 +270,20 @@ class Reconciler:
         ready = sum(r.ready for r in replicas)
         return State.TRANSITIONING, f"{ready} of {spec.replicas} replicas ready (init() running)"
 
-    def _version_spec(self, endpoint: Endpoint, version: EndpointVersion) -> VersionSpec:
-        replica_set = version.replica_set
-        environment = EnvironmentSpec.from_dict(version.environment)
-        built = build_local(environment, self.envs_root, self.logs_root, show_output=False)
-        source = version.source_directory  # Azure's layout: the source folder inside the app root
-        root = app_root.prepare(self.services_root / endpoint.name / replica_set / "app", self.artifacts,
-                                version.snapshot, [vars(m) for m in version.models], source)
+    def _replica_set_spec(self, endpoint: Endpoint, version: EndpointVersion) -> ReplicaSetSpec:
+        """What the backend should run for ``version``: its environment, app, entry script and settings."""
         deploy = version.deploy
-        env = {**environment.environment_variables, "SERVICE_NAME": endpoint.name, "SERVICE_VERSION": version.name,
+        environment_variables = EnvironmentSpec.from_dict(version.environment).environment_variables
+        env = {**environment_variables, "SERVICE_NAME": endpoint.name, "SERVICE_VERSION": version.name,
                "SCORING_TIMEOUT_MS": str(deploy["scoring_timeout_ms"]),
                "MODELPORT_MAX_CONCURRENT_REQUESTS": str(deploy["replica_max_concurrent_requests"]),
                "MODELPORT_MAX_QUEUE_WAIT_MS": str(deploy["max_request_wait_time"])}
-        if source:
-            env["AZUREML_SOURCE_DIRECTORY"] = source
-        entry_script = f"{source}/{version.entry_script}" if source else version.entry_script
-        return VersionSpec(service=endpoint.name, version=replica_set, python=built.python,
-                           pythonpath=built.pythonpath, app_root=root, entry_script=entry_script,
-                           replicas=self.replica_count(endpoint, version), env=env,
-                           cpu_limit=deploy.get("cpu_cores_limit"), memory_limit_gb=deploy.get("memory_gb_limit"),
-                           gpus=tuple(version.gpus))
+        return ReplicaSetSpec(service=endpoint.name, replica_set=version.replica_set, environment=version.environment,
+                              snapshot=version.snapshot, models=tuple(vars(m) for m in version.models),
+                              entry_script=version.entry_script, source_directory=version.source_directory,
+                              replicas=self.replica_count(endpoint, version), env=env,
+                              cpu_limit=deploy.get("cpu_cores_limit"), memory_limit_gb=deploy.get("memory_gb_limit"),
+                              gpus=tuple(version.gpus))
 
     @staticmethod
     def _service_route(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> ServiceRoute:

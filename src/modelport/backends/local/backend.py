@@ -26,8 +26,9 @@ from pathlib import Path
 import httpx
 
 from ... import processes
-from ...reconcile.backend import INIT_FAILED_EXIT_CODE, ReplicaState, VersionSpec
+from ...reconcile.backend import INIT_FAILED_EXIT_CODE, Preparation, Prepared, ReplicaSetSpec, ReplicaState
 from . import limits
+from .preparation import LocalArtefacts, Preparations
 
 LISTENING = re.compile(rb"listening:\s+http://[\d.]+:(\d+)")
 FIRST_BACKOFF_S = 0.5
@@ -41,23 +42,31 @@ BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 
 class LocalBackend:
-    """Runs, watches and stops local replica processes."""
+    """Runs, watches and stops local replica processes (``root/<service>/<replica set>/``), from the
+    environments and app roots that ``preparations`` makes in the background."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, preparations: Preparations):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.preparations = preparations
         self._http = httpx.Client(timeout=PROBE_TIMEOUT_S)
         self._probes: dict[int, int] = {}  # by pid: consecutive failed probes of a process seen ready
 
-    def apply(self, spec: VersionSpec) -> None:
-        folder = self._folder(spec.service, spec.version)
+    def prepare(self, spec: ReplicaSetSpec) -> Prepared:
+        return self.preparations.prepare(spec)
+
+    def apply(self, spec: ReplicaSetSpec) -> None:
+        if self.prepare(spec).state is not Preparation.READY:
+            raise RuntimeError(f"{spec.key} is not prepared: call prepare() until it says ready")
+        artefacts = self.preparations.artefacts(spec)
+        folder = self._folder(spec.service, spec.replica_set)
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(spec.replicas):
             state = self._refreshed(folder, index)
             if state and (_alive(state["pid"]) or state.get("last_exit_code") == INIT_FAILED_EXIT_CODE
                           or time.time() < restart_at(state)):
                 continue
-            self._start(spec, folder, index, previous=state)
+            self._start(spec, artefacts, folder, index, previous=state)
         for index in self._indices(folder):
             if index >= spec.replicas:
                 self._stop(folder, index)
@@ -76,7 +85,8 @@ class LocalBackend:
             if ready and not state.get("ready_at"):
                 state["ready_at"] = time.time()
                 self._write(folder, index, state)
-            replicas.append(ReplicaState(index, state["pid"] if alive else None, port, ready,
+            replicas.append(ReplicaState(index, state["pid"] if alive else None, ("127.0.0.1", port) if port else None,
+                                         ready,
                                          state.get("last_exit_code"), state.get("restarts", 0),
                                          folder / f"replica-{index}.log"))
         return replicas
@@ -101,15 +111,17 @@ class LocalBackend:
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("replica-*.json")))
 
-    def remove(self, service: str, version: str | None = None) -> None:
-        """Stop a version's replicas (all versions when None) and delete their folder, logs included."""
-        for name in [version] if version else self.versions(service):
+    def remove(self, service: str, replica_set: str | None = None) -> None:
+        """Stop a replica set's replicas (all of the service's when None) and delete their folders, logs and app
+        roots included."""
+        for name in [replica_set] if replica_set else self.versions(service):
             folder = self._folder(service, name)
             for index in self._indices(folder):
                 self._stop(folder, index)
             shutil.rmtree(folder, ignore_errors=True)
-        if version is None:
+        if replica_set is None:
             shutil.rmtree(self.root / service, ignore_errors=True)
+        self.preparations.remove(service, replica_set)
 
     def logs(self, service: str, version: str, num_lines: int = 5000) -> str:
         folder = self._folder(service, version)
@@ -121,21 +133,25 @@ class LocalBackend:
                 parts.append(f"--- replica {index} ({log}) ---\n" + "\n".join(lines))
         return "\n".join(parts)
 
-    def _start(self, spec: VersionSpec, folder: Path, index: int, previous: dict | None) -> None:
+    def _start(self, spec: ReplicaSetSpec, artefacts: LocalArtefacts, folder: Path, index: int,
+               previous: dict | None) -> None:
         restarts = previous["restarts"] + 1 if previous else 0
         crashes = crashes_before_restart(previous) if previous else 0
         env = {k: os.environ[k] for k in BASE_ENV if k in os.environ}
         env.update(spec.env)
-        env["PYTHONPATH"] = str(spec.pythonpath)
+        env["PYTHONPATH"] = str(artefacts.pythonpath)
         env["PYTHONUNBUFFERED"] = "1"
         if spec.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(spec.gpus)
-        command = [str(spec.python), "-m", "modelport.runtime", "--source-dir", str(spec.app_root),
-                   "--entry-script", spec.entry_script, "--host", "127.0.0.1", "--port", "0"]
+        if spec.source_directory:
+            env["AZUREML_SOURCE_DIRECTORY"] = spec.source_directory
+        entry_script = f"{spec.source_directory}/{spec.entry_script}" if spec.source_directory else spec.entry_script
+        command = [str(artefacts.python), "-m", "modelport.runtime", "--source-dir", str(artefacts.app_root),
+                   "--entry-script", entry_script, "--host", "127.0.0.1", "--port", "0"]
         log = open(folder / f"replica-{index}.log", "ab")  # noqa: SIM115 - handed to the child
         log.write(f"\n=== modelport: starting replica {index} of {spec.key} (restart {restarts}) ===\n".encode())
         log.flush()
-        process = subprocess.Popen(command, cwd=spec.app_root, env=env, stdin=subprocess.DEVNULL, stdout=log,
+        process = subprocess.Popen(command, cwd=artefacts.app_root, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, close_fds=True,
                                    preexec_fn=limits.preexec(spec.cpu_limit, spec.memory_limit_gb))
         log.close()
