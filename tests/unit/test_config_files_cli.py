@@ -12,8 +12,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from modelport.cli.main import cli
 from modelport.cli.deploy_flags import deploy_flags, deployment_config, inference_config
+from modelport.cli.main import cli
 from modelport.cli.output import config_warnings_shown
 from modelport.errors import InvalidInput
 from modelport.sdk.files import ConfigWarning, warn

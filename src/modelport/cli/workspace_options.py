@@ -76,7 +76,8 @@ class WorkspaceChoice:
 
 _OPTIONS = (
     click.option("--workspace", "--path", "-w", "workspace_folder", type=click.Path(file_okay=False), default=None,
-                 help="Folder of the workspace (default: this folder or a parent); --path as in az ml."),
+                 help="Folder of the workspace (default: this folder or a parent; --path as in az ml). az ml's -w "
+                      "was the workspace's name: one naming no folder must be this folder's workspace's name."),
     click.option("--workspace-name", "workspace_name", default=None,
                  help="az ml's workspace name: the workspace used must have it."),
     click.option("--resource-group", "-g", "resource_group", default=None,
