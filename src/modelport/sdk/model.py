@@ -128,7 +128,8 @@ class Model:
     @staticmethod
     def deploy(workspace: Workspace, name: str, models: list[Model], inference_config, deployment_config=None,
                deployment_target=None, overwrite: bool = False, show_output: bool = False):
-        """Deploy models as a web service, as Azure ML's ``Model.deploy``; returns the ``Webservice`` (Transitioning).
+        """Deploy models as a web service, as Azure ML's ``Model.deploy``; returns the ``Webservice`` (Transitioning),
+        an ``AksEndpoint`` when ``deployment_config`` is ``AksEndpoint.deploy_configuration(...)``.
 
         ``deployment_target``: None or ``"local"`` (or ``ws.compute_targets["local"]``); any other target raises
         NotFound, as ``modelport model deploy --ct`` does. ``show_output=True`` waits, reporting progress.

@@ -97,10 +97,17 @@ class Webservice:
     """A deployed service, used like ``azureml.core.Webservice``: ``Webservice(ws, "name")``."""
 
     @_webservice_errors
-    def __init__(self, workspace, name: str, _view: dict | None = None):
-        self.workspace = workspace
-        self.name = name
-        self._load(_view or workspace._client.json("GET", f"/services/{name}"))
+    def __new__(cls, workspace, name: str, _view: dict | None = None):
+        """``Webservice(ws, name)``: the object's class follows what the service is, as Azure ML's did (an
+        endpoint's is ``AksEndpoint``, whichever class is called: ``endpoint.service_class``)."""
+        from .endpoint import service_class
+
+        view = _view or workspace._client.json("GET", f"/services/{name}")
+        service = super().__new__(service_class(cls, view))
+        service.workspace = workspace
+        service.name = name
+        service._load(view)
+        return service
 
     def _load(self, view: dict) -> None:
         self._view = view
