@@ -379,7 +379,8 @@ def test_an_environment_that_fails_to_build_fails_the_service_with_the_log_tail(
     env = Environment("unbuildable-env")
     env.python.conda_dependencies.add_pip_package("modelport-no-such-package==0.0.1")
     config = AksWebservice.deploy_configuration(num_replicas=1)
-    service = Model.deploy(ws, "unbuildable", [model], InferenceConfig("score.py", APP, env), config)
+    service = Model.deploy(ws, "unbuildable", [model],
+                           InferenceConfig("score.py", source_directory=APP, environment=env), config)
     with pytest.raises(WebserviceError, match="modelport-no-such-package"):
         service.wait_for_deployment(timeout_sec=120)
     assert service.state == "Failed"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from modelport.frontend.autoscale import Autoscaler, AutoscaleSettings, desired_replicas, utilization
+from modelport.reconcile.autoscale import Autoscaler, AutoscaleSettings, desired_replicas, utilization
 
 DEFAULT = AutoscaleSettings()  # min 1, max 10, target 70 %, refresh 1 s, 1 concurrent request per replica
 
@@ -107,3 +107,13 @@ def test_a_count_above_a_lowered_maximum_is_corrected_at_once():
 def test_a_count_below_a_raised_minimum_scales_up_at_once():
     scaler = Autoscaler(AutoscaleSettings(min_replicas=3), scale_down_delay_s=60)
     assert scaler.observe(0.0, 1, 0, 0) == 3
+
+
+def test_settings_from_stored_deployment_settings():
+    from modelport.sdk.deploy_config import aks_deploy_configuration
+
+    autoscaled = aks_deploy_configuration(autoscale_min_replicas=2, autoscale_max_replicas=5,
+                                          autoscale_target_utilization=60, replica_max_concurrent_requests=4)
+    assert AutoscaleSettings.of(autoscaled.to_settings()) == (True, AutoscaleSettings(2, 5, 60, 1, 4))
+    fixed = aks_deploy_configuration(num_replicas=3)
+    assert AutoscaleSettings.of(fixed.to_settings()) == (False, AutoscaleSettings(3, 3, 70, 1, 1))

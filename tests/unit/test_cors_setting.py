@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelport.cli.main import cli
-from modelport.cli.model import CommaList
+from modelport.cli.deploy_flags import CommaList
 from modelport.errors import InvalidInput
 from modelport.sdk.deploy_config import DeploymentConfig, aks_deploy_configuration
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from modelport.errors import InvalidInput
-from modelport.frontend.autoscale import AutoscaleSettings
+from modelport.reconcile.autoscale import AutoscaleSettings
 from modelport.sdk.deploy_config import (
     DeploymentConfig,
     aks_deploy_configuration,

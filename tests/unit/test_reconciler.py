@@ -54,6 +54,9 @@ class FakeBackend:
             return Prepared(Preparation.PREPARING, "building the environment and laying out the app")
         return Prepared(Preparation.READY)
 
+    def resource_notes(self, spec: ReplicaSetSpec) -> list[str]:
+        return [f"{spec.cpu_limit} cores"] if spec.cpu_limit else []
+
     def apply(self, spec: ReplicaSetSpec) -> None:
         if spec.service in self.fail_apply:
             raise RuntimeError(f"backend exploded for {spec.service}")

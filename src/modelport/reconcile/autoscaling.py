@@ -2,7 +2,7 @@
 
 Load is read from the replicas' own ``/metrics`` (``modelport_requests_in_flight`` and
 ``modelport_requests_queued``, summed over the workers of each replica), which the runtime
-keeps answering while ``run()`` is busy. Decisions come from ``frontend.autoscale``.
+keeps answering while ``run()`` is busy. Decisions come from ``reconcile.autoscale``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import time
 
 import httpx
 
-from ..frontend.autoscale import Autoscaler
-from ..sdk.deploy_config import DeploymentConfig
 from ..spec import Endpoint, EndpointVersion
+from .autoscale import Autoscaler, AutoscaleSettings
 from .backend import Backend
 
 GAUGE = re.compile(rb"^modelport_requests_(in_flight|queued)(?:\{[^}]*\})? ([0-9.eE+-]+)$", re.MULTILINE)
@@ -33,10 +32,9 @@ class ReplicaAutoscaler:
 
     def replicas(self, endpoint: Endpoint, version: EndpointVersion) -> int:
         """How many replicas ``version`` of ``endpoint`` should run now: its fixed ``num_replicas``, or the
-        autoscaler's decision from the load on its replica set (azureml-fe's rules, ``frontend.autoscale``)."""
-        config = DeploymentConfig.from_settings(version.deploy)
-        settings = config.autoscaler_settings()
-        if not config.autoscale_enabled:
+        autoscaler's decision from the load on its replica set (azureml-fe's rules, ``reconcile.autoscale``)."""
+        enabled, settings = AutoscaleSettings.of(version.deploy)
+        if not enabled:
             return settings.min_replicas
         key = f"{endpoint.name}/{version.replica_set}"
         scaler, current = self._scalers.get(key) or (Autoscaler(settings, self.scale_down_delay_s),

@@ -81,6 +81,9 @@ class Backend(Protocol):
     def prepare(self, spec: ReplicaSetSpec) -> Prepared:
         """Start making what ``spec`` needs (once); say where that stands. Never blocks on the work."""
 
+    def resource_notes(self, spec: ReplicaSetSpec) -> list[str]:
+        """How this backend applies the replica set's resource settings, in words, for its status."""
+
     def apply(self, spec: ReplicaSetSpec) -> None:
         """Make exactly ``spec.replicas`` replicas of a prepared replica set run (start, restart, stop extras)."""
 

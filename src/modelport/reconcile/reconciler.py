@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..backends.local import limits
 from ..environments.spec import EnvironmentSpec
 from ..errors import ModelportError
 from ..frontend.config import ServiceRoute, VersionRoute
@@ -206,7 +205,7 @@ class Reconciler:
                 serving, serving_replicas = replica_set, replicas
             state, reason = self._progress(endpoint, replica_set, spec, replicas)
         status = {"replicas": spec.replicas, "ready_replicas": ready, "restarts": sum(r.restarts for r in replicas),
-                  "resources": limits.describe(spec.cpu_limit, spec.memory_limit_gb)}
+                  "resources": self.backend.resource_notes(spec)}
         return VersionObserved(state, reason, serving, serving_replicas, status)
 
     def _fallback(self, endpoint: Endpoint, version: EndpointVersion) -> tuple[str | None, list[ReplicaState]]:

@@ -7,7 +7,8 @@ keyword names (``None`` means "not given", as in Azure); ``from_file``/``from_js
 same shape back. Every bad value raises ``InvalidInput`` naming the parameter (a file's errors: its key) and the fix.
 Settings modelport keeps but does not apply locally (App Insights, data collection, probe timings, namespace, a
 local service's port) and ACI's Azure-only settings are accepted with a ``ConfigWarning``; ACI itself deploys as a
-one-replica local service. AKSENDPOINT files are refused until endpoints exist.
+one-replica local service. AKSENDPOINT (files and ``AksEndpoint.deploy_configuration``) deploys an endpoint whose
+first version is ``version_name`` (``versionName``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from ..frontend.autoscale import AutoscaleSettings
+from ..reconcile.autoscale import AutoscaleSettings
 from ..frontend.config import ORIGIN_RULE
 from .deploy_config_keys import ACI_ONLY, FIELDS, FILE_TREE, KEY, NOT_APPLIED, in_file_terms, read_section
 from .files import KeyRule, read_json_object, suggest
@@ -297,9 +298,9 @@ class DeploymentConfig:
         """Build from the parsed ``deploymentconfig.json`` as Azure ML's reader did, keys judged by the key rule.
 
         ``computeType`` aks/kubernetes, local and ACI (a one-replica local service, see
-        ``aci_deploy_configuration``) are read; AKSENDPOINT is refused until endpoints exist. Keys of another
-        compute type are ignored, with a warning when they ask for something; unknown keys warn (InvalidInput with
-        ``strict``). Errors name ``source`` and the file's keys.
+        ``aci_deploy_configuration``) and AKSENDPOINT (an endpoint: ``versionName``, ``trafficPercentile``) are
+        read. Keys of another compute type are ignored, with a warning when they ask for something; unknown keys
+        warn (InvalidInput with ``strict``). Errors name ``source`` and the file's keys.
         """
         if not isinstance(data, dict):
             raise InvalidInput(f"{source} must hold a JSON object with computeType; got {type(data).__name__}")
@@ -356,10 +357,6 @@ def _file_compute_type(kind: object, source: str) -> str:
         raise InvalidInput(f"{source}: computeType is required; {_COMPUTE_TYPE_HINT}")
     if not isinstance(kind, str) or kind.lower() not in _FILE_COMPUTE_TYPES:
         raise InvalidInput(f"{source}: computeType {kind!r} is not supported; {_COMPUTE_TYPE_HINT}")
-    if _FILE_COMPUTE_TYPES[kind.lower()] == ENDPOINT:
-        raise InvalidInput(f"{source}: computeType AKSENDPOINT (endpoint versions with traffic percentiles) is not "
-                           "supported yet; to deploy a web service, set computeType to aks and remove versionName "
-                           "and trafficPercentile")
     return _FILE_COMPUTE_TYPES[kind.lower()]
 
 
@@ -408,9 +405,12 @@ def aks_deploy_configuration(**kwargs: Any) -> DeploymentConfig:
 
 
 def endpoint_deploy_configuration(**kwargs: Any) -> DeploymentConfig:
-    """``AksEndpoint.deploy_configuration(...)``: the AKS parameters plus ``version_name`` and
-    ``traffic_percentile`` (0-100, default 0)."""
-    return _build(ENDPOINT, kwargs, "AksEndpoint.deploy_configuration")
+    """``AksEndpoint.deploy_configuration(...)``: the AKS parameters plus ``version_name`` (the first version's
+    name, default ``default``) and ``traffic_percentile`` (0-100, default 0). Settings kept but not applied locally
+    warn (``ConfigWarning``)."""
+    config = _build(ENDPOINT, kwargs, "AksEndpoint.deploy_configuration")
+    warn_not_applied(kwargs, KeyRule("AksEndpoint.deploy_configuration"), str)
+    return config
 
 
 def local_deploy_configuration(port: int | None = None) -> DeploymentConfig:
@@ -435,7 +435,8 @@ def _local(values: dict[str, Any], rule: KeyRule, name) -> DeploymentConfig:
 
 
 # What a setting is when not given, by the compute type a file declares: what asks for nothing there.
-_KIND_DEFAULTS = {AKS: DeploymentConfig(), LOCAL: local_deploy_configuration(), ACI: local_deploy_configuration()}
+_KIND_DEFAULTS = {AKS: DeploymentConfig(), ENDPOINT: DeploymentConfig(compute_type=ENDPOINT),
+                  LOCAL: local_deploy_configuration(), ACI: local_deploy_configuration()}
 
 
 def aci_deploy_configuration(cpu_cores: float | None = None, memory_gb: float | None = None,

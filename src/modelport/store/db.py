@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import Conflict, InvalidInput, NotFound
+from ..spec.state import State
 from .checks import (
     ENVIRONMENT_VERSION,
     check_artifact,
@@ -33,6 +34,7 @@ from .checks import (
     text_map,
 )
 from .engine import create_store_engine, database_errors, migrate, normalize_url
+from .lookups import model_row
 from .models import ComputeTarget, Environment, Model, Service, ServiceModel, Snapshot
 from .records import ComputeTargetRecord, EnvironmentRecord, ModelRecord, SnapshotRecord
 from .services import ServiceOperations, replace_service_models
@@ -40,7 +42,7 @@ from .services import ServiceOperations, replace_service_models
 T = TypeVar("T")
 
 WRITE_ATTEMPTS = 50
-NEW_SERVICE_STATE = "Transitioning"
+NEW_SERVICE_STATE = State.TRANSITIONING.value
 _env_number = cast(Environment.version, Integer)
 
 
@@ -122,7 +124,7 @@ class Store(ServiceOperations):
     def get_model(self, name: str, version: int | None = None) -> ModelRecord:
         """One version of a model; the latest when ``version`` is None."""
         with self._read() as session:
-            return ModelRecord.of(_model_row(session, name, version))
+            return ModelRecord.of(model_row(session, name, version))
 
     def list_models(self, name: str | None = None, tags: list | None = None, properties: list | None = None,
                     latest: bool = False) -> list[ModelRecord]:
@@ -149,7 +151,7 @@ class Store(ServiceOperations):
         """Add or replace tags of a model version."""
         tags = text_map("tag", tags)
         with self.session() as session:
-            row = _model_row(session, name, required_version(version))
+            row = model_row(session, name, required_version(version))
             row.tags = {**row.tags, **tags}
             session.flush()
             return ModelRecord.of(row)
@@ -158,7 +160,7 @@ class Store(ServiceOperations):
         """Remove tags by key; keys the model does not have are ignored."""
         keys = {keys} if isinstance(keys, str) else set(keys)
         with self.session() as session:
-            row = _model_row(session, name, required_version(version))
+            row = model_row(session, name, required_version(version))
             row.tags = {key: value for key, value in row.tags.items() if key not in keys}
             session.flush()
             return ModelRecord.of(row)
@@ -167,7 +169,7 @@ class Store(ServiceOperations):
         """Add properties; they are add-only, so giving an existing key another value is refused."""
         properties = text_map("property", properties)
         with self.session() as session:
-            row = _model_row(session, name, required_version(version))
+            row = model_row(session, name, required_version(version))
             for key, value in properties.items():
                 if row.properties.get(key, value) != value:
                     raise InvalidInput(f"property '{key}' of model '{name}' version {version} is already "
@@ -181,7 +183,7 @@ class Store(ServiceOperations):
         version = required_version(version)
 
         def remove(session: Session) -> ModelRecord:
-            row = _model_row(session, name, version)
+            row = model_row(session, name, version)
             services = session.scalars(select(ServiceModel.service_name).where(
                 ServiceModel.model_name == name, ServiceModel.model_version == version)
                 .order_by(ServiceModel.service_name)).all()
@@ -346,19 +348,6 @@ class Store(ServiceOperations):
         """Forget which models ``service`` uses, so they can be deleted."""
         with self.session() as session:
             session.execute(delete(ServiceModel).where(ServiceModel.service_name == service))
-
-
-def _model_row(session: Session, name: str, version: int | None) -> Model:
-    if version is None:
-        row = session.scalars(select(Model).where(Model.name == name).order_by(Model.version.desc()).limit(1)).first()
-    else:
-        row = session.get(Model, (name, required_version(version)))
-    if row is not None:
-        return row
-    versions = session.scalars(select(Model.version).where(Model.name == name).order_by(Model.version)).all()
-    if not versions:
-        raise NotFound(f"model '{name}' is not registered; register it first or check the name")
-    raise NotFound(f"model '{name}' has no version {version}; versions: {listing(versions)}")
 
 
 def _latest_environment(session: Session, name: str) -> Environment | None:

@@ -11,11 +11,13 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from ..errors import Conflict, NotFound
+from ..spec.state import State
 from .checks import listing
+from .lookups import model_row
 from .models import Service, ServiceModel
 from .records import ServiceRecord
 
-TRANSITIONING = "Transitioning"
+TRANSITIONING = State.TRANSITIONING.value
 
 
 class ServiceOperations:
@@ -86,10 +88,8 @@ class ServiceOperations:
 
 def replace_service_models(session, service: str, models: list[tuple[str, int]]) -> None:
     """Record that ``service`` uses exactly these model versions (each must exist)."""
-    from .db import _model_row
-
     for model_name, version in models:
-        _model_row(session, model_name, version)
+        model_row(session, model_name, version)
     session.execute(delete(ServiceModel).where(ServiceModel.service_name == service))
     session.add_all(ServiceModel(service_name=service, model_name=m, model_version=v) for m, v in models)
     session.flush()

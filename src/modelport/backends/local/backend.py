@@ -55,6 +55,9 @@ class LocalBackend:
     def prepare(self, spec: ReplicaSetSpec) -> Prepared:
         return self.preparations.prepare(spec)
 
+    def resource_notes(self, spec: ReplicaSetSpec) -> list[str]:
+        return limits.describe(spec.cpu_limit, spec.memory_limit_gb)
+
     def apply(self, spec: ReplicaSetSpec) -> None:
         if self.prepare(spec).state is not Preparation.READY:
             raise RuntimeError(f"{spec.key} is not prepared: call prepare() until it says ready")

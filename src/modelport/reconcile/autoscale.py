@@ -44,6 +44,16 @@ class AutoscaleSettings:
                 and self.refresh_seconds > 0 and self.max_concurrent >= 1):
             raise ValueError(f"inconsistent autoscale settings: {self}")
 
+    @classmethod
+    def of(cls, deploy: dict) -> tuple[bool, AutoscaleSettings]:
+        """Whether a version autoscales, and the autoscaler's inputs, from its stored deployment settings
+        (``DeploymentConfig.to_settings()``: Azure's names); a fixed ``num_replicas`` is both bounds."""
+        fixed = deploy.get("num_replicas")
+        enabled = bool(deploy.get("autoscale_enabled", fixed is None))
+        low, high = (deploy["autoscale_min_replicas"], deploy["autoscale_max_replicas"]) if enabled else (fixed, fixed)
+        return enabled, cls(low, high, deploy["autoscale_target_utilization"], deploy["autoscale_refresh_seconds"],
+                            deploy["replica_max_concurrent_requests"])
+
 
 def utilization(current: int, in_flight: float, queued: float, max_concurrent: int) -> float:
     """Busy plus queued requests over the capacity of ``current`` replicas (one replica's when there are none)."""
