@@ -116,14 +116,16 @@ def test_an_aci_file_deploys_as_a_one_replica_local_service_with_key_auth(ws, pr
     assert (deploy["num_replicas"], deploy["cpu_cores_limit"], deploy["memory_gb_limit"]) == (1, 0.5, 1.0)
 
 
-def test_an_endpoint_file_is_refused_and_nothing_is_deployed(ws, project):
+def test_an_endpoint_file_deploys_an_endpoint_with_its_first_version(ws, project):
     dc = FILES / "endpoint" / "deploymentconfig.json"
     result = modelport(ws, project, "model", "deploy", "-n", "endpoint-svc", "-m", "weights:1",
-                       "--ic", "src/inferenceconfig.json", "--dc", str(dc))
-    assert (result.returncode, result.stderr.splitlines()) == (1, [
-        f"Error: {dc}: computeType AKSENDPOINT (endpoint versions with traffic percentiles) is not supported yet; "
-        "to deploy a web service, set computeType to aks and remove versionName and trafficPercentile"])
-    assert "endpoint-svc" not in [service.name for service in Webservice.list(ws)]
+                       "--ic", "src/inferenceconfig.json", "--dc", str(dc), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    view = json.loads(result.stdout)
+    assert (view["kind"], list(view["versions"])) == ("endpoint", ["blue"])
+    blue = view["versions"]["blue"]
+    assert (blue["traffic_percentile"], blue["effective_percentile"], blue["is_default"]) == (20, 100, True)
+    Webservice(ws, "endpoint-svc").delete()
 
 
 def test_strict_refuses_an_unknown_key_before_deploying(ws, project):

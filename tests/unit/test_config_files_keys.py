@@ -152,13 +152,10 @@ def test_aci_deploy_configuration_takes_azures_parameters():
         aci_deploy_configuration(num_replicas=2)
 
 
-def test_aks_endpoint_file_is_refused_with_how_to_deploy_a_web_service():
-    path = FILES / "endpoint" / "deploymentconfig.json"
-    with pytest.raises(InvalidInput) as raised:
-        DeploymentConfig.from_file(path)
-    assert str(raised.value) == (f"{path}: computeType AKSENDPOINT (endpoint versions with traffic percentiles) is "
-                                 "not supported yet; to deploy a web service, set computeType to aks and remove "
-                                 "versionName and trafficPercentile")
+def test_an_aks_endpoint_file_is_read_with_its_version_and_share():
+    config = DeploymentConfig.from_file(FILES / "endpoint" / "deploymentconfig.json")
+    assert (config.compute_type, config.version_name, config.traffic_percentile, config.num_replicas) == (
+        "AKSENDPOINT", "blue", 20, 1)
 
 
 def test_yaml_deploymentconfig_is_read_as_the_az_cli_did(tmp_path):

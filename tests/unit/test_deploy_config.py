@@ -313,12 +313,11 @@ def test_local_file(recwarn):
 
 
 @pytest.mark.parametrize("kind", ["AKSENDPOINT", "aksEndpoint"])
-def test_endpoint_files_are_refused_until_endpoints_exist(kind):
+def test_endpoint_files_deploy_an_endpoint_version(kind):
     data = {"computeType": kind, "versionName": "green", "trafficPercentile": 30, "numReplicas": 2}
-    with pytest.raises(InvalidInput, match=r"^deploymentconfig.json: computeType AKSENDPOINT \(endpoint versions "
-                                           r"with traffic percentiles\) is not supported yet; to deploy a web service, "
-                                           "set computeType to aks and remove versionName and trafficPercentile$"):
-        DeploymentConfig.from_json_dict(data)
+    config = DeploymentConfig.from_json_dict(data)
+    assert (config.compute_type, config.version_name, config.traffic_percentile, config.num_replicas) == (
+        "AKSENDPOINT", "green", 30, 2)
 
 
 def test_an_endpoint_config_writes_azures_file_shape():
