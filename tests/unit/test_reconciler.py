@@ -385,3 +385,25 @@ def test_a_restarted_control_plane_serves_the_replicas_it_finds_while_it_prepare
     restarted.reconcile_once()
     assert observed(store, "svc")[0] == "Healthy"
     assert (front.serving("svc"), front.endpoints("svc")) == (V1, [("127.0.0.1", 6001)])
+
+
+def test_an_endpoint_on_a_target_without_a_backend_fails_with_the_fix(world):
+    store, backend, front, reconciler = world
+    endpoint = endpoint_of("remote", ("blue", 0, True, 0))
+    store.put_service("remote", {**endpoint.to_dict(), "compute_target": "myaks"}, [], create=True)
+    reconciler.reconcile_once()
+    state, status = observed(store, "remote")
+    assert (state, status["reason"]) == ("Failed", "compute target 'myaks' has no backend in this control plane yet; "
+                                                   "redeploy to the built-in 'local' target")
+    assert backend.prepared == []
+
+
+def test_the_backend_factory_knows_local_and_refuses_other_kinds(tmp_path):
+    from modelport import backends
+    from modelport.backends.local import LocalBackend
+    from modelport.errors import InvalidInput
+
+    made = backends.for_target("local", tmp_path, None, tmp_path / "envs", tmp_path / "logs")
+    assert isinstance(made, LocalBackend) and made.root == tmp_path / "replicas"
+    with pytest.raises(InvalidInput, match="compute target kind 'kubernetes' has no backend in this modelport yet"):
+        backends.for_target("kubernetes", tmp_path, None, tmp_path / "envs", tmp_path / "logs")

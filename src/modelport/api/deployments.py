@@ -12,8 +12,7 @@ import threading
 from collections import defaultdict
 from contextlib import contextmanager
 
-from ..backends.local import LocalBackend
-from ..backends.local.preparation import Preparations
+from .. import backends
 from ..errors import Conflict
 from ..frontend.config import ClientLimits, ServiceRoute
 from ..frontend.envoy import FrontEnd
@@ -49,8 +48,7 @@ class Deployments:
     def __init__(self, workspace: WorkspaceDir, store: Store, artifacts: LocalArtifactStore):
         self.workspace = workspace
         self.store = store
-        self.backend = LocalBackend(workspace.root / "replicas", Preparations(
-            artifacts, workspace.envs, workspace.logs, workspace.root / "services"))
+        self.backend = backends.for_target(backends.LOCAL, workspace.root, artifacts, workspace.envs, workspace.logs)
         self.frontend = FrontEnd(workspace.root / "frontend", port=_front_end_port(), limits=_client_limits())
         self.autoscaler = ReplicaAutoscaler(self.backend)
         self.reconciler = Reconciler(store, self.backend, front_end=self, replica_count=self.autoscaler.replicas)

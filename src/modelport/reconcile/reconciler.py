@@ -30,7 +30,7 @@ from typing import Protocol
 from ..environments.spec import EnvironmentSpec
 from ..errors import ModelportError
 from ..frontend.config import ServiceRoute, VersionRoute
-from ..spec import Endpoint, EndpointVersion, State, traffic
+from ..spec import LOCAL_TARGET, Endpoint, EndpointVersion, State, traffic
 from ..store.db import Store
 from .backend import Backend, Preparation, ReplicaSetSpec, ReplicaState
 
@@ -169,7 +169,10 @@ class Reconciler:
 
     # --- one endpoint --------------------------------------------------------------------------
 
-    def _reconcile(self, endpoint: Endpoint) -> tuple[ServiceRoute, State, dict]:
+    def _reconcile(self, endpoint: Endpoint) -> tuple[ServiceRoute | None, State, dict]:
+        if endpoint.compute_target != LOCAL_TARGET:
+            return None, State.FAILED, {"reason": f"compute target '{endpoint.compute_target}' has no backend in this "
+                                                  "control plane yet; redeploy to the built-in 'local' target"}
         seen = {version.name: self._reconcile_version(endpoint, version) for version in endpoint.versions}
         self._retire_unused(endpoint)
         default = seen[endpoint.default_version.name]
