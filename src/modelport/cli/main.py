@@ -4,6 +4,7 @@ import click
 
 from .. import __version__
 from ..runtime.cli import serve_command
+from .endpoint import endpoint_group
 from .environment import environment_group
 from .model import model_group
 from .server import server_group
@@ -17,7 +18,8 @@ def cli() -> None:
     """Deploy Azure ML v1 style models (score.py with init()/run()) as web services."""
 
 
-for command in (serve_command, server_group, workspace_group, model_group, environment_group, service_group):
+for command in (serve_command, server_group, workspace_group, model_group, environment_group, service_group,
+                endpoint_group):
     cli.add_command(command)
 
 model_group.add_command(deploy_command)
