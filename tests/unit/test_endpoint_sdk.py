@@ -14,7 +14,7 @@ import modelport
 import modelport.spec
 from modelport import AksEndpoint, AksWebservice, Endpoint, LocalWebservice, Webservice
 from modelport.cli.main import cli
-from modelport.errors import InvalidInput
+from modelport.errors import InvalidInput, WebserviceException
 from modelport.sdk.deploy_config import DeploymentConfig
 from modelport.sdk.endpoint import AksEndpointVersion, VersionType, service_class
 from modelport.sdk.files import ConfigWarning
@@ -124,8 +124,11 @@ def test_what_is_refused_before_any_call():
     with pytest.raises(InvalidInput, match="^update_version got nothing to change for version 'green' of endpoint "
                                            "'ep'; give traffic_percentile="):
         endpoint.update_version("green")
-    with pytest.raises(InvalidInput, match="^update got nothing to change for endpoint 'ep'"):
+    with pytest.raises(InvalidInput, match="^update got nothing to change for endpoint 'ep'") as raised:
         endpoint.update()
+    assert isinstance(raised.value, WebserviceException)  # what Azure ML's SDK raised
+    with pytest.warns(ConfigWarning, match="^AksEndpoint.update: enable_app_insights true: "):
+        endpoint.update(enable_app_insights=True)  # warned, and nothing else to send
     with pytest.raises(InvalidInput, match=r"^endpoint 'ep' keeps no properties of its own; give them to a version: "
                                            r"update_version\(version_name, properties=\{...\}\)$"):
         endpoint.update(properties={"k": "v"})

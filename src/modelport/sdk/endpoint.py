@@ -17,7 +17,7 @@ from ..errors import InvalidInput, NotFound
 from ..spec import TrafficAssignment
 from .deploy_config import DeploymentConfig, endpoint_deploy_configuration, warn_not_applied
 from .files import KeyRule
-from .webservice import AksWebservice, _inference_body
+from .webservice import AksWebservice, _inference_body, _webservice_errors
 
 # The deployment settings a version has (Azure's create_version/update_version parameters); an endpoint's own
 # settings (auth, keys, CORS, description, tags) change with AksEndpoint.update.
@@ -106,7 +106,8 @@ class AksEndpoint(AksWebservice):
     (its first version is the default and control version); ``Webservice(ws, name)`` returns one for an endpoint.
     Scoring, keys, tokens, ``wait_for_deployment`` and ``delete`` work as for web services. Each change returns
     once the front end routes it; a new or changed version's replicas start after that (the default version serves
-    its share meanwhile): ``wait_for_deployment`` waits until every version is Healthy.
+    its share meanwhile): ``wait_for_deployment`` waits until every version is Healthy. Errors are Azure ML's
+    ``WebserviceException`` and stay the modelport class they are (``InvalidInput`` for a broken rule, ``NotFound``).
     """
 
     VersionType = VersionType
@@ -134,6 +135,7 @@ class AksEndpoint(AksWebservice):
         """The version that gets what no version claims."""
         return next(v for v in self.versions.values() if v.is_default)
 
+    @_webservice_errors
     def create_version(self, version_name: str, autoscale_enabled: bool | None = None,
                        autoscale_min_replicas: int | None = None, autoscale_max_replicas: int | None = None,
                        autoscale_refresh_seconds: int | None = None, autoscale_target_utilization: int | None = None,
@@ -166,6 +168,7 @@ class AksEndpoint(AksWebservice):
             body["deploy"] = self._settings(self.default_version, settings, "create_version")
         self._load(self.workspace._client.json("POST", f"/services/{self.name}/versions", json=body))
 
+    @_webservice_errors
     def update_version(self, version_name: str, autoscale_enabled: bool | None = None,
                        autoscale_min_replicas: int | None = None, autoscale_max_replicas: int | None = None,
                        autoscale_refresh_seconds: int | None = None, autoscale_target_utilization: int | None = None,
@@ -201,11 +204,13 @@ class AksEndpoint(AksWebservice):
         self._load(self.workspace._client.json("PATCH", f"/services/{self.name}/versions/{version_name}",
                                                json=body))
 
+    @_webservice_errors
     def delete_version(self, version_name: str) -> None:
         """Delete a version, as Azure ML's ``delete_version``; its replicas stop. The default version can be
         deleted only after another one is made default (InvalidInput says so); NotFound for an unknown version."""
         self._load(self.workspace._client.json("DELETE", f"/services/{self.name}/versions/{version_name}"))
 
+    @_webservice_errors
     def update(self, auth_enabled: bool | None = None, token_auth_enabled: bool | None = None,
                enable_app_insights: bool | None = None, description: str | None = None, tags: dict | None = None,
                properties: dict | None = None, *, cors_origins: list[str] | None = None,
@@ -221,14 +226,16 @@ class AksEndpoint(AksWebservice):
         if properties is not None:
             raise InvalidInput(f"endpoint '{self.name}' keeps no properties of its own; give them to a version: "
                                "update_version(version_name, properties={...})")
-        warn_not_applied({"enable_app_insights": enable_app_insights}, KeyRule("AksEndpoint.update"), str)
         changes = _given(locals(), ENDPOINT_SETTINGS)
-        if not changes:
+        if not changes and enable_app_insights is None:
             raise InvalidInput(f"update got nothing to change for endpoint '{self.name}'; give auth_enabled=, "
                                "token_auth_enabled=, description=, tags= or cors_origins= (versions change with "
                                "update_version)")
-        self._load(self.workspace._client.json("PATCH", f"/services/{self.name}", json={"deploy": changes}))
+        warn_not_applied({"enable_app_insights": enable_app_insights}, KeyRule("AksEndpoint.update"), str)
+        if changes:
+            self._load(self.workspace._client.json("PATCH", f"/services/{self.name}", json={"deploy": changes}))
 
+    @_webservice_errors
     def get_logs(self, num_lines: int = 5000, init: bool = False, version_name: str | None = None) -> str:
         """The last ``num_lines`` lines of a version's replica logs (default: the default version's);
         ``init`` is accepted for Azure ML."""
@@ -237,17 +244,20 @@ class AksEndpoint(AksWebservice):
             params["version"] = version_name
         return self.workspace._client.json("GET", f"/services/{self.name}/logs", params=params)["logs"]
 
+    @_webservice_errors
     def promote(self, version_name: str) -> None:
         """modelport's own: ``version_name`` takes 100 % of the traffic and becomes the default and control
         version (the others keep 0 %); returns once the front end sends it every request. Undo with ``rollback``."""
         self._load(self.workspace._client.json("POST", f"/services/{self.name}/promote",
                                                json={"version_name": version_name}))
 
+    @_webservice_errors
     def rollback(self) -> None:
         """modelport's own: back to the traffic assignment before the last change (percentiles, default and
         control; versions deleted since get nothing); returns once routed. InvalidInput when there is none."""
         self._load(self.workspace._client.json("POST", f"/services/{self.name}/rollback"))
 
+    @_webservice_errors
     def history(self) -> list[TrafficAssignment]:
         """modelport's own: the endpoint's traffic assignments, oldest first, the current one last (its
         ``reason`` is ``"current"``). Each has ``percentiles`` (by version name), ``default``, ``control``, ``at``
