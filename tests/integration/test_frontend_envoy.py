@@ -301,34 +301,34 @@ def test_route_timeout_is_a_json_504(front, replicas, gate):
 
 def test_invalid_config_is_refused_and_the_old_one_keeps_serving(front, replicas):
     front.apply([only("steady", replicas["a"])])
-    rds = (front.xds_dir / "rds.yaml").read_text()
+    rds = (front.xds_dir / "rds.json").read_text()
     bad_weights = service("steady", VersionRoute("v1", 60, [endpoint(replicas["a"])]))
     with pytest.raises(InvalidInput, match="add up to 60"):
         front.apply([bad_weights])
     with pytest.raises(InvalidInput, match="endpoint"):
         front.apply([service("steady", VersionRoute("v1", 100, [("localhost", 80)]))])
-    assert (front.xds_dir / "rds.yaml").read_text() == rds
+    assert (front.xds_dir / "rds.json").read_text() == rds
     assert score(front, "steady").status_code == 200
 
 
 def test_only_what_changed_is_written(front, replicas):
     front.apply([only("steady", replicas["a"])])
-    written = {path: path.read_text() for path in front.xds_dir.rglob("*.yaml")}
+    written = {path: path.read_text() for path in front.xds_dir.rglob("*.json")}
     front.apply([only("steady", replicas["a"])])
-    assert {path: path.read_text() for path in front.xds_dir.rglob("*.yaml")} == written
+    assert {path: path.read_text() for path in front.xds_dir.rglob("*.json")} == written
     front.apply([only("steady", replicas["a"], replicas["c"])])  # a new replica: its endpoints file only
-    changed = {path.name for path in front.xds_dir.rglob("*.yaml") if path.read_text() != written[path]}
-    assert changed == {"steady_v1.yaml"}
+    changed = {path.name for path in front.xds_dir.rglob("*.json") if path.read_text() != written[path]}
+    assert changed == {"steady_v1.json"}
 
 
 def test_envoy_validation_accepts_generated_configs_and_refuses_a_broken_one(tmp_path):
     jwks = TokenSigner(tmp_path).jwks()
     services = [only("keyed", auth="key", keys=KEYS), only("tokened", auth="token"), only("open")]
     config = validation_bootstrap(services, 8080, jwks)
-    validate_config(config, tmp_path / "ok.yaml")
+    validate_config(config, tmp_path / "ok.json")
     config["static_resources"]["clusters"][0]["lb_policy"] = "NO_SUCH_POLICY"
     with pytest.raises(FrontEndError, match="envoy refused the configuration:.*NO_SUCH_POLICY"):
-        validate_config(config, tmp_path / "bad.yaml")
+        validate_config(config, tmp_path / "bad.json")
 
 
 def test_a_restarted_controller_adopts_the_running_envoy(front, replicas):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from modelport.cli.main import cli
 from modelport.cli.deploy_flags import CommaList
+from modelport.cli.main import cli
 from modelport.errors import InvalidInput
 from modelport.sdk.deploy_config import DeploymentConfig, aks_deploy_configuration
 

@@ -41,25 +41,25 @@ def render(*services: ServiceRoute, jwks=JWKS):
 
 def routes(files) -> list[dict]:
     """The services' routes (without the body-limit route that comes first)."""
-    all_routes = files["rds.yaml"]["resources"][0]["virtual_hosts"][0]["routes"]
+    all_routes = files["rds.json"]["resources"][0]["virtual_hosts"][0]["routes"]
     assert all_routes[0]["name"] == "body-limit"
     return all_routes[1:]
 
 
 def hcm(files) -> dict:
-    return files["lds.yaml"]["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return files["lds.json"]["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]
 
 
 def test_every_file_carries_the_version_and_each_version_has_an_eds_file():
     files = render(two_versions())
-    assert set(files) == {"lds.yaml", "cds.yaml", "rds.yaml", "eds/scorer_blue.yaml", "eds/scorer_green.yaml"}
+    assert set(files) == {"lds.json", "cds.json", "rds.json", "eds/scorer_blue.json", "eds/scorer_green.json"}
     assert {content["version_info"] for content in files.values()} == {"7"}
-    blue = files["eds/scorer_blue.yaml"]["resources"][0]
+    blue = files["eds/scorer_blue.json"]["resources"][0]
     assert [e["endpoint"]["address"]["socket_address"]["port_value"] for e in blue["endpoints"][0]["lb_endpoints"]] \
         == [5001, 5002]
     assert blue["endpoints"][0]["lb_endpoints"][0]["metadata"] == {
         "filter_metadata": {"modelport": {"version": "blue", "replica_set": "blue"}}}
-    assert files["eds/scorer_green.yaml"]["resources"][0]["endpoints"] == []
+    assert files["eds/scorer_green.json"]["resources"][0]["endpoints"] == []
 
 
 def test_paths_are_rewritten_to_the_replica():
@@ -82,14 +82,14 @@ def test_the_version_header_comes_from_the_replica_that_answered():
 
 
 def test_clusters_are_least_request_over_eds_files():
-    clusters = render(two_versions())["cds.yaml"]["resources"]
+    clusters = render(two_versions())["cds.json"]["resources"]
     assert [c["name"] for c in clusters] == ["scorer_blue", "scorer_green"]
     blue = clusters[0]
     policy = blue["load_balancing_policy"]["policies"][0]["typed_extension_config"]
     assert policy["name"] == "envoy.load_balancing_policies.least_request"
     assert blue["type"] == "EDS"
     assert blue["eds_cluster_config"]["eds_config"]["path_config_source"] == {
-        "path": "/state/xds/eds/scorer_blue.yaml", "watched_directory": {"path": "/state/xds/eds"}}
+        "path": "/state/xds/eds/scorer_blue.json", "watched_directory": {"path": "/state/xds/eds"}}
 
 
 def test_retries_only_where_no_replica_saw_the_request_and_timeout_has_a_margin():
@@ -206,7 +206,7 @@ def test_envoy_binary_is_found_and_a_bad_override_is_named(tmp_path, monkeypatch
 def test_oversized_bodies_are_refused_before_any_route_and_slow_clients_time_out():
     limits = ClientLimits(headers_timeout_s=3, body_timeout_s=7.5, max_body_bytes=1000)
     files = xds_files([two_versions()], 8080, Path("/xds"), None, "7", limits)
-    first = files["rds.yaml"]["resources"][0]["virtual_hosts"][0]["routes"][0]
+    first = files["rds.json"]["resources"][0]["virtual_hosts"][0]["routes"][0]
     assert first["match"]["headers"] == [{"name": "content-length", "range_match": {"start": 1001, "end": 2 ** 63 - 1}}]
     assert first["direct_response"]["status"] == 413
     assert "1000 bytes" in first["direct_response"]["body"]["inline_string"]

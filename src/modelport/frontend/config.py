@@ -169,13 +169,13 @@ def _check_endpoint(service: str, version: str, endpoint: Any) -> None:
 
 def bootstrap(xds_dir: Path, admin_socket: Path) -> dict[str, Any]:
     """The bootstrap: the admin on a unix socket only its owner may use (0600), listeners and clusters
-    from ``lds.yaml``/``cds.yaml``."""
+    from ``lds.json``/``cds.json``."""
     return {
         "node": {"id": "modelport-frontend", "cluster": "modelport"},
         "admin": {"address": {"pipe": {"path": str(admin_socket), "mode": 0o600}}},
         "dynamic_resources": {
-            "lds_config": _file_source(xds_dir / "lds.yaml"),
-            "cds_config": _file_source(xds_dir / "cds.yaml"),
+            "lds_config": _file_source(xds_dir / "lds.json"),
+            "cds_config": _file_source(xds_dir / "cds.json"),
         },
         "overload_manager": {"resource_monitors": [{
             "name": "envoy.resource_monitors.global_downstream_max_connections",
@@ -190,18 +190,18 @@ def xds_files(services: list[ServiceRoute], port: int, xds_dir: Path, jwks: dict
     """Every file Envoy reads, relative to ``xds_dir``, as discovery responses of ``version``."""
     check_services(services)
     eds_dir = xds_dir / "eds"
-    clusters = [cluster(s.name, v.name, eds=_file_source(eds_dir / f"{cluster_name(s.name, v.name)}.yaml"))
+    clusters = [cluster(s.name, v.name, eds=_file_source(eds_dir / f"{cluster_name(s.name, v.name)}.json"))
                 for s in services for v in s.versions]
-    the_listener = listener(services, port, jwks, limits, rds=_file_source(xds_dir / "rds.yaml"))
+    the_listener = listener(services, port, jwks, limits, rds=_file_source(xds_dir / "rds.json"))
     files = {
-        "lds.yaml": _response(version, "listener.v3.Listener", [the_listener]),
-        "cds.yaml": _response(version, "cluster.v3.Cluster", clusters),
-        "rds.yaml": _response(version, "route.v3.RouteConfiguration", [route_config(services, limits)]),
+        "lds.json": _response(version, "listener.v3.Listener", [the_listener]),
+        "cds.json": _response(version, "cluster.v3.Cluster", clusters),
+        "rds.json": _response(version, "route.v3.RouteConfiguration", [route_config(services, limits)]),
     }
     for service in services:
         for version_route in service.versions:
             assignment = load_assignment(service.name, version_route)
-            files[f"eds/{assignment['cluster_name']}.yaml"] = _response(
+            files[f"eds/{assignment['cluster_name']}.json"] = _response(
                 version, "endpoint.v3.ClusterLoadAssignment", [assignment])
     return files
 
@@ -294,7 +294,7 @@ def _http_filters(services: list[ServiceRoute], jwks: dict[str, Any] | None) -> 
 
 
 def token_services(lds_file: dict[str, Any]) -> set[str]:
-    """The services whose tokens a rendered ``lds.yaml`` checks (its JWT requirement names)."""
+    """The services whose tokens a rendered ``lds.json`` checks (its JWT requirement names)."""
     hcm = lds_file["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     jwt_filter = next(f for f in hcm["http_filters"] if f["name"] == JWT_FILTER)
     return set(jwt_filter["typed_config"]["requirement_map"])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
+import orjson
 
 from .. import processes
 from ..errors import Conflict, ModelportError
@@ -75,6 +75,7 @@ class FrontEnd:
         self.pid = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._admin: httpx.Client | None = None
+        self._files: dict[str, dict[str, Any]] | None = None  # what the xds files hold (None: read them)
         self._lock = threading.Lock()  # one apply() at a time
 
     @property
@@ -102,13 +103,14 @@ class FrontEnd:
         self.admin_socket.unlink(missing_ok=True)
         eds_dir = self.xds_dir / "eds"
         eds_dir.mkdir(parents=True, exist_ok=True)
-        for stale in eds_dir.glob("*.yaml"):
+        for stale in eds_dir.glob("*.json"):
             stale.unlink()
         if services:
             self._validate(services)
+        self._files = None
         self._write_files(self._render(services or [], _new_version()))
-        bootstrap_path = self.state_dir / "bootstrap.yaml"
-        _write_atomic(bootstrap_path, _yaml(bootstrap(self.xds_dir, self.admin_socket)))
+        bootstrap_path = self.state_dir / "bootstrap.json"
+        _write_atomic(bootstrap_path, _json(bootstrap(self.xds_dir, self.admin_socket)))
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [str(envoy_path()), "-c", str(bootstrap_path), "--disable-hot-restart",
@@ -128,7 +130,7 @@ class FrontEnd:
         True if there was one."""
         state = self._read_state() or {}
         pid = int(state.get("pid", 0))
-        if not pid or str(self.state_dir / "bootstrap.yaml") not in processes.cmdline(pid):
+        if not pid or str(self.state_dir / "bootstrap.json") not in processes.cmdline(pid):
             return False
         self.pid, self.port = pid, int(state["port"])
         self.stop()
@@ -140,7 +142,7 @@ class FrontEnd:
             return False
         if self._process is not None:
             return self._process.poll() is None
-        return processes.running(self.pid, marker=str(self.state_dir / "bootstrap.yaml"))
+        return processes.running(self.pid, marker=str(self.state_dir / "bootstrap.json"))
 
     def _pick_port(self, state: dict[str, Any] | None) -> int:
         """The requested port (it must be free), else the last one used (if still free), else a free one."""
@@ -181,7 +183,10 @@ class FrontEnd:
         if "pid" not in state:
             return False
         pid, port = int(state["pid"]), int(state["port"])
-        if str(self.state_dir / "bootstrap.yaml") not in processes.cmdline(pid):
+        if str(self.state_dir / "bootstrap.yaml") in processes.cmdline(pid):  # an earlier modelport's YAML files
+            processes.terminate(pid, STOP_TIMEOUT_S)  # replaced by one reading JSON files, on the same port
+            return False
+        if str(self.state_dir / "bootstrap.json") not in processes.cmdline(pid):
             return False
         if self.requested_port and port != self.requested_port:
             raise Conflict(f"the front end in {self.state_dir} already runs on port {port}, not "
@@ -233,10 +238,11 @@ class FrontEnd:
         with self._lock:
             version = _new_version()
             files = self._render(services, version)
-            current = self._read_files()
+            current = dict(self._read_files())
             if _resources(files) == _resources(current) and not self._not_live(current, self._readouts()):
                 return
-            self._validate(services)
+            if _resources(_without_endpoints(files)) != _resources(_without_endpoints(current)):
+                self._validate(services)  # endpoints alone (replicas coming and going) need no validation
             before = self._readouts()
             for step, step_files in enumerate(_steps(current, files), start=1):
                 changed = {name: {**content, "version_info": f"{version}.{step}"}
@@ -248,26 +254,37 @@ class FrontEnd:
                 current.update(changed)
             for stale in set(current) - set(files):
                 (self.xds_dir / stale).unlink()
+                self._forget_file(stale)
 
     def _validate(self, services: list[ServiceRoute]) -> None:
         """``envoy --mode validate`` on these routes; FrontEndError with Envoy's reason if it refuses them."""
         jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
-        validate_config(validation_bootstrap(services, self.port, jwks, self.limits), self.state_dir / "validate.yaml")
+        validate_config(validation_bootstrap(services, self.port, jwks, self.limits), self.state_dir / "validate.json")
 
     def _render(self, services: list[ServiceRoute], version: str) -> dict[str, dict[str, Any]]:
         jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
         return xds_files(services, self.port, self.xds_dir, jwks, version, self.limits)
 
     def _read_files(self) -> dict[str, dict[str, Any]]:
-        names = ["lds.yaml", "cds.yaml", "rds.yaml"] + [f"eds/{p.name}" for p in (self.xds_dir / "eds").glob("*.yaml")]
-        return {name: yaml.safe_load((self.xds_dir / name).read_text()) for name in names
-                if (self.xds_dir / name).exists()}
+        """The xds files' contents: kept in memory once read (this process is their only writer)."""
+        if self._files is None:
+            names = ["lds.json", "cds.json", "rds.json"] + [
+                f"eds/{p.name}" for p in (self.xds_dir / "eds").glob("*.json")]
+            self._files = {name: json.loads((self.xds_dir / name).read_bytes()) for name in names
+                           if (self.xds_dir / name).exists()}
+        return self._files
+
+    def _forget_file(self, name: str) -> None:
+        if self._files is not None:
+            self._files.pop(name, None)
 
     def _write_files(self, files: dict[str, dict[str, Any]]) -> None:
         """Endpoints, clusters, the listener, then routes: nothing refers to what Envoy does not have yet."""
         order = sorted(files, key=lambda name: ["eds", "cds", "lds", "rds"].index(name[:3]))
+        current = self._read_files()
         for name in order:
-            _write_atomic(self.xds_dir / name, _yaml(files[name]))
+            _write_atomic(self.xds_dir / name, _json(files[name]))
+            current[name] = files[name]
 
     def _wait_live(self, files: dict[str, dict[str, Any]], before: dict[str, Any]) -> None:
         deadline = time.monotonic() + APPLY_TIMEOUT_S
@@ -298,7 +315,7 @@ class FrontEnd:
 
     def stats(self, service: str) -> dict[str, dict[str, int]]:
         """Per version of ``service``: requests in flight to its replicas and requests waiting for a connection."""
-        clusters = self._read_files().get("cds.yaml", {}).get("resources", [])
+        clusters = self._read_files().get("cds.json", {}).get("resources", [])
         readouts = self._readouts()
         result = {}
         for resource in clusters:
@@ -345,7 +362,7 @@ class FrontEnd:
 
 def validate_config(config: dict[str, Any], path: Path) -> None:
     """Run ``envoy --mode validate`` on a bootstrap; raise with Envoy's reason if it refuses it."""
-    _write_atomic(path, _yaml(config))
+    _write_atomic(path, _json(config))
     result = subprocess.run(
         [str(envoy_path()), "--mode", "validate", "-c", str(path), "--disable-hot-restart", "--log-level", "error"],
         capture_output=True, text=True, timeout=60,
@@ -357,37 +374,45 @@ def validate_config(config: dict[str, Any], path: Path) -> None:
 
 def _steps(current: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[dict[str, dict[str, Any]]]:
     """The files to write in each of the three steps of a change from ``current`` to ``new``."""
-    old_clusters = current.get("cds.yaml", {}).get("resources", [])
-    all_clusters = {c["name"]: c for c in old_clusters + new["cds.yaml"]["resources"]}
+    old_clusters = current.get("cds.json", {}).get("resources", [])
+    all_clusters = {c["name"]: c for c in old_clusters + new["cds.json"]["resources"]}
     add = {name: content for name, content in new.items() if name.startswith("eds/")}
-    add["cds.yaml"] = {**new["cds.yaml"], "resources": list(all_clusters.values())}
-    remove = {"cds.yaml": new["cds.yaml"]}
+    add["cds.json"] = {**new["cds.json"], "resources": list(all_clusters.values())}
+    remove = {"cds.json": new["cds.json"]}
     # JWT providers: added before the routes that need them, removed after (a mixed change fails closed)
-    grows = "lds.yaml" not in current or token_services(new["lds.yaml"]) >= token_services(current["lds.yaml"])
-    (add if grows else remove)["lds.yaml"] = new["lds.yaml"]
-    return [add, {"rds.yaml": new["rds.yaml"]}, remove]
+    grows = "lds.json" not in current or token_services(new["lds.json"]) >= token_services(current["lds.json"])
+    (add if grows else remove)["lds.json"] = new["lds.json"]
+    return [add, {"rds.json": new["rds.json"]}, remove]
 
 
 def _stat_prefix(file_name: str) -> str:
     """Where Envoy reports the subscription reading ``file_name`` (``<prefix>.version_text`` etc.)."""
     if file_name.startswith("eds/"):
-        return f"cluster.{file_name[len('eds/'):-len('.yaml')]}"
-    return {"lds.yaml": "listener_manager.lds", "cds.yaml": "cluster_manager.cds",
-            "rds.yaml": f"http.{STAT_PREFIX}.rds.{ROUTE_CONFIG_NAME}"}[file_name]
+        return f"cluster.{file_name[len('eds/'):-len('.json')]}"
+    return {"lds.json": "listener_manager.lds", "cds.json": "cluster_manager.cds",
+            "rds.json": f"http.{STAT_PREFIX}.rds.{ROUTE_CONFIG_NAME}"}[file_name]
 
 
 def _resources(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {name: content.get("resources") for name, content in files.items()}
 
 
-def _yaml(content: dict[str, Any]) -> str:
-    return yaml.safe_dump(content, sort_keys=False)
+def _json(content: dict[str, Any]) -> bytes:
+    return orjson.dumps(content)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _without_endpoints(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The listener, clusters and routes: what a change must be validated for (endpoints are only addresses)."""
+    return {name: content for name, content in files.items() if not name.startswith("eds/")}
+
+
+def _write_atomic(path: Path, content: str | bytes) -> None:
     """Write a temp file next to ``path`` and rename it over ``path``: Envoy never reads half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    if isinstance(content, str):
+        tmp.write_text(content)
+    else:
+        tmp.write_bytes(content)
     os.replace(tmp, path)
 
 
