@@ -38,6 +38,7 @@ class ReplicaSetSpec:
     cpu_limit: float | None = None
     memory_limit_gb: float | None = None
     gpus: tuple[str, ...] = ()
+    probe_period_s: float = 10.0  # Azure's period_seconds: how often a ready replica is probed
 
     @property
     def key(self) -> str:

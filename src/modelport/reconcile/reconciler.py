@@ -285,7 +285,7 @@ class Reconciler:
                               entry_script=version.entry_script, source_directory=version.source_directory,
                               replicas=self.replica_count(endpoint, version), env=env,
                               cpu_limit=deploy.get("cpu_cores_limit"), memory_limit_gb=deploy.get("memory_gb_limit"),
-                              gpus=tuple(version.gpus))
+                              gpus=tuple(version.gpus), probe_period_s=deploy.get("period_seconds", 10))
 
     @staticmethod
     def _service_route(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> ServiceRoute:

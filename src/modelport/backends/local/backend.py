@@ -37,6 +37,7 @@ STABLE_READY_S = 60.0  # a replica ready this long before it exited restarts wit
 MAX_LOG_BYTES = 50 * 1024 * 1024  # a replica log over this is moved to <log>.1 (the one before is dropped)
 PROBE_TIMEOUT_S = 2.0  # Azure ML's default liveness timeout_seconds
 FAILURE_THRESHOLD = 3  # Azure ML's default failure_threshold
+DEFAULT_PROBE_PERIOD_S = 10.0  # Azure ML's default period_seconds
 STOP_TIMEOUT_S = float(os.environ.get("MODELPORT_REPLICA_STOP_TIMEOUT_S", "20"))  # then SIGKILL, whole group
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
@@ -49,8 +50,11 @@ class LocalBackend:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.preparations = preparations
-        self._http = httpx.Client(timeout=PROBE_TIMEOUT_S)
+        self._http = httpx.Client(timeout=PROBE_TIMEOUT_S, limits=httpx.Limits(max_connections=None,
+                                                                                max_keepalive_connections=None))
         self._probes: dict[int, int] = {}  # by pid: consecutive failed probes of a process seen ready
+        self._probed_at: dict[int, float] = {}  # by pid: when a ready process was last probed
+        self._periods: dict[str, float] = {}  # by replica set key: seconds between probes of ready replicas
 
     def prepare(self, spec: ReplicaSetSpec) -> Prepared:
         return self.preparations.prepare(spec)
@@ -62,6 +66,7 @@ class LocalBackend:
         if self.prepare(spec).state is not Preparation.READY:
             raise RuntimeError(f"{spec.key} is not prepared: call prepare() until it says ready")
         artefacts = self.preparations.artefacts(spec)
+        self._periods[spec.key] = spec.probe_period_s
         folder = self._folder(spec.service, spec.replica_set)
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(spec.replicas):
@@ -84,7 +89,8 @@ class LocalBackend:
             alive = _alive(state["pid"])
             port = state.get("port") or (self._port_from_log(folder, index, state) if alive else None)
             _rotate(folder / f"replica-{index}.log")
-            ready = alive and port is not None and self._ready(state["pid"], port)
+            period = self._periods.get(f"{service}/{version}", DEFAULT_PROBE_PERIOD_S)
+            ready = alive and port is not None and self._ready(state["pid"], port, period)
             if ready and not state.get("ready_at"):
                 state["ready_at"] = time.time()
                 self._write(folder, index, state)
@@ -99,7 +105,7 @@ class LocalBackend:
         state = self._read(folder, index)
         if state and state.get("exited_at") is None and not _alive(state["pid"]):
             _kill_group(state["pid"])
-            self._probes.pop(state["pid"], None)
+            self._forget_probes(state["pid"])
             state["exited_at"] = time.time()
             state["last_exit_code"] = _exit_code(state["pid"])
             self._write(folder, index, state)
@@ -172,17 +178,23 @@ class LocalBackend:
                 processes.terminate(state["pid"], STOP_TIMEOUT_S, alive=_alive)
                 _exit_code(state["pid"])
             _kill_group(state["pid"])  # workers stuck past the grace period die with their supervisor
-            self._probes.pop(state["pid"], None)
+            self._forget_probes(state["pid"])
         (folder / f"replica-{index}.json").unlink(missing_ok=True)
 
-    def _ready(self, pid: int, port: int) -> bool:
+    def _ready(self, pid: int, port: int, period_s: float) -> bool:
         """Ready after one good probe of this process; not ready after ``FAILURE_THRESHOLD`` bad ones in a
         row (a busy machine can make one probe slow without anything being wrong). Keyed by pid, so a
-        restarted replica is ready only after its own first good probe."""
+        restarted replica is ready only after its own first good probe. A starting replica is probed at
+        every pass; a ready one every ``period_s`` seconds (Azure's ``period_seconds``), over a kept-alive
+        connection (a process that exits is seen at once, without a probe)."""
+        now = time.monotonic()
+        if self._probes.get(pid) == 0 and now - self._probed_at.get(pid, 0.0) < period_s:
+            return True
         try:
             good = self._http.get(f"http://127.0.0.1:{port}/-/ready").status_code == 200
         except httpx.HTTPError:
             good = False
+        self._probed_at[pid] = now
         if good:
             self._probes[pid] = 0
             return True
@@ -193,6 +205,10 @@ class LocalBackend:
             del self._probes[pid]
             return False
         return True
+
+    def _forget_probes(self, pid: int) -> None:
+        self._probes.pop(pid, None)
+        self._probed_at.pop(pid, None)
 
     def _port_from_log(self, folder: Path, index: int, state: dict) -> int | None:
         log = folder / f"replica-{index}.log"
