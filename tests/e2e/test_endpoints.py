@@ -242,9 +242,11 @@ RULES = {
                                   "'blue' is the control version of endpoint 'three': make another version the "
                                   "control instead of clearing it"),
     "a mirrored version with a share": (lambda e: e.update_version("red", mirror_percentile=10), InvalidInput,
-                                        "version 'red' is mirrored (mirror_percentile 10.0): a mirrored version takes "
+                                        "version 'red' is mirrored (mirror_percentile 10): a mirrored version takes "
                                         "no share of the split, so set its traffic_percentile to 0 and make another "
                                         "version the default"),
+    "a share over 100": (lambda e: e.update_version("green", traffic_percentile=101), InvalidInput,
+                         "version 'green': traffic_percentile must be a number from 0 to 100; got 101"),
     "a taken name": (lambda e: e.create_version("green"), InvalidInput,
                      "endpoint 'three' already has a version 'green': update it with update_version, or choose "
                      "another name"),

@@ -63,10 +63,10 @@ class VersionBody(BaseModel):
     source_directory: str | None = None
     environment: dict[str, Any] | None = None
     deploy: dict[str, Any] | None = None
-    traffic_percentile: float | None = Field(None, ge=0, le=100)
+    traffic_percentile: float | None = Field(None, json_schema_extra=documented(minimum=0, maximum=100))
     is_default: bool | None = None
     is_control_version_type: bool | None = None
-    mirror_percentile: float | None = Field(None, ge=0, le=100)
+    mirror_percentile: float | None = Field(None, json_schema_extra=documented(minimum=0, maximum=100))
 
     def inputs(self) -> tuple[VersionInput, TrafficInput]:
         return (VersionInput(self.models, self.entry_script, self.snapshot, self.source_directory, self.environment,
@@ -158,9 +158,11 @@ def rollback(name: str, ctx: Context = Depends(context)) -> dict:
 @router.get("/services/{name}/history", response_model=TrafficHistoryView, responses=errors(NotFound))
 def history(name: str, ctx: Context = Depends(context)) -> dict:
     """The endpoint's earlier traffic assignments (oldest first) and the current one."""
-    endpoint = ctx.store.get_service(name).endpoint
+    record = ctx.store.get_service(name)
+    endpoint = record.endpoint
+    since = endpoint.history[-1].at if endpoint.history else record.created_at.isoformat(timespec="seconds")
     return {"history": [h.to_dict() for h in endpoint.history],
-            "current": traffic.assignment(endpoint, "current", "").to_dict()}
+            "current": traffic.assignment(endpoint, "current", since).to_dict()}
 
 
 @router.get("/services/{name}/logs", response_model=ServiceLogs, responses=errors(NotFound))
@@ -206,7 +208,8 @@ def _view(ctx: Context, record) -> dict:
     versions = {v.name: {
         "name": v.name, "state": observed.get(v.name, {}).get("state", record.state),
         "reason": observed.get(v.name, {}).get("reason"), "traffic_percentile": v.traffic_percentile,
-        "effective_percentile": shares.get(v.name, 0.0), "is_default": v.is_default, "is_control": v.is_control,
+        "effective_percentile": observed.get(v.name, {}).get("effective_percentile", shares.get(v.name, 0.0)),
+        "is_default": v.is_default, "is_control": v.is_control,
         "type": v.role, "mirror_percentile": v.mirror_percentile, "replica_set": v.replica_set,
         "generation": v.generation, "models": [m.id for m in v.models], "entry_script": v.entry_script,
         "environment": v.environment["name"], "deploy": v.deploy,

@@ -177,11 +177,13 @@ class Reconciler:
         self._retire_unused(endpoint)
         default = seen[endpoint.default_version.name]
         state, reason = _overall(endpoint, seen)
+        route = self._service_route(endpoint, seen)
+        shares = {v.name: v.weight for v in route.versions}
         status = {**default.status, "reason": reason, "desired_version": endpoint.default_version.replica_set,
                   "serving_version": default.serving,
                   "versions": {name: {"state": v.state.value, "reason": v.reason, "serving_replica_set": v.serving,
-                                      **v.status} for name, v in seen.items()}}
-        return self._service_route(endpoint, seen), state, status
+                                      "effective_percentile": shares[name], **v.status} for name, v in seen.items()}}
+        return route, state, status
 
     def _reconcile_version(self, endpoint: Endpoint, version: EndpointVersion) -> VersionObserved:
         replica_set = version.replica_set

@@ -37,12 +37,14 @@ def check(endpoint: Endpoint) -> Endpoint:
     for version in versions:
         for what in ("traffic_percentile", "mirror_percentile"):
             value = getattr(version, what)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
-                raise InvalidInput(f"version '{version.name}': {what} must be a number from 0 to 100; got {value!r}")
+            number = not isinstance(value, bool) and isinstance(value, int | float)
+            if not number or not 0 <= value <= 100:
+                shown = f"{value:g}" if number else repr(value)
+                raise InvalidInput(f"version '{version.name}': {what} must be a number from 0 to 100; got {shown}")
         if version.mirror_percentile and (version.traffic_percentile or version.is_default):
-            raise InvalidInput(f"version '{version.name}' is mirrored (mirror_percentile {version.mirror_percentile}):"
-                               " a mirrored version takes no share of the split, so set its traffic_percentile to 0"
-                               " and make another version the default")
+            mirrored = f"mirror_percentile {version.mirror_percentile:g}"
+            raise InvalidInput(f"version '{version.name}' is mirrored ({mirrored}): a mirrored version takes no share "
+                               "of the split, so set its traffic_percentile to 0 and make another version the default")
     total = sum(v.traffic_percentile for v in versions)
     if total > 100:
         shares = ", ".join(f"{v.name} {v.traffic_percentile:g}" for v in versions if v.traffic_percentile)
@@ -86,8 +88,8 @@ def with_history(before: Endpoint, after: Endpoint, reason: str, at: str) -> End
 
 
 def promote(endpoint: Endpoint, name: str, at: str) -> Endpoint:
-    """``name`` takes 100 % of the traffic and becomes default and control; the others get 0 (and stop
-    mirroring: a promoted rollout is the one all traffic goes to)."""
+    """``name`` takes 100 % of the traffic and becomes default and control (and stops being mirrored, if it
+    was); the others get 0 of the split, and mirrored ones keep their copies."""
     endpoint.version(name)
     versions = [replace(v, traffic_percentile=100 if v.name == name else 0, is_default=v.name == name,
                         is_control=v.name == name, mirror_percentile=0 if v.name == name else v.mirror_percentile)
