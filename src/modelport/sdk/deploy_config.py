@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from ..reconcile.autoscale import AutoscaleSettings
 from ..frontend.config import ORIGIN_RULE
+from ..reconcile.autoscale import AutoscaleSettings
 from .deploy_config_keys import ACI_ONLY, FIELDS, FILE_TREE, KEY, NOT_APPLIED, in_file_terms, read_section
 from .files import KeyRule, read_json_object, suggest
 
@@ -213,12 +213,7 @@ class DeploymentConfig:
 
     def autoscaler_settings(self) -> AutoscaleSettings:
         """The autoscaler's inputs; with a fixed ``num_replicas`` the minimum and maximum are that count."""
-        if not self.autoscale_enabled:
-            return AutoscaleSettings(self.num_replicas, self.num_replicas, self.autoscale_target_utilization,
-                                     self.autoscale_refresh_seconds, self.replica_max_concurrent_requests)
-        return AutoscaleSettings(self.autoscale_min_replicas, self.autoscale_max_replicas,
-                                 self.autoscale_target_utilization, self.autoscale_refresh_seconds,
-                                 self.replica_max_concurrent_requests)
+        return AutoscaleSettings.of(self.to_settings())[1]
 
     def updated(self, **changes: Any) -> DeploymentConfig:
         """A validated copy with ``changes`` applied, as ``service.update(...)`` does.
