@@ -50,7 +50,7 @@ class Deployments:
         self.store = store
         self.backend = backends.for_target(backends.LOCAL, workspace.root, artifacts, workspace.envs, workspace.logs)
         self.frontend = FrontEnd(workspace.root / "frontend", port=_front_end_port(), limits=_client_limits())
-        self.autoscaler = ReplicaAutoscaler(self.backend)
+        self.autoscaler = ReplicaAutoscaler(self.frontend.load)
         self.reconciler = Reconciler(store, self.backend, front_end=self, replica_count=self.autoscaler.replicas)
         self._services: list[ServiceRoute] = []  # what the front end serves (apply() returned)
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)

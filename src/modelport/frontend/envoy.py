@@ -313,18 +313,20 @@ class FrontEnd:
 
     # --- observing -----------------------------------------------------------------------------
 
-    def stats(self, service: str) -> dict[str, dict[str, int]]:
-        """Per version of ``service``: requests in flight to its replicas and requests waiting for a connection."""
-        clusters = self._read_files().get("cds.json", {}).get("resources", [])
-        readouts = self._readouts()
-        result = {}
-        for resource in clusters:
-            name = resource["name"]
-            if name.startswith(f"{service}_"):
-                version = name[len(service) + 1:]
-                result[version] = {stat: int(readouts.get(f"cluster.{cluster_name(service, version)}.{stat}", 0))
-                                   for stat in ("upstream_rq_active", "upstream_rq_pending_active")}
-        return result
+    def load(self, service: str, version: str) -> tuple[int, int]:
+        """Requests of one version now: sent to its replicas and not answered yet (running or queued in a
+        replica), and waiting in Envoy for a connection. What the autoscaler decides on. Raises FrontEndError
+        when Envoy does not answer."""
+        cluster = cluster_name(service, version)
+        try:
+            response = self._admin_get("/stats", params={
+                "format": "json", "filter": f"^cluster\\.{cluster}\\.upstream_rq_(pending_)?active$"})
+            response.raise_for_status()
+        except httpx.HTTPError as err:
+            raise FrontEndError(f"envoy (pid {self.pid}) does not answer on {self.admin_socket} ({err})") from None
+        readouts = {item["name"]: item["value"] for item in response.json()["stats"] if "value" in item}
+        return (int(readouts.get(f"cluster.{cluster}.upstream_rq_active", 0)),
+                int(readouts.get(f"cluster.{cluster}.upstream_rq_pending_active", 0)))
 
     def _readouts(self) -> dict[str, Any]:
         """Counters, gauges and text readouts from the admin ``/stats``."""
