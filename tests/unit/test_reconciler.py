@@ -20,7 +20,8 @@ from modelport.spec import Endpoint, EndpointVersion
 from modelport.store.db import Store
 
 DEPLOY = {"scoring_timeout_ms": 60000, "auth_enabled": True, "token_auth_enabled": False,
-          "replica_max_concurrent_requests": 1, "max_request_wait_time": 500}
+          "replica_max_concurrent_requests": 1, "max_request_wait_time": 500, "autoscale_enabled": False,
+          "num_replicas": 1, "autoscale_target_utilization": 70, "autoscale_refresh_seconds": 1}
 V1, V2 = "default-1", "default-2"  # a web service's replica sets: its one version, "default", and generation
 
 
@@ -407,3 +408,13 @@ def test_the_backend_factory_knows_local_and_refuses_other_kinds(tmp_path):
     assert isinstance(made, LocalBackend) and made.root == tmp_path / "replicas"
     with pytest.raises(InvalidInput, match="compute target kind 'kubernetes' has no backend in this modelport yet"):
         backends.for_target("kubernetes", tmp_path, None, tmp_path / "envs", tmp_path / "logs")
+
+
+def test_passes_come_fast_while_things_change_and_slowly_once_all_is_steady(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    assert reconciler.reconcile_once() == reconciler_module.BUSY_INTERVAL_S  # starting
+    backend.set("svc", V1, True)
+    assert reconciler.reconcile_once() == reconciler_module.STEADY_INTERVAL_S
+    backend.set("svc", V1, FakeReplica(ready=False, exit_code=-9, restarts=1))
+    assert reconciler.reconcile_once() == reconciler_module.BUSY_INTERVAL_S  # restarting

@@ -32,12 +32,15 @@ from ..errors import ModelportError
 from ..frontend.config import ServiceRoute, VersionRoute
 from ..spec import LOCAL_TARGET, Endpoint, EndpointVersion, State, traffic
 from ..store.db import Store
+from .autoscale import AutoscaleSettings
 from .backend import Backend, Preparation, ReplicaSetSpec, ReplicaState
 
 logger = logging.getLogger("modelport.reconciler")
 
 LOG_TAIL_LINES = 30
 RETIRE_GRACE_S = 2.0
+BUSY_INTERVAL_S = 0.5  # between passes while something changes
+STEADY_INTERVAL_S = 2.0  # between passes when every endpoint is steady
 WAIT_ROUTED_S = 120.0  # how long an operation waits for the front end (a pass may be building an environment)
 
 
@@ -87,13 +90,18 @@ class Reconciler:
         self._stop = threading.Event()
         self._wake = threading.Event()
 
-    def run_forever(self, interval_s: float = 0.5) -> None:
+    def run_forever(self) -> None:
+        """Reconcile until ``stop()``: every ``BUSY_INTERVAL_S`` while something is changing (starting,
+        restarting, building, unroutable), every ``STEADY_INTERVAL_S`` when all is steady, and at once after
+        ``wake()`` (an operation changed something). A dead replica is taken out of rotation by the front
+        end at its first refused connection, so a steady pass only has to restart it."""
         while not self._stop.is_set():
+            wait_s = BUSY_INTERVAL_S
             try:
-                self.reconcile_once()
+                wait_s = self.reconcile_once()
             except Exception:
                 logger.exception("reconcile pass failed; retrying")
-            self._wake.wait(interval_s)
+            self._wake.wait(wait_s)
             self._wake.clear()
 
     def wake(self) -> None:
@@ -118,7 +126,10 @@ class Reconciler:
                                          f"within {timeout_s:.0f} s; see the control plane's log")
                 self._routed_changed.wait(remaining)
 
-    def reconcile_once(self) -> None:
+    def reconcile_once(self) -> float:
+        """One pass over every endpoint; the seconds until the next one: ``BUSY_INTERVAL_S`` unless all are
+        steady (Healthy with every replica ready, and routed), else ``STEADY_INTERVAL_S`` or an autoscaled
+        version's shorter ``autoscale_refresh_seconds``."""
         records = self.store.list_services()
         routes, observed = [], []
         for record in records:
@@ -145,6 +156,12 @@ class Reconciler:
             self.backend.remove(stale)
         for key in [k for k in self._promoted if k[0] not in names]:  # a new endpoint of that name starts afresh
             del self._promoted[key]
+        steady = front_end_error is None and not self._retiring and all(
+            state is State.HEALTHY and not status.get("reason") for _, state, status in observed)
+        if not steady:
+            return BUSY_INTERVAL_S
+        refreshes = [AutoscaleSettings.of(v.deploy) for e, _, _ in observed for v in e.versions]
+        return min([STEADY_INTERVAL_S] + [s.refresh_seconds for enabled, s in refreshes if enabled])
 
     def _mark_routed(self, revisions: dict[str, int]) -> None:
         with self._routed_changed:
