@@ -67,11 +67,11 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     registry = CollectorRegistry()
     registry.register(EndpointMetrics(store, deployments.frontend))
 
-    @app.get("/metrics", dependencies=protected, tags=["server"], response_class=PlainTextResponse,
-             responses=errors(Unauthorized))
+    @app.get("/metrics", dependencies=protected, include_in_schema=False)
     def metrics() -> PlainTextResponse:
         """Prometheus metrics per endpoint and version: requests by status class, latency, replicas (send the
-        workspace token as a bearer token, e.g. Prometheus' ``authorization`` setting)."""
+        workspace token as a bearer token, e.g. Prometheus' ``authorization`` setting). Prometheus' text
+        format, not part of the JSON API: left out of its OpenAPI document."""
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/v1/workspace", dependencies=protected, tags=["workspace"], response_model=WorkspaceView,
