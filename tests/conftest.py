@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelport import Model, Webservice, Workspace
+from modelport.api import server
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SCRIPTS = FIXTURES / "scripts"
 LISTENING = re.compile(r"listening:\s+http://([\d.]+):(\d+)")
@@ -92,3 +95,38 @@ def start_runtime(tmp_path_factory):
 
 def script(name: str) -> str:
     return str(SCRIPTS / name)
+
+
+@pytest.fixture(scope="module")
+def new_workspace(tmp_path_factory):
+    """``new_workspace(name, **env)``: a workspace in a new folder; ``env`` is set in this process's environment,
+    where the control planes it starts read it, until the module ends. Then each workspace's services are deleted,
+    its control plane stopped, and the environment restored."""
+    created: list[Workspace] = []
+    saved: dict[str, str | None] = {}
+
+    def create(name: str, **env: str) -> Workspace:
+        for key in env:
+            saved.setdefault(key, os.environ.get(key))
+        os.environ.update(env)
+        workspace = Workspace.create(name, tmp_path_factory.mktemp("ws"))
+        created.append(workspace)
+        return workspace
+
+    yield create
+    for workspace in created:
+        for service in Webservice.list(workspace):
+            service.delete()
+        server.stop(workspace._dir)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def register_weights(ws, folder: Path, weights: str = "w-1", name: str = "echo-model") -> Model:
+    """A new version of model ``name``: ``folder/weights.txt``, holding ``weights``."""
+    path = folder / "weights.txt"
+    path.write_text(weights)
+    return Model.register(ws, path, name)

@@ -7,25 +7,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
-from modelport.api import server
+from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice
+from tests.conftest import register_weights
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    ws = Workspace.create("authws", tmp_path_factory.mktemp("ws"))
-    weights = tmp_path_factory.mktemp("model") / "weights.txt"
-    weights.write_text("w-1")
-    model = Model.register(ws, weights, "echo-model")
+def service(new_workspace, tmp_path_factory):
+    ws = new_workspace("authws")
+    model = register_weights(ws, tmp_path_factory.mktemp("model"))
     config = InferenceConfig("score.py", source_directory=APP, environment=Environment("auth-env"))
     deployed = Model.deploy(ws, "auth-svc", [model], config, AksWebservice.deploy_configuration(num_replicas=1))
     deployed.wait_for_deployment(timeout_sec=120)
-    yield deployed
-    for each in Webservice.list(ws):
-        each.delete()
-    server.stop(ws._dir)
+    return deployed
 
 
 def status_with(service, key: str | None) -> int:

@@ -7,25 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
-from modelport.api import server
+from modelport import AksWebservice, Environment, InferenceConfig, Model
+from tests.conftest import register_weights
 
 SOURCE = Path(__file__).resolve().parents[1] / "fixtures" / "azure_layout" / "source_directory"
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    workspace = Workspace.create("layoutws", tmp_path_factory.mktemp("ws"))
-    yield workspace
-    for service in Webservice.list(workspace):
-        service.delete()
-    server.stop(workspace._dir)
+def ws(new_workspace):
+    return new_workspace("layoutws")
 
 
 def test_an_azure_source_directory_deploys_unchanged(ws, tmp_path):
-    weights = tmp_path / "weights.txt"
-    weights.write_text("w")
-    model = Model.register(ws, weights, "layout-model")
+    model = register_weights(ws, tmp_path, "w", "layout-model")
     config = InferenceConfig("x/y/score.py", source_directory=SOURCE, environment=Environment("layout-env"))
     service = Model.deploy(ws, "layout-svc", [model], config,
                            AksWebservice.deploy_configuration(num_replicas=1, auth_enabled=False))

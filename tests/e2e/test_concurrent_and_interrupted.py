@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +21,8 @@ import pytest
 from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
 from modelport.api import server
 from modelport.frontend.config import VERSION_HEADER
+from tests.processes import refuses_connections, replica_states, running, stat_fields
+from tests.traffic import wait_until
 
 SCORE = """
 import os, time
@@ -90,33 +91,6 @@ def inference_config(app: Path, **variables: str) -> InferenceConfig:
     return InferenceConfig("score.py", source_directory=app, environment=env)
 
 
-def wait_until(predicate, timeout: float = 30.0) -> bool:
-    """Poll ``predicate`` until it is true, for ``timeout`` seconds at most; its last truth value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
-def replica_states(ws, service: str) -> dict[str, dict]:
-    """``{"default-1/replica-0": state, ...}``: the local backend's replica state files (pid, port, restarts)."""
-    root = ws._dir.root / "replicas" / service
-    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("*/replica-*.json"))}
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def running(pid: int) -> bool:
-    try:
-        return _stat(pid)[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def replica_processes(ws, service: str) -> set[int]:
     """Live replica processes of ``service`` (their supervisors: runtime processes whose parent is not one
     of the service's own), found in /proc, whatever the state files say."""
@@ -125,23 +99,13 @@ def replica_processes(ws, service: str) -> set[int]:
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = _stat(int(entry.name))
+            stat = stat_fields(int(entry.name))
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
         args = [arg.decode(errors="replace") for arg in cmdline]
         if stat[0] != "Z" and "modelport.runtime" in args and any(arg.startswith(app_roots) for arg in args):
             runtimes[int(entry.name)] = int(stat[1])
     return {pid for pid, parent in runtimes.items() if parent not in runtimes}
-
-
-def refuses_connections(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=2)
-    except httpx.ConnectError:
-        return True
-    except httpx.HTTPError:
-        pass
-    return False
 
 
 def kill_control_plane(ws) -> int:

@@ -9,26 +9,22 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
+from modelport import AksWebservice, Environment, InferenceConfig, Model
 from modelport.api import server
+from tests.conftest import register_weights
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    ws = Workspace.create("metricsws", tmp_path_factory.mktemp("ws"))
-    weights = tmp_path_factory.mktemp("model") / "weights.txt"
-    weights.write_text("w")
-    model = Model.register(ws, weights, "echo-model")
+def service(new_workspace, tmp_path_factory):
+    ws = new_workspace("metricsws")
+    model = register_weights(ws, tmp_path_factory.mktemp("model"), "w")
     config = InferenceConfig("score.py", source_directory=APP, environment=Environment("metrics-env"))
     deployed = Model.deploy(ws, "metered", [model], config,
                             AksWebservice.deploy_configuration(num_replicas=2, auth_enabled=False))
     deployed.wait_for_deployment(timeout_sec=120)
-    yield deployed
-    for each in Webservice.list(ws):
-        each.delete()
-    server.stop(ws._dir)
+    return deployed
 
 
 def scrape(service, token: str | None) -> httpx.Response:

@@ -11,20 +11,17 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from modelport import AksEndpoint, Endpoint, Environment, InferenceConfig, Model, Webservice, Workspace
-from modelport.api import server
+from modelport import AksEndpoint, Endpoint, Environment, InferenceConfig, Model, Webservice
 from modelport.errors import InvalidInput, NotFound
 from modelport.frontend.config import REPLICA_SET_HEADER, VERSION_HEADER
-from tests.faults.load import wait_until
+from tests.conftest import register_weights
+from tests.traffic import Traffic, wait_until
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 AZURE_ENDPOINT_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "azure_files" / "endpoint" / \
@@ -38,19 +35,13 @@ SPLIT_REQUESTS = 4000
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    workspace = Workspace.create("endpointws", tmp_path_factory.mktemp("ws"))
-    yield workspace
-    for service in Webservice.list(workspace):
-        service.delete()
-    server.stop(workspace._dir)
+def ws(new_workspace):
+    return new_workspace("endpointws")
 
 
 @pytest.fixture(scope="module")
 def model(ws, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "weights.txt"
-    path.write_text("w-1")
-    return Model.register(ws, path, "echo-model")
+    return register_weights(ws, tmp_path_factory.mktemp("model"))
 
 
 def inference_config(source: Path = APP, **variables: str) -> InferenceConfig:
@@ -103,57 +94,9 @@ def answered_by(response: httpx.Response) -> str:
     return named
 
 
-class Traffic:
-    """Threads scoring ``url`` until the block ends. Each answer is recorded under the phase current when its
-    request was sent, as ``answered_by`` names it, or as an exception's name: a thread never ends silently.
-    ``with traffic.change():`` around a change gives the requests sent while it is made a phase of their own, and
-    those sent after it returned the next one."""
-
-    def __init__(self, url: str, threads: int = 4):
-        self.url = url
-        self.phase = 0
-        self.answers: list[Counter[str]] = [Counter()]
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-        assert not any(thread.is_alive() for thread in self._threads), "a load thread did not stop"
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=60) as client:
-            while not self._stop.is_set():
-                phase = self.phase
-                try:
-                    outcome = answered_by(client.post(self.url, json={}))
-                except httpx.HTTPError as err:
-                    outcome = f"{type(err).__name__}: {err}"[:200]
-                with self._lock:
-                    self.answers[phase][outcome] += 1
-
-    def _next_phase(self) -> None:
-        with self._lock:
-            self.answers.append(Counter())
-            self.phase += 1
-
-    @contextmanager
-    def change(self) -> Iterator[None]:
-        self._next_phase()
-        yield
-        self._next_phase()
-
-    def wait_for(self, count: int, timeout: float = 120) -> bool:
-        """Wait (bounded) until the current phase holds ``count`` answers."""
-        phase = self.phase
-        return wait_until(lambda: sum(self.answers[phase].values()) >= count, timeout)
+def traffic_to(endpoint: AksEndpoint, threads: int = 4) -> Traffic:
+    """Threads scoring ``endpoint`` until the block ends, each answer counted as ``answered_by`` names it."""
+    return Traffic(endpoint.scoring_uri, answered_by, threads=threads, request_timeout=60)
 
 
 def desired(ws, name: str) -> tuple:
@@ -195,9 +138,9 @@ def test_the_split_follows_the_percentiles_and_the_default_gets_the_rest(ws, thr
     assert {name: (v.traffic_percentile, v.effective_percentile, v.is_default, v.version_type)
             for name, v in versions.items()} == {
         "blue": (0, 50, True, "Control"), "green": (30, 30, False, "Treatment"), "red": (20, 20, False, "Treatment")}
-    with Traffic(three.scoring_uri) as traffic:
-        assert traffic.wait_for(SPLIT_REQUESTS)
-    answers = traffic.answers[0]
+    with traffic_to(three) as traffic:
+        assert traffic.wait_for_phase(SPLIT_REQUESTS)
+    answers = traffic.phases[0]
     total = sum(answers.values())
     assert set(answers) == {"blue", "green", "red"}, answers  # nothing failed, every answer named its version
     shares = {version: 100 * answers[version] / total for version in answers}
@@ -207,17 +150,17 @@ def test_the_split_follows_the_percentiles_and_the_default_gets_the_rest(ws, thr
 
 def test_a_weight_change_applies_once_it_returns_with_no_failed_request(three):
     reset(three, green=30, red=20)
-    with Traffic(three.scoring_uri) as traffic:
-        assert traffic.wait_for(100)
+    with traffic_to(three) as traffic:
+        assert traffic.wait_for_phase(100)
         with traffic.change():
             three.update_version("green", traffic_percentile=0)
-        assert traffic.wait_for(300)
+        assert traffic.wait_for_phase(300)
         with traffic.change():
             three.update_version("red", traffic_percentile=100)
-        assert traffic.wait_for(300)
-    before, during_first, green_off, during_second, all_red = traffic.answers
+        assert traffic.wait_for_phase(300)
+    before, during_first, green_off, during_second, all_red = traffic.phases
     assert set(before) == {"blue", "green", "red"}, before
-    assert set(during_first) | set(during_second) <= {"blue", "green", "red"}, traffic.answers  # none failed
+    assert set(during_first) | set(during_second) <= {"blue", "green", "red"}, traffic.phases  # none failed
     assert set(green_off) == {"blue", "red"}, green_off  # blue 80 %, red 20 %: green gets nothing any more
     assert set(all_red) == {"red"}, all_red  # red 100 %: the default gets what is left, nothing
     assert three.versions["red"].traffic_percentile == 100 and three.versions["blue"].effective_percentile == 0
@@ -276,18 +219,18 @@ def test_a_rule_violation_says_which_rule_and_changes_nothing(ws, three, rule):
 
 def test_promote_and_rollback_under_load_lose_no_request(ws, three):
     reset(three, green=0, red=0)  # blue, the default, gets everything
-    with Traffic(three.scoring_uri, threads=3) as traffic:
-        assert traffic.wait_for(100)
+    with traffic_to(three, threads=3) as traffic:
+        assert traffic.wait_for_phase(100)
         with traffic.change():
             three.promote("red")
-        assert traffic.wait_for(200)
+        assert traffic.wait_for_phase(200)
         promoted = three.history()
         with traffic.change():
             three.rollback()
-        assert traffic.wait_for(200)
-    before, promoting, after_promote, rolling_back, after_rollback = traffic.answers
-    assert (set(before), set(after_promote), set(after_rollback)) == ({"blue"}, {"red"}, {"blue"}), traffic.answers
-    assert set(promoting) | set(rolling_back) <= {"blue", "red"}, traffic.answers  # no request failed meanwhile
+        assert traffic.wait_for_phase(200)
+    before, promoting, after_promote, rolling_back, after_rollback = traffic.phases
+    assert (set(before), set(after_promote), set(after_rollback)) == ({"blue"}, {"red"}, {"blue"}), traffic.phases
+    assert set(promoting) | set(rolling_back) <= {"blue", "red"}, traffic.phases  # no request failed meanwhile
     *_, last, current = promoted
     assert (last.percentiles, last.default, last.control, last.reason) == (
         {"blue": 0, "green": 0, "red": 0}, "blue", "blue", "promote red")

@@ -5,56 +5,42 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
-import time
 from collections import Counter
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
-from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
+from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice
 from modelport.api import server
 from modelport.errors import Conflict, InvalidInput
 from modelport.frontend.config import REPLICA_SET_HEADER, VERSION_HEADER
 from modelport.sdk.webservice import WebserviceError
+from tests.conftest import register_weights
+from tests.processes import parent_of, refuses_connections, replica_states, running
+from tests.traffic import Traffic, bearer, ok_if_200
+from tests.traffic import wait_until as _wait_until
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
+wait_until = partial(_wait_until, interval=0.1)  # these polls ask the control plane or score: 10 a second
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    os.environ["MODELPORT_SCALE_DOWN_DELAY_S"] = "2"  # read by the control plane this workspace starts
-    workspace = Workspace.create("deployws", tmp_path_factory.mktemp("ws"))
-    yield workspace
-    os.environ.pop("MODELPORT_SCALE_DOWN_DELAY_S")
-    for service in Webservice.list(workspace):
-        service.delete()
-    server.stop(workspace._dir)
+def ws(new_workspace):
+    return new_workspace("deployws", MODELPORT_SCALE_DOWN_DELAY_S="2")
 
 
 @pytest.fixture(scope="module")
 def model(ws, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "weights.txt"
-    path.write_text("w-1")
-    return Model.register(ws, path, "echo-model")
+    return register_weights(ws, tmp_path_factory.mktemp("model"))
 
 
 def inference_config(**variables) -> InferenceConfig:
     env = Environment("deploy-test-env")
     env.environment_variables = dict(variables)
     return InferenceConfig("score.py", source_directory=APP, environment=env)
-
-
-def wait_until(predicate, timeout=30.0):
-    """Poll ``predicate`` until it is true, for ``timeout`` seconds at most; its last truth value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return bool(predicate())
 
 
 def init_line(ws, service: str, version: str = "default-1") -> str:
@@ -66,34 +52,6 @@ def init_line(ws, service: str, version: str = "default-1") -> str:
 
 def status(ws, name: str) -> dict:
     return Webservice(ws, name).serialize()["status"]
-
-
-def replica_states(ws, service: str) -> dict[str, dict]:
-    """``{"default-1/replica-0": state, ...}``: the local backend's replica state files (pid, port, restarts)."""
-    root = ws._dir.root / "replicas" / service
-    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("*/replica-*.json"))}
-
-
-def running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (not a zombie)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def refuses_connections(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=2)
-    except httpx.ConnectError:
-        return True
-    except httpx.HTTPError:
-        pass
-    return False
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def settled(ws, name: str, replicas: int) -> dict[str, dict]:
@@ -110,54 +68,6 @@ def settled(ws, name: str, replicas: int) -> dict[str, dict]:
 
     assert wait_until(done, timeout=60), (status(ws, name), replica_states(ws, name))
     return replica_states(ws, name)
-
-
-class Traffic:
-    """Threads POSTing ``body`` to ``url`` until the block ends. Each outcome is counted: "ok", what
-    ``outcome(response)`` says is wrong, or an exception by its name (a thread never ends silently)."""
-
-    def __init__(self, url: str, key: str | None, outcome, threads: int, body: dict | None = None):
-        self.url, self.outcome, self.body = url, outcome, body or {}
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-        assert not any(thread.is_alive() for thread in self._threads), "a load thread did not stop"
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set():
-                try:
-                    result = self.outcome(client.post(self.url, json=self.body, headers=self.headers))
-                except Exception as err:  # noqa: BLE001 - every failure is a counted outcome
-                    result = f"{type(err).__name__}: {err}"[:200]
-                with self._lock:
-                    self.counts[result] += 1
-
-    def wait_for_ok(self, count: int, timeout: float = 30) -> bool:
-        """Wait (bounded) until ``count`` more requests went right than now."""
-        with self._lock:
-            target = self.counts["ok"] + count
-        return wait_until(lambda: self.counts["ok"] >= target, timeout)
-
-    def failures(self) -> dict[str, int]:
-        with self._lock:
-            return {outcome: n for outcome, n in self.counts.items() if outcome != "ok"}
-
-
-def status_200(response: httpx.Response) -> str:
-    return "ok" if response.status_code == 200 else f"{response.status_code} {response.text[:100]}"
 
 
 def test_deploy_score_and_delete(ws, model):
@@ -216,7 +126,7 @@ def test_autoscaling_follows_load_up_and_down(ws, model):
         current = status(ws, "scaled-svc")
         return current.get("replicas", 0), current.get("ready_replicas", 0)
 
-    with Traffic(service.scoring_uri, None, status_200, threads=6, body={"sleep": 0.3}) as traffic:
+    with Traffic(service.scoring_uri, ok_if_200, threads=6, body={"sleep": 0.3}) as traffic:
         assert wait_until(lambda: replicas() == (3, 3), timeout=60), replicas()
         assert traffic.wait_for_ok(10)  # served by the three
     assert traffic.failures() == {}, traffic.failures()
@@ -237,8 +147,7 @@ def keyed(ws, model):
 
 
 def call(service, key: str | None, body: dict | None = None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.post(service.scoring_uri, json=body or {}, headers=headers, timeout=30)
+    return httpx.post(service.scoring_uri, json=body or {}, headers=bearer(key), timeout=30)
 
 
 def test_key_auth(keyed):
@@ -309,7 +218,7 @@ def test_a_killed_replica_is_restarted_by_the_backend_while_the_other_serves(ws,
 
     def restarted() -> bool:  # one request at a time meanwhile: none is in flight on the victim when it dies
         try:
-            outcomes[status_200(call(keyed, key))] += 1
+            outcomes[ok_if_200(call(keyed, key))] += 1
         except httpx.HTTPError as err:
             outcomes[type(err).__name__] += 1
         state = replica_states(ws, keyed.name).get(victim_name)
@@ -339,7 +248,7 @@ def test_rolling_update_under_load_has_no_failed_request(ws, keyed):
         named, answered = response.headers.get(REPLICA_SET_HEADER), response.json()["version"]
         return "ok" if named == f"default-{answered}" else f"{REPLICA_SET_HEADER} {named!r} from version {answered!r}"
 
-    with Traffic(keyed.scoring_uri, key, outcome, threads=3, body={"sleep": 0.02}) as traffic:
+    with Traffic(keyed.scoring_uri, outcome, threads=3, headers=bearer(key), body={"sleep": 0.02}) as traffic:
         assert traffic.wait_for_ok(20)
         keyed.update(inference_config=inference_config(APP_VERSION=str(new)))
         keyed.wait_for_deployment(timeout_sec=120)

@@ -7,14 +7,12 @@ they are printed at the end of the run.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
 
-from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
-from modelport.api import server
+from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice
+from tests.conftest import register_weights
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 FAULT_ENV = {
@@ -41,26 +39,13 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in FAULT_ENV}
-    os.environ.update(FAULT_ENV)  # read by the control plane this workspace starts
-    workspace = Workspace.create("faultws", tmp_path_factory.mktemp("ws"))
-    yield workspace
-    for service in Webservice.list(workspace):
-        service.delete()
-    server.stop(workspace._dir)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def ws(new_workspace):
+    return new_workspace("faultws", **FAULT_ENV)
 
 
 @pytest.fixture(scope="module")
 def model(ws, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "weights.txt"
-    path.write_text("w-1")
-    return Model.register(ws, path, "echo-model")
+    return register_weights(ws, tmp_path_factory.mktemp("model"))
 
 
 def inference_config(**variables: str) -> InferenceConfig:
@@ -76,12 +61,6 @@ def deploy(ws, model, name: str, replicas: int = 2, **settings) -> Webservice:
     service = Model.deploy(ws, name, [model], inference_config(**variables), config)
     service.wait_for_deployment(timeout_sec=120)
     return service
-
-
-def replica_states(ws, service: str) -> dict[str, dict]:
-    """``{"default-1/replica-0": state, ...}``: the local backend's replica state files of a service."""
-    root = ws._dir.root / "replicas" / service
-    return {f"{p.parent.name}/{p.stem}": json.loads(p.read_text()) for p in sorted(root.glob("*/replica-*.json"))}
 
 
 def status(ws, name: str) -> dict:

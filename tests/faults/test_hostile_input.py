@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from modelport import Webservice
+from tests.processes import process_group, replica_states
+from tests.traffic import wait_until
 
-from .conftest import deploy, replica_states, status
-from .load import process_group, wait_until
+from .conftest import deploy, status
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,18 @@ import pytest
 
 from modelport import Webservice
 from modelport.api import server
+from tests.processes import process_group, replica_states
+from tests.traffic import Traffic, bearer, status_code, wait_until
 
-from .conftest import deploy, inference_config, replica_states, status
-from .load import Load, process_group, wait_until
+from .conftest import deploy, inference_config, status
 
 CONCURRENCY = 4
+
+
+def load_on(service, key: str) -> Traffic:
+    """``CONCURRENCY`` threads scoring ``service`` with ``key``; outcomes by status code, "200" the good one."""
+    return Traffic(service.scoring_uri, status_code, ok="200", threads=CONCURRENCY, headers=bearer(key),
+                   body={"sleep": 0.01})
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +38,8 @@ def svc(ws, model):
 def test_replicas_killed_repeatedly_lose_only_their_in_flight_requests(ws, svc, figures):
     key = svc.get_keys()[0]
     kills, recoveries = 3, []
-    with Load(svc.scoring_uri, key, CONCURRENCY, {"sleep": 0.01}) as load:
-        assert load.wait_for_successes(50)
+    with load_on(svc, key) as load:
+        assert load.wait_for_ok(50)
         for round_ in range(kills):
             victim = replica_states(ws, svc.name)[f"default-1/replica-{round_ % 2}"]
             os.kill(victim["pid"], signal.SIGKILL)
@@ -48,11 +55,11 @@ def test_replicas_killed_repeatedly_lose_only_their_in_flight_requests(ws, svc, 
 
             assert wait_until(replaced, timeout=30), status(ws, svc.name)
             recoveries.append(time.monotonic() - killed_at)
-            assert load.wait_for_successes(50)
+            assert load.wait_for_ok(50)
     figures(f"{kills} replica SIGKILLs at concurrency {CONCURRENCY}: {load.summary()}; "
             f"back to 2 ready replicas in {', '.join(f'{s:.1f}' for s in recoveries)} s")
-    assert "404" not in load.counts, load.failures[:5]
-    assert load.failed <= kills * CONCURRENCY, (load.summary(), load.failures[:10])
+    assert "404" not in load.counts, load.failure_log[:5]
+    assert load.failed <= kills * CONCURRENCY, (load.summary(), load.failure_log[:10])
     assert status(ws, svc.name)["restarts"] == kills
     assert Webservice(ws, svc.name).state == "Healthy"
 
@@ -61,17 +68,17 @@ def test_a_killed_envoy_is_restarted_on_its_port_with_its_routes(ws, svc, figure
     key = svc.get_keys()[0]
     frontend = ws._dir.root / "frontend"
     before = json.loads((frontend / "frontend.json").read_text())
-    with Load(svc.scoring_uri, key, CONCURRENCY, {"sleep": 0.01}) as load:
-        assert load.wait_for_successes(50)
+    with load_on(svc, key) as load:
+        assert load.wait_for_ok(50)
         os.kill(before["pid"], signal.SIGKILL)
         killed_at = time.monotonic()
-        assert load.wait_for_successes(1, timeout=20), load.summary()
+        assert load.wait_for_ok(1, timeout=20), load.summary()
         recovered_s = time.monotonic() - killed_at
-        assert load.wait_for_successes(50)
+        assert load.wait_for_ok(50)
     after = json.loads((frontend / "frontend.json").read_text())
     figures(f"Envoy SIGKILL at concurrency {CONCURRENCY}: {load.summary()}; scoring again after {recovered_s:.1f} s")
     assert after["port"] == before["port"] and after["pid"] != before["pid"]
-    assert set(load.counts) - {"200"} <= {"ConnectError", "RemoteProtocolError", "ReadError"}, load.failures[:5]
+    assert set(load.counts) - {"200"} <= {"ConnectError", "RemoteProtocolError", "ReadError"}, load.failure_log[:5]
     assert wait_until(lambda: status(ws, svc.name).get("front_end") == "serving", timeout=10)
 
 
@@ -110,8 +117,8 @@ def _owned_by(pid: int, port: int) -> bool:
 
 def test_rolling_update_under_load_fails_no_request(ws, svc, figures):
     key = svc.get_keys()[0]
-    with Load(svc.scoring_uri, key, CONCURRENCY, {"sleep": 0.01}) as load:
-        assert load.wait_for_successes(50)
+    with load_on(svc, key) as load:
+        assert load.wait_for_ok(50)
         started = time.monotonic()
         svc.update(inference_config=inference_config(INIT_DELAY_S="1", APP_VERSION="2"))
         svc.wait_for_deployment(timeout_sec=120)
@@ -124,28 +131,28 @@ def test_rolling_update_under_load_fails_no_request(ws, svc, figures):
         switched_s = time.monotonic() - started
         only_new = {"default-2/replica-0", "default-2/replica-1"}
         assert wait_until(lambda: set(replica_states(ws, svc.name)) == only_new, timeout=30)
-        assert load.wait_for_successes(50)
+        assert load.wait_for_ok(50)
     figures(f"rolling update at concurrency {CONCURRENCY}: {load.summary()}; new version answering after "
             f"{switched_s:.1f} s")
-    assert load.failed == 0, (load.summary(), load.failures[:5])
+    assert load.failed == 0, (load.summary(), load.failure_log[:5])
 
 
 def test_control_plane_killed_under_load_fails_no_request_and_is_re_adopted(ws, svc, figures):
     key = svc.get_keys()[0]
     replicas_before = replica_states(ws, svc.name)
-    with Load(svc.scoring_uri, key, CONCURRENCY, {"sleep": 0.01}) as load:
-        assert load.wait_for_successes(50)
+    with load_on(svc, key) as load:
+        assert load.wait_for_ok(50)
         old = server.read_info(ws._dir)["pid"]
         os.kill(old, signal.SIGKILL)
-        assert load.wait_for_successes(100)  # Envoy and the replicas serve without a control plane
+        assert load.wait_for_ok(100)  # Envoy and the replicas serve without a control plane
         started = time.monotonic()
         assert Webservice(ws, svc.name).state == "Healthy"  # the client starts a new control plane
         adopted_s = time.monotonic() - started
         assert server.read_info(ws._dir)["pid"] != old
-        assert load.wait_for_successes(100)
+        assert load.wait_for_ok(100)
     figures(f"control plane SIGKILL at concurrency {CONCURRENCY}: {load.summary()}; new control plane answering "
             f"in {adopted_s:.1f} s")
-    assert load.failed == 0, (load.summary(), load.failures[:5])
+    assert load.failed == 0, (load.summary(), load.failure_log[:5])
     replicas_after = replica_states(ws, svc.name)
     assert {k: (v["pid"], v["port"]) for k, v in replicas_after.items()} == \
         {k: (v["pid"], v["port"]) for k, v in replicas_before.items()}  # re-adopted, not started again

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import time
 import uuid
 from collections import Counter
@@ -21,6 +20,7 @@ from modelport.errors import Conflict, InvalidInput
 from modelport.frontend.config import VERSION_HEADER, ServiceRoute, VersionRoute, validation_bootstrap
 from modelport.frontend.envoy import FrontEnd, FrontEndError, validate_config
 from modelport.frontend.tokens import TokenSigner
+from tests.traffic import Traffic, wait_until
 
 KEYS = ["primary-key-0001", "secondary-key-0002"]
 HELD_AT_MOST = 12  # requests held at once in the least-request test (each replica runs up to 16 at once)
@@ -374,55 +374,6 @@ def test_a_port_in_use_is_a_clear_error_and_a_stopped_front_end_keeps_its_port(f
         again.stop()
 
 
-class Traffic:
-    """Threads POSTing ``{}`` to ``url`` until the block ends. Each outcome is counted: "ok" or what
-    ``outcome(response)`` says is wrong, and any exception by its name (a thread never ends silently)."""
-
-    def __init__(self, url: str, outcome, threads: int):
-        self.url, self.outcome = url, outcome
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
-        assert not any(thread.is_alive() for thread in self._threads), "a load thread did not stop"
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set():
-                try:
-                    result = self.outcome(client.post(self.url, json={}))
-                except Exception as err:  # noqa: BLE001 - every failure is a counted outcome
-                    result = f"{type(err).__name__}: {err}"[:200]
-                with self._lock:
-                    self.counts[result] += 1
-
-    def wait_for_ok(self, count: int, timeout: float = 30) -> bool:
-        """Wait (bounded) until ``count`` more requests went right than now."""
-        with self._lock:
-            target = self.counts["ok"] + count
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self.counts["ok"] >= target:
-                    return True
-            time.sleep(0.02)
-        return False
-
-    def failures(self) -> dict[str, int]:
-        with self._lock:
-            return {outcome: n for outcome, n in self.counts.items() if outcome != "ok"}
-
-
 def _closed_port() -> int:
     """A port nothing listens on (it was free a moment ago)."""
     with socket.socket() as sock:
@@ -431,7 +382,4 @@ def _closed_port() -> int:
 
 
 def _wait_for(condition, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
+    assert wait_until(condition, timeout, interval=0.02), "condition not met in time"

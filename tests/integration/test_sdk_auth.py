@@ -17,28 +17,22 @@ import httpx
 import jwt
 import pytest
 
-from modelport import AksServiceAccessToken, AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
-from modelport.api import server
+from modelport import AksServiceAccessToken, AksWebservice, Environment, InferenceConfig, Model
 from modelport.errors import InvalidInput
+from tests.conftest import register_weights
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    workspace = Workspace.create("authws", tmp_path_factory.mktemp("ws"))
-    yield workspace
-    for service in Webservice.list(workspace):
-        service.delete()
-    server.stop(workspace._dir)
+def ws(new_workspace):
+    return new_workspace("authws")
 
 
 @pytest.fixture(scope="module")
 def services(ws, tmp_path_factory):
     """One service per auth mode: token, key, none (deployed together, waited for together)."""
-    weights = tmp_path_factory.mktemp("model") / "weights.txt"
-    weights.write_text("w")
-    model = Model.register(ws, weights, "echo-model")
+    model = register_weights(ws, tmp_path_factory.mktemp("model"), "w")
     config = InferenceConfig("score.py", source_directory=APP, environment=Environment("auth-test-env"))
     settings = {"token-svc": {"auth_enabled": False, "token_auth_enabled": True}, "key-svc": {},
                 "open-svc": {"auth_enabled": False}}

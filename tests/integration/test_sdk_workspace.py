@@ -22,10 +22,9 @@ from modelport import (
     InferenceConfig,
     Model,
     Webservice,
-    Workspace,
 )
-from modelport.api import server
 from modelport.errors import NotFound
+from tests.conftest import register_weights
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 NOT_ATTACHED = ("compute target 'myaks' is not attached to workspace 'targetsws': only 'local' (this machine) "
@@ -34,21 +33,15 @@ NOT_ATTACHED = ("compute target 'myaks' is not attached to workspace 'targetsws'
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    workspace = Workspace.create("targetsws", tmp_path_factory.mktemp("ws"))
-    yield workspace
-    for service in Webservice.list(workspace):
-        service.delete()
-    server.stop(workspace._dir)
+def ws(new_workspace):
+    return new_workspace("targetsws")
 
 
 @pytest.fixture(scope="module")
 def model(ws, tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
-    (folder / "weights.txt").write_text("w-1")
-    Model.register(ws, folder / "weights.txt", "echo-model")
-    (folder / "weights.txt").write_text("w-2")
-    return Model.register(ws, folder / "weights.txt", "echo-model")
+    register_weights(ws, folder, "w-1")
+    return register_weights(ws, folder, "w-2")
 
 
 def inference_config() -> InferenceConfig:
