@@ -93,3 +93,32 @@ def test_a_malformed_origin_is_refused_with_the_fix():
     with pytest.raises(InvalidInput, match="CORS origin 'app.example.com' is not an origin: use 'scheme://host"):
         check_services([ServiceRoute("browsed", [VersionRoute("v1", 100, [])], "none",
                                      cors_origins=("app.example.com",))])
+
+
+def test_a_change_is_validated_for_the_services_it_changes_only(tmp_path, start_runtime):
+    """Validation (``envoy --mode validate``) costs time that grows with the config: a change validates
+    the services whose routing changed, and replicas coming and going validate nothing."""
+    import json as json_module
+
+    replica = start_runtime("--entry-script", script("score_version.py"), env={"VERSION": "v1"})
+    host, port = replica.url.removeprefix("http://").rsplit(":", 1)
+    ready = [(host, int(port))]
+    front_end = FrontEnd(tmp_path / "frontend")
+    front_end.start([ServiceRoute("first", [VersionRoute("v1", 100, ready)], "none")])
+    try:
+        validated = tmp_path / "frontend" / "validate.json"
+
+        def validated_services() -> set[str]:
+            config = json_module.loads(validated.read_text())
+            return {c["name"] for c in config["static_resources"]["clusters"]}
+
+        front_end.apply([ServiceRoute("first", [VersionRoute("v1", 100, ready)], "none"),
+                         ServiceRoute("second", [VersionRoute("v1", 100, ready)], "none")])
+        assert validated_services() == {"second_v1"}
+        before = validated.stat().st_mtime_ns
+        front_end.apply([ServiceRoute("first", [VersionRoute("v1", 100, [])], "none"),
+                         ServiceRoute("second", [VersionRoute("v1", 100, ready)], "none")])
+        assert validated.stat().st_mtime_ns == before  # only a replica went: nothing validated
+        assert httpx.post(f"{front_end.url}/api/v1/service/second/score", json={}, timeout=30).status_code == 200
+    finally:
+        front_end.stop()

@@ -13,6 +13,7 @@ nothing on the network.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -45,6 +46,7 @@ from .envoy_binary import envoy_path
 from .tokens import TokenSigner
 
 STATE_FILE = "frontend.json"
+CONFIG_STATS = r"(version_text|update_rejected|total_listeners_warming|warming_clusters)$"
 ADMIN_SOCKET = "admin.sock"
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 START_TIMEOUT_S = 20.0
@@ -76,6 +78,7 @@ class FrontEnd:
         self._process: subprocess.Popen[bytes] | None = None
         self._admin: httpx.Client | None = None
         self._files: dict[str, dict[str, Any]] | None = None  # what the xds files hold (None: read them)
+        self._applied: dict[str, ServiceRoute] | None = None  # what apply() gave Envoy, replicas left out
         self._lock = threading.Lock()  # one apply() at a time
 
     @property
@@ -93,6 +96,7 @@ class FrontEnd:
 
         Raises FrontEndError when Envoy does not start, Conflict when the port is taken."""
         state = self._read_state()
+        self._applied = None  # what an adopted Envoy serves is not known here: validate all on the next change
         if state and self._adopt(state):
             return
         self.port = self._pick_port(state)
@@ -124,6 +128,7 @@ class FrontEnd:
             self.stop()
             raise
         _write_atomic(self.state_dir / STATE_FILE, json.dumps({"pid": self.pid, "port": self.port}))
+        self._applied = {service.name: _routing(service) for service in services or []}
 
     def stop_left_running(self) -> bool:
         """Stop an Envoy an earlier control plane started and left running (it has nothing to route);
@@ -242,7 +247,7 @@ class FrontEnd:
             if _resources(files) == _resources(current) and not self._not_live(current, self._readouts()):
                 return
             if _resources(_without_endpoints(files)) != _resources(_without_endpoints(current)):
-                self._validate(services)  # endpoints alone (replicas coming and going) need no validation
+                self._validate(self._changed(services))  # endpoints alone (replicas coming, going) need none
             before = self._readouts()
             for step, step_files in enumerate(_steps(current, files), start=1):
                 changed = {name: {**content, "version_info": f"{version}.{step}"}
@@ -255,9 +260,20 @@ class FrontEnd:
             for stale in set(current) - set(files):
                 (self.xds_dir / stale).unlink()
                 self._forget_file(stale)
+            self._applied = {service.name: _routing(service) for service in services}
+
+    def _changed(self, services: list[ServiceRoute]) -> list[ServiceRoute]:
+        """The services whose routing (anything but their replicas' addresses) differs from what Envoy took
+        last: the ones a change has to be validated for (all of them after a start)."""
+        if self._applied is None:
+            return services
+        return [s for s in services if self._applied.get(s.name) != _routing(s)]
 
     def _validate(self, services: list[ServiceRoute]) -> None:
-        """``envoy --mode validate`` on these routes; FrontEndError with Envoy's reason if it refuses them."""
+        """``envoy --mode validate`` on these routes (none: nothing to do); FrontEndError with Envoy's reason if
+        it refuses them."""
+        if not services:
+            return
         jwks = self.signer.jwks() if any(s.auth == "token" for s in services) else None
         validate_config(validation_bootstrap(services, self.port, jwks, self.limits), self.state_dir / "validate.json")
 
@@ -329,9 +345,11 @@ class FrontEnd:
                 int(readouts.get(f"cluster.{cluster}.upstream_rq_pending_active", 0)))
 
     def _readouts(self) -> dict[str, Any]:
-        """Counters, gauges and text readouts from the admin ``/stats``."""
+        """The admin ``/stats`` readouts that say whether configuration is live: each subscription's
+        ``version_text`` and ``update_rejected``, and the warming gauges (filtered in Envoy: the full stats
+        grow with every cluster and were read many times per change)."""
         try:
-            response = self._admin_get("/stats", params={"format": "json"})
+            response = self._admin_get("/stats", params={"format": "json", "filter": CONFIG_STATS})
             response.raise_for_status()
         except httpx.HTTPError as err:
             raise FrontEndError(f"envoy (pid {self.pid}) does not answer on {self.admin_socket} ({err}): call "
@@ -401,6 +419,11 @@ def _resources(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def _json(content: dict[str, Any]) -> bytes:
     return orjson.dumps(content)
+
+
+def _routing(service: ServiceRoute) -> ServiceRoute:
+    """``service`` without its replicas' addresses (what a validation is about)."""
+    return dataclasses.replace(service, versions=[dataclasses.replace(v, endpoints=[]) for v in service.versions])
 
 
 def _without_endpoints(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
