@@ -7,6 +7,7 @@ routes the reconciler gives the front end.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,10 @@ class FakeBackend:
     def resource_notes(self, spec: ReplicaSetSpec) -> list[str]:
         return [f"{spec.cpu_limit} cores"] if spec.cpu_limit else []
 
+    applied: list[str] = field(default_factory=list)  # the services apply() was called for, in order
+
     def apply(self, spec: ReplicaSetSpec) -> None:
+        self.applied.append(spec.service)
         if spec.service in self.fail_apply:
             raise RuntimeError(f"backend exploded for {spec.service}")
         current = self.replicas.setdefault((spec.service, spec.replica_set), [])
@@ -418,3 +422,20 @@ def test_passes_come_fast_while_things_change_and_slowly_once_all_is_steady(worl
     assert reconciler.reconcile_once() == reconciler_module.STEADY_INTERVAL_S
     backend.set("svc", V1, FakeReplica(ready=False, exit_code=-9, restarts=1))
     assert reconciler.reconcile_once() == reconciler_module.BUSY_INTERVAL_S  # restarting
+
+
+def test_each_endpoint_is_reconciled_on_its_own_schedule_or_when_woken(world):
+    store, backend, front, reconciler = world
+    deploy(store, "steady", replicas=1)
+    deploy(store, "busy", replicas=1)
+    reconciler.reconcile_once()
+    backend.set("steady", V1, True)
+    reconciler.reconcile_once()  # steady: next pass in STEADY_INTERVAL_S; busy (not ready): BUSY_INTERVAL_S
+    backend.applied.clear()
+    later = time.monotonic() + reconciler_module.BUSY_INTERVAL_S  # the busy one is due, the steady one is not
+    reconciler.reconcile_due(set(), now=later)
+    assert backend.applied == ["busy"]
+    assert front.endpoints("steady") == [("127.0.0.1", 6002)]  # still routed from its last pass
+    backend.applied.clear()
+    reconciler.reconcile_due({"steady"}, now=later)  # an operation changed it
+    assert "steady" in backend.applied

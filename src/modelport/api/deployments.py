@@ -85,7 +85,7 @@ class Deployments:
             yield
         finally:
             lock.release()
-        self.reconciler.wake()
+        self.reconciler.wake(service)
 
     def ensure_running(self) -> bool:
         """Start the front end again (same port, same routes) when its process is gone; True if restarted."""

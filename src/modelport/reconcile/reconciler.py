@@ -87,25 +87,42 @@ class Reconciler:
         self._retiring: dict[tuple[str, str], float] = {}  # (endpoint, replica set) -> when to stop it
         self._routed: dict[str, int] = {}  # endpoint -> the revision the front end serves
         self._routed_changed = threading.Condition()
+        self._last: dict[str, tuple[ServiceRoute | None, State, dict]] = {}  # endpoint -> its last pass's result
+        self._due: dict[str, float] = {}  # endpoint -> monotonic time of its next pass
+        self._revision: dict[str, int] = {}  # endpoint -> the revision its last pass saw
+        self._front_end_error: str | None = None
+        self._woken: set[str] = set()  # endpoints an operation changed: reconciled at the next iteration
+        self._woken_all = False
+        self._woken_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
 
     def run_forever(self) -> None:
-        """Reconcile until ``stop()``: every ``BUSY_INTERVAL_S`` while something is changing (starting,
-        restarting, building, unroutable), every ``STEADY_INTERVAL_S`` when all is steady, and at once after
-        ``wake()`` (an operation changed something). A dead replica is taken out of rotation by the front
-        end at its first refused connection, so a steady pass only has to restart it."""
+        """Reconcile until ``stop()``. Each endpoint has its own schedule: a pass every ``BUSY_INTERVAL_S``
+        while it changes (starting, restarting, building, unroutable), every ``STEADY_INTERVAL_S`` (or its
+        autoscaled versions' refresh period) once steady, and at once when ``wake(name)`` says an operation
+        changed it. So idle endpoints cost little and a deploy's passes do not walk all the others. A dead
+        replica leaves rotation at its first refused connection (the front end); its endpoint's next pass
+        restarts it."""
         while not self._stop.is_set():
             wait_s = BUSY_INTERVAL_S
             try:
-                wait_s = self.reconcile_once()
+                with self._woken_lock:
+                    woken, everything = self._woken, self._woken_all
+                    self._woken, self._woken_all = set(), False
+                wait_s = self.reconcile_due(woken, everything)
             except Exception:
                 logger.exception("reconcile pass failed; retrying")
             self._wake.wait(wait_s)
             self._wake.clear()
 
-    def wake(self) -> None:
-        """Run the next pass now (after a deploy, update or delete)."""
+    def wake(self, name: str | None = None) -> None:
+        """Reconcile ``name`` (every endpoint when None) now, after an operation changed it."""
+        with self._woken_lock:
+            if name is None:
+                self._woken_all = True
+            else:
+                self._woken.add(name)
         self._wake.set()
 
     def stop(self) -> None:
@@ -116,7 +133,7 @@ class Reconciler:
         """Return once the front end serves revision ``revision`` (or later) of endpoint ``name``.
 
         Raises ModelportError when that does not happen within ``timeout_s`` seconds."""
-        self.wake()
+        self.wake(name)
         deadline = time.monotonic() + timeout_s
         with self._routed_changed:
             while self._routed.get(name, 0) < revision:
@@ -127,41 +144,60 @@ class Reconciler:
                 self._routed_changed.wait(remaining)
 
     def reconcile_once(self) -> float:
-        """One pass over every endpoint; the seconds until the next one: ``BUSY_INTERVAL_S`` unless all are
-        steady (Healthy with every replica ready, and routed), else ``STEADY_INTERVAL_S`` or an autoscaled
-        version's shorter ``autoscale_refresh_seconds``."""
-        records = self.store.list_services()
-        routes, observed = [], []
-        for record in records:
-            endpoint = record.endpoint
-            try:
-                route, state, status = self._reconcile(endpoint)
-            except Exception as err:  # one endpoint's fault stays with that endpoint
-                logger.exception("reconciling %s failed", endpoint.name)
-                route, state, status = None, State.UNHEALTHY, {
-                    "reason": f"the control plane could not reconcile it: {err}"}
-            observed.append((endpoint, state, status))
-            if route is not None:
-                routes.append(route)
-        front_end_error = self._route(routes)
-        for endpoint, state, status in observed:
+        """One pass over every endpoint; the seconds until one is due again (see ``reconcile_due``)."""
+        return self.reconcile_due(set(), everything=True)
+
+    def reconcile_due(self, woken: set[str], everything: bool = False, now: float | None = None) -> float:
+        """Reconcile the endpoints that are due at ``now`` (monotonic seconds; default: the clock's), woken (or
+        all, with ``everything``), route all of them (the others with their last routes), record what was
+        observed; the seconds until the next is due."""
+        now = time.monotonic() if now is None else now
+        endpoints = [record.endpoint for record in self.store.list_services()]
+        names = {e.name for e in endpoints}
+        passed = set()
+        for endpoint in endpoints:
+            if everything or endpoint.name in woken or now >= self._due.get(endpoint.name, 0.0):
+                self._last[endpoint.name] = self._reconcile_bounded(endpoint)
+                self._due[endpoint.name] = now + self._interval(endpoint, *self._last[endpoint.name][1:])
+                self._revision[endpoint.name] = endpoint.revision
+                passed.add(endpoint.name)
+        for gone in set(self._last) - names:  # a new endpoint of that name starts afresh
+            for table in (self._last, self._due, self._revision):
+                table.pop(gone, None)
+        front_end_error = self._route([route for e in endpoints if (route := self._last[e.name][0]) is not None])
+        if front_end_error != self._front_end_error:  # every endpoint's status says it
+            passed, self._front_end_error = names, front_end_error
+        for name in passed:
+            route, state, status = self._last[name]
             if front_end_error and state in (State.HEALTHY, State.TRANSITIONING):
                 state, status = State.UNHEALTHY, {**status, "reason": front_end_error}
-            status["front_end"] = front_end_error or "serving"
-            self.store.set_service_status(endpoint.name, state.value, status)
+                self._due[name] = now + BUSY_INTERVAL_S
+            self.store.set_service_status(name, state.value, {**status, "front_end": front_end_error or "serving"})
         if front_end_error is None:
-            self._mark_routed({e.name: e.revision for e, _, _ in observed})
-        names = {e.name for e, _, _ in observed}
+            self._mark_routed({name: self._revision[name] for name in names})
         for stale in set(self.backend.services()) - names:
             self.backend.remove(stale)
-        for key in [k for k in self._promoted if k[0] not in names]:  # a new endpoint of that name starts afresh
+        for key in [k for k in self._promoted if k[0] not in names]:
             del self._promoted[key]
-        steady = front_end_error is None and not self._retiring and all(
-            state is State.HEALTHY and not status.get("reason") for _, state, status in observed)
-        if not steady:
+        if self._retiring:
             return BUSY_INTERVAL_S
-        refreshes = [AutoscaleSettings.of(v.deploy) for e, _, _ in observed for v in e.versions]
-        return min([STEADY_INTERVAL_S] + [s.refresh_seconds for enabled, s in refreshes if enabled])
+        return max(0.05, min([STEADY_INTERVAL_S] + [due - now for due in self._due.values()]))
+
+    def _reconcile_bounded(self, endpoint: Endpoint) -> tuple[ServiceRoute | None, State, dict]:
+        try:
+            return self._reconcile(endpoint)
+        except Exception as err:  # one endpoint's fault stays with that endpoint
+            logger.exception("reconciling %s failed", endpoint.name)
+            return None, State.UNHEALTHY, {"reason": f"the control plane could not reconcile it: {err}"}
+
+    @staticmethod
+    def _interval(endpoint: Endpoint, state: State, status: dict) -> float:
+        """Seconds to this endpoint's next pass: soon while it changes, slowly once steady (at least as often
+        as its autoscaled versions' refresh period)."""
+        if state is not State.HEALTHY or status.get("reason"):
+            return BUSY_INTERVAL_S
+        refreshes = [AutoscaleSettings.of(v.deploy) for v in endpoint.versions]
+        return min([STEADY_INTERVAL_S] + [settings.refresh_seconds for enabled, settings in refreshes if enabled])
 
     def _mark_routed(self, revisions: dict[str, int]) -> None:
         with self._routed_changed:
