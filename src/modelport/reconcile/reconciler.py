@@ -40,6 +40,7 @@ logger = logging.getLogger("modelport.reconciler")
 LOG_TAIL_LINES = 30
 RETIRE_GRACE_S = 2.0
 BUSY_INTERVAL_S = 0.5  # between passes while something changes
+BATCH_S = 0.25  # an endpoint due this soon is reconciled with the ones due now
 STEADY_INTERVAL_S = 2.0  # between passes when every endpoint is steady
 WAIT_ROUTED_S = 120.0  # how long an operation waits for the front end (a pass may be building an environment)
 
@@ -156,7 +157,8 @@ class Reconciler:
         names = {e.name for e in endpoints}
         passed = set()
         for endpoint in endpoints:
-            if everything or endpoint.name in woken or now >= self._due.get(endpoint.name, 0.0):
+            # endpoints due within BATCH_S go along, so steady ones fall into step and share one pass
+            if everything or endpoint.name in woken or self._due.get(endpoint.name, 0.0) <= now + BATCH_S:
                 self._last[endpoint.name] = self._reconcile_bounded(endpoint)
                 self._due[endpoint.name] = now + self._interval(endpoint, *self._last[endpoint.name][1:])
                 self._revision[endpoint.name] = endpoint.revision
