@@ -439,3 +439,19 @@ def test_each_endpoint_is_reconciled_on_its_own_schedule_or_when_woken(world):
     backend.applied.clear()
     reconciler.reconcile_due({"steady"}, now=later)  # an operation changed it
     assert "steady" in backend.applied
+
+
+def test_an_unchanged_observation_is_not_written_again_but_a_saved_change_is_answered(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    reconciler.reconcile_once()
+    backend.set("svc", V1, True)
+    reconciler.reconcile_once()
+    first = store.get_service("svc").updated_at
+    reconciler.reconcile_once()
+    assert store.get_service("svc").updated_at == first  # nothing changed: nothing written
+    endpoint = store.get_service("svc").endpoint  # an operation saves it (the store says Transitioning)
+    store.put_service("svc", {**endpoint.to_dict(), "revision": endpoint.revision + 1}, [], create=False)
+    assert store.get_service("svc").state == "Transitioning"
+    reconciler.reconcile_once()
+    assert store.get_service("svc").state == "Healthy"

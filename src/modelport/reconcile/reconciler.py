@@ -91,6 +91,8 @@ class Reconciler:
         self._last: dict[str, tuple[ServiceRoute | None, State, dict]] = {}  # endpoint -> its last pass's result
         self._due: dict[str, float] = {}  # endpoint -> monotonic time of its next pass
         self._revision: dict[str, int] = {}  # endpoint -> the revision its last pass saw
+        self._written: dict[str, tuple[str, dict]] = {}  # endpoint -> the state and status last written
+        self._variables: dict[str, dict[str, str]] = {}  # replica set key -> its environment's variables
         self._front_end_error: str | None = None
         self._woken: set[str] = set()  # endpoints an operation changed: reconciled at the next iteration
         self._woken_all = False
@@ -161,11 +163,15 @@ class Reconciler:
             if everything or endpoint.name in woken or self._due.get(endpoint.name, 0.0) <= now + BATCH_S:
                 self._last[endpoint.name] = self._reconcile_bounded(endpoint)
                 self._due[endpoint.name] = now + self._interval(endpoint, *self._last[endpoint.name][1:])
+                if self._revision.get(endpoint.name) != endpoint.revision:  # an operation saved it (and reset
+                    self._written.pop(endpoint.name, None)                   # its state): write what is seen
                 self._revision[endpoint.name] = endpoint.revision
                 passed.add(endpoint.name)
         for gone in set(self._last) - names:  # a new endpoint of that name starts afresh
-            for table in (self._last, self._due, self._revision):
+            for table in (self._last, self._due, self._revision, self._written):
                 table.pop(gone, None)
+            for key in [k for k in self._variables if k.startswith(f"{gone}/")]:
+                del self._variables[key]
         front_end_error = self._route([route for e in endpoints if (route := self._last[e.name][0]) is not None])
         if front_end_error != self._front_end_error:  # every endpoint's status says it
             passed, self._front_end_error = names, front_end_error
@@ -174,7 +180,10 @@ class Reconciler:
             if front_end_error and state in (State.HEALTHY, State.TRANSITIONING):
                 state, status = State.UNHEALTHY, {**status, "reason": front_end_error}
                 self._due[name] = now + BUSY_INTERVAL_S
-            self.store.set_service_status(name, state.value, {**status, "front_end": front_end_error or "serving"})
+            observed = (state.value, {**status, "front_end": front_end_error or "serving"})
+            if self._written.get(name) != observed:  # the store is written (and read) only when it changed
+                self.store.set_service_status(name, *observed)
+                self._written[name] = observed
         if front_end_error is None:
             self._mark_routed({name: self._revision[name] for name in names})
         for stale in set(self.backend.services()) - names:
@@ -332,7 +341,10 @@ class Reconciler:
     def _replica_set_spec(self, endpoint: Endpoint, version: EndpointVersion) -> ReplicaSetSpec:
         """What the backend should run for ``version``: its environment, app, entry script and settings."""
         deploy = version.deploy
-        environment_variables = EnvironmentSpec.from_dict(version.environment).environment_variables
+        key = f"{endpoint.name}/{version.replica_set}"  # a replica set's environment never changes
+        if key not in self._variables:
+            self._variables[key] = EnvironmentSpec.from_dict(version.environment).environment_variables
+        environment_variables = self._variables[key]
         env = {**environment_variables, "SERVICE_NAME": endpoint.name, "SERVICE_VERSION": version.name,
                "SCORING_TIMEOUT_MS": str(deploy["scoring_timeout_ms"]),
                "MODELPORT_MAX_CONCURRENT_REQUESTS": str(deploy["replica_max_concurrent_requests"]),
