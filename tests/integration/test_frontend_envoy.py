@@ -17,8 +17,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from modelport.errors import Conflict, InvalidInput
-from modelport.frontend.config import VERSION_HEADER, ServiceRoute, VersionRoute, validation_bootstrap
+from modelport.frontend.config import VERSION_HEADER, validation_bootstrap
 from modelport.frontend.envoy import FrontEnd, FrontEndError, validate_config
+from modelport.frontend.routes import ServiceRoute, VersionRoute
 from modelport.frontend.tokens import TokenSigner
 from tests.traffic import Traffic, wait_until
 

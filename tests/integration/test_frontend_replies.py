@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from modelport.frontend.config import ServiceRoute, VersionRoute
 from modelport.frontend.envoy import FrontEnd
+from modelport.frontend.routes import ServiceRoute, VersionRoute
 from tests.conftest import script
 
 KEYS = ["primary-key-0001", "secondary-key-0002"]
@@ -88,7 +88,7 @@ def test_only_allowed_origins_get_cors_headers_and_the_key_is_still_required(cor
 
 def test_a_malformed_origin_is_refused_with_the_fix():
     from modelport.errors import InvalidInput
-    from modelport.frontend.config import check_services
+    from modelport.frontend.routes import check_services
 
     with pytest.raises(InvalidInput, match="CORS origin 'app.example.com' is not an origin: use 'scheme://host"):
         check_services([ServiceRoute("browsed", [VersionRoute("v1", 100, [])], "none",

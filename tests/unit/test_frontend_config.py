@@ -12,18 +12,10 @@ import jwt
 import pytest
 
 from modelport.errors import InvalidInput
-from modelport.frontend.config import (
-    AUTH_KIND_HEADER,
-    VERSION_HEADER,
-    ClientLimits,
-    ServiceRoute,
-    VersionRoute,
-    bootstrap,
-    check_services,
-    local_reply_config,
-    xds_files,
-)
+from modelport.frontend.config import VERSION_HEADER, bootstrap, xds_files
 from modelport.frontend.envoy_binary import EnvoyNotFound, envoy_path
+from modelport.frontend.replies import AUTH_KIND_HEADER, local_reply_config
+from modelport.frontend.routes import ClientLimits, ServiceRoute, VersionRoute, check_services
 from modelport.frontend.tokens import TokenSigner
 
 JWKS = {"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "kid": "k"}]}

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 from .. import backends
 from ..errors import Conflict
-from ..frontend.config import ClientLimits, ServiceRoute
 from ..frontend.envoy import FrontEnd
+from ..frontend.routes import ClientLimits, ServiceRoute
 from ..reconcile.autoscaling import ReplicaAutoscaler
 from ..reconcile.reconciler import Reconciler
 from ..store.artifacts import LocalArtifactStore

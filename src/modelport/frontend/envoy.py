@@ -13,42 +13,35 @@ nothing on the network.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import os
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
 from .. import processes
 from ..errors import Conflict, ModelportError
-from .config import (
-    DEFAULT_LIMITS,
-    ROUTE_CONFIG_NAME,
-    STAT_PREFIX,
-    ClientLimits,
-    ServiceRoute,
-    bootstrap,
-    cluster_name,
-    token_services,
-    validation_bootstrap,
-    xds_files,
+from .addresses import admin_socket_path, free_port, port_free, private_folder
+from .changes import (
+    new_version,
+    resources,
+    routing,
+    stat_prefix,
+    steps,
+    to_json,
+    without_endpoints,
+    write_atomic,
 )
+from .config import bootstrap, validation_bootstrap, xds_files
 from .envoy_binary import envoy_path
+from .routes import DEFAULT_LIMITS, ClientLimits, ServiceRoute, cluster_name
 from .tokens import TokenSigner
 
 STATE_FILE = "frontend.json"
 CONFIG_STATS = r"(version_text|update_rejected|total_listeners_warming|warming_clusters)$"
-ADMIN_SOCKET = "admin.sock"
-MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 START_TIMEOUT_S = 20.0
 APPLY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -73,7 +66,7 @@ class FrontEnd:
         self.requested_port = port
         self.signer = signer or TokenSigner(self.state_dir / "keys")
         self.port = 0
-        self.admin_socket = _admin_socket_path(self.state_dir)
+        self.admin_socket = admin_socket_path(self.state_dir)
         self.pid = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._admin: httpx.Client | None = None
@@ -103,7 +96,7 @@ class FrontEnd:
         if self._admin is not None:  # a connection to an earlier Envoy's socket
             self._admin.close()
             self._admin = None
-        _private_folder(self.admin_socket.parent)
+        private_folder(self.admin_socket.parent)
         self.admin_socket.unlink(missing_ok=True)
         eds_dir = self.xds_dir / "eds"
         eds_dir.mkdir(parents=True, exist_ok=True)
@@ -112,9 +105,9 @@ class FrontEnd:
         if services:
             self._validate(services)
         self._files = None
-        self._write_files(self._render(services or [], _new_version()))
+        self._write_files(self._render(services or [], new_version()))
         bootstrap_path = self.state_dir / "bootstrap.json"
-        _write_atomic(bootstrap_path, _json(bootstrap(self.xds_dir, self.admin_socket)))
+        write_atomic(bootstrap_path, to_json(bootstrap(self.xds_dir, self.admin_socket)))
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [str(envoy_path()), "-c", str(bootstrap_path), "--disable-hot-restart",
@@ -127,8 +120,8 @@ class FrontEnd:
         except BaseException:
             self.stop()
             raise
-        _write_atomic(self.state_dir / STATE_FILE, json.dumps({"pid": self.pid, "port": self.port}))
-        self._applied = {service.name: _routing(service) for service in services or []}
+        write_atomic(self.state_dir / STATE_FILE, json.dumps({"pid": self.pid, "port": self.port}))
+        self._applied = {service.name: routing(service) for service in services or []}
 
     def stop_left_running(self) -> bool:
         """Stop an Envoy an earlier control plane started and left running (it has nothing to route);
@@ -152,12 +145,12 @@ class FrontEnd:
     def _pick_port(self, state: dict[str, Any] | None) -> int:
         """The requested port (it must be free), else the last one used (if still free), else a free one."""
         if self.requested_port:
-            if not _port_free(self.requested_port):
+            if not port_free(self.requested_port):
                 raise Conflict(f"port {self.requested_port} on 127.0.0.1 is already in use: stop what uses it or "
                                "pick another port")
             return self.requested_port
         last = int((state or {}).get("port", 0))
-        return last if last and _port_free(last) else _free_port()
+        return last if last and port_free(last) else free_port()
 
     def stop(self) -> None:
         """Stop Envoy (SIGTERM, then SIGKILL after a while); its port is remembered for the next start."""
@@ -174,7 +167,7 @@ class FrontEnd:
             self._admin.close()
             self._admin = None
         if self.port:
-            _write_atomic(self.state_dir / STATE_FILE, json.dumps({"port": self.port}))
+            write_atomic(self.state_dir / STATE_FILE, json.dumps({"port": self.port}))
         self._process, self.pid = None, 0
 
     def _read_state(self) -> dict[str, Any] | None:
@@ -241,18 +234,18 @@ class FrontEnd:
         if not self.pid:
             raise FrontEndError("the front end is not running: call start() first")
         with self._lock:
-            version = _new_version()
+            version = new_version()
             files = self._render(services, version)
             current = dict(self._read_files())
-            if _resources(files) == _resources(current) and not self._not_live(current, self._readouts()):
+            if resources(files) == resources(current) and not self._not_live(current, self._readouts()):
                 return
-            if _resources(_without_endpoints(files)) != _resources(_without_endpoints(current)):
+            if resources(without_endpoints(files)) != resources(without_endpoints(current)):
                 self._validate(self._changed(services))  # endpoints alone (replicas coming, going) need none
             before = self._readouts()
-            for step, step_files in enumerate(_steps(current, files), start=1):
+            for step, step_files in enumerate(steps(current, files), start=1):
                 changed = {name: {**content, "version_info": f"{version}.{step}"}
                            for name, content in step_files.items()
-                           if _resources({name: content}) != _resources({name: current.get(name, {})})
+                           if resources({name: content}) != resources({name: current.get(name, {})})
                            or self._not_live({name: current[name]}, before)}
                 self._write_files(changed)
                 self._wait_live(changed, before)
@@ -260,14 +253,14 @@ class FrontEnd:
             for stale in set(current) - set(files):
                 (self.xds_dir / stale).unlink()
                 self._forget_file(stale)
-            self._applied = {service.name: _routing(service) for service in services}
+            self._applied = {service.name: routing(service) for service in services}
 
     def _changed(self, services: list[ServiceRoute]) -> list[ServiceRoute]:
         """The services whose routing (anything but their replicas' addresses) differs from what Envoy took
         last: the ones a change has to be validated for (all of them after a start)."""
         if self._applied is None:
             return services
-        return [s for s in services if self._applied.get(s.name) != _routing(s)]
+        return [s for s in services if self._applied.get(s.name) != routing(s)]
 
     def _validate(self, services: list[ServiceRoute]) -> None:
         """``envoy --mode validate`` on these routes (none: nothing to do); FrontEndError with Envoy's reason if
@@ -299,7 +292,7 @@ class FrontEnd:
         order = sorted(files, key=lambda name: ["eds", "cds", "lds", "rds"].index(name[:3]))
         current = self._read_files()
         for name in order:
-            _write_atomic(self.xds_dir / name, _json(files[name]))
+            write_atomic(self.xds_dir / name, to_json(files[name]))
             current[name] = files[name]
 
     def _wait_live(self, files: dict[str, dict[str, Any]], before: dict[str, Any]) -> None:
@@ -307,7 +300,7 @@ class FrontEnd:
         while True:
             readouts = self._readouts()
             for name in files:
-                rejected = f"{_stat_prefix(name)}.update_rejected"
+                rejected = f"{stat_prefix(name)}.update_rejected"
                 if readouts.get(rejected, 0) > before.get(rejected, 0):
                     raise FrontEndError(f"envoy rejected {name}: {self._log_tail()}")
             pending = self._not_live(files, readouts)
@@ -322,7 +315,7 @@ class FrontEnd:
     def _not_live(files: dict[str, dict[str, Any]], readouts: dict[str, Any]) -> list[str]:
         """The files whose version Envoy has not loaded, or ``warming`` while listeners or clusters warm."""
         pending = [name for name, content in files.items()
-                   if readouts.get(f"{_stat_prefix(name)}.version_text") != content["version_info"]]
+                   if readouts.get(f"{stat_prefix(name)}.version_text") != content["version_info"]]
         if readouts.get("listener_manager.total_listeners_warming") or readouts.get("cluster_manager.warming_clusters"):
             pending.append("warming")
         return pending
@@ -382,7 +375,7 @@ class FrontEnd:
 
 def validate_config(config: dict[str, Any], path: Path) -> None:
     """Run ``envoy --mode validate`` on a bootstrap; raise with Envoy's reason if it refuses it."""
-    _write_atomic(path, _json(config))
+    write_atomic(path, to_json(config))
     result = subprocess.run(
         [str(envoy_path()), "--mode", "validate", "-c", str(path), "--disable-hot-restart", "--log-level", "error"],
         capture_output=True, text=True, timeout=60,
@@ -390,94 +383,5 @@ def validate_config(config: dict[str, Any], path: Path) -> None:
     if result.returncode != 0:
         reason = (result.stderr.strip() or result.stdout.strip()).splitlines()
         raise FrontEndError(f"envoy refused the configuration: {reason[-1] if reason else 'no reason given'}")
-
-
-def _steps(current: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[dict[str, dict[str, Any]]]:
-    """The files to write in each of the three steps of a change from ``current`` to ``new``."""
-    old_clusters = current.get("cds.json", {}).get("resources", [])
-    all_clusters = {c["name"]: c for c in old_clusters + new["cds.json"]["resources"]}
-    add = {name: content for name, content in new.items() if name.startswith("eds/")}
-    add["cds.json"] = {**new["cds.json"], "resources": list(all_clusters.values())}
-    remove = {"cds.json": new["cds.json"]}
-    # JWT providers: added before the routes that need them, removed after (a mixed change fails closed)
-    grows = "lds.json" not in current or token_services(new["lds.json"]) >= token_services(current["lds.json"])
-    (add if grows else remove)["lds.json"] = new["lds.json"]
-    return [add, {"rds.json": new["rds.json"]}, remove]
-
-
-def _stat_prefix(file_name: str) -> str:
-    """Where Envoy reports the subscription reading ``file_name`` (``<prefix>.version_text`` etc.)."""
-    if file_name.startswith("eds/"):
-        return f"cluster.{file_name[len('eds/'):-len('.json')]}"
-    return {"lds.json": "listener_manager.lds", "cds.json": "cluster_manager.cds",
-            "rds.json": f"http.{STAT_PREFIX}.rds.{ROUTE_CONFIG_NAME}"}[file_name]
-
-
-def _resources(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {name: content.get("resources") for name, content in files.items()}
-
-
-def _json(content: dict[str, Any]) -> bytes:
-    return orjson.dumps(content)
-
-
-def _routing(service: ServiceRoute) -> ServiceRoute:
-    """``service`` without its replicas' addresses (what a validation is about)."""
-    return dataclasses.replace(service, versions=[dataclasses.replace(v, endpoints=[]) for v in service.versions])
-
-
-def _without_endpoints(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The listener, clusters and routes: what a change must be validated for (endpoints are only addresses)."""
-    return {name: content for name, content in files.items() if not name.startswith("eds/")}
-
-
-def _write_atomic(path: Path, content: str | bytes) -> None:
-    """Write a temp file next to ``path`` and rename it over ``path``: Envoy never reads half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(content, str):
-        tmp.write_text(content)
-    else:
-        tmp.write_bytes(content)
-    os.replace(tmp, path)
-
-
-def _admin_socket_path(state_dir: Path) -> Path:
-    """``state_dir/admin.sock``, or one in a private temp folder when that path is too long for a socket."""
-    path = state_dir.resolve() / ADMIN_SOCKET
-    if len(str(path)) <= MAX_SOCKET_PATH:
-        return path
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"modelport-{os.getuid()}-{digest}" / ADMIN_SOCKET
-
-
-def _private_folder(folder: Path) -> None:
-    """Make ``folder`` with mode 0700, or make the one there (it must be ours) 0700."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = folder.stat()
-    if info.st_uid != os.getuid():
-        raise FrontEndError(f"{folder} holds the front end's admin socket but belongs to another user: remove it "
-                            "and start again")
-    if info.st_mode & 0o077:
-        folder.chmod(0o700)
-
-
-def _new_version() -> str:
-    return str(time.time_ns())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 

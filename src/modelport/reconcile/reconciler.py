@@ -29,7 +29,7 @@ from typing import Protocol
 
 from ..environments.spec import EnvironmentSpec
 from ..errors import ModelportError
-from ..frontend.config import ServiceRoute, VersionRoute
+from ..frontend.routes import ServiceRoute, VersionRoute
 from ..spec import LOCAL_TARGET, Endpoint, EndpointVersion, State, traffic
 from ..store.db import Store
 from .autoscale import AutoscaleSettings

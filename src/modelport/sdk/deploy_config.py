@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from ..frontend.config import ORIGIN_RULE
+from ..frontend.routes import ORIGIN_RULE
 from ..reconcile.autoscale import AutoscaleSettings
 from .deploy_config_keys import ACI_ONLY, FIELDS, FILE_TREE, KEY, NOT_APPLIED, in_file_terms, read_section
 from .files import KeyRule, read_json_object, suggest
