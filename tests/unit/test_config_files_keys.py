@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from modelport.errors import InvalidInput
-from modelport.sdk.deploy_config import DeploymentConfig, aci_deploy_configuration, aks_deploy_configuration
+from modelport.sdk.deploy_config import DeploymentConfig, aks_deploy_configuration
+from modelport.sdk.deploy_config_files import aci_deploy_configuration
 from modelport.sdk.environment import Environment
 from modelport.sdk.files import ConfigWarning, asks_for_nothing
 from modelport.sdk.inference_config import InferenceConfig

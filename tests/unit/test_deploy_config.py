@@ -11,8 +11,8 @@ from modelport.sdk.deploy_config import (
     aks_deploy_configuration,
     check_service_name,
     endpoint_deploy_configuration,
-    local_deploy_configuration,
 )
+from modelport.sdk.deploy_config_files import local_deploy_configuration
 from modelport.sdk.files import ConfigWarning
 
 # The example deploymentconfig.json of contract/aml-v1-api.md.

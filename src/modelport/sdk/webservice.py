@@ -18,12 +18,8 @@ from typing import Any
 import httpx
 
 from ..errors import InvalidInput, ModelportError, WebserviceException
-from .deploy_config import (
-    DeploymentConfig,
-    aci_deploy_configuration,
-    aks_deploy_configuration,
-    local_deploy_configuration,
-)
+from .deploy_config import DeploymentConfig, aks_deploy_configuration
+from .deploy_config_files import aci_deploy_configuration, local_deploy_configuration
 from .workspace import ComputeTarget
 
 TERMINAL = ("Healthy", "Failed", "Unhealthy")
