@@ -43,6 +43,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from proc_cpu import TICK, group_ticks, machine_ticks, own_ticks, ticks, wait_quiet
+
 from modelport import AksEndpoint, Environment, InferenceConfig, Model, Webservice, Workspace
 from modelport.api import server
 
@@ -51,9 +53,7 @@ APP = HERE / "apps" / "trivial"
 RESULTS = HERE / "results"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 TRIALS = int(os.environ.get("BENCH_TRIALS", "6"))
-QUIET_LOAD = 1.5
 QUIET_WAIT_S = float(os.environ.get("BENCH_QUIET_WAIT_S", "120"))
-TICK = os.sysconf("SC_CLK_TCK")
 BODY = b'{"data": [[1.0, 2.0]]}'
 WINDOW = 200
 TOLERANCE = 5.0  # percentage points
@@ -65,52 +65,6 @@ VARIANTS = {  # endpoint name -> versions: (name, traffic_percentile, mirror_per
 
 
 # --- CPU accounting ---------------------------------------------------------------------------------------------
-
-def ticks(pid: int) -> int:
-    """utime+stime of one process, in clock ticks (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
-def group_ticks(pgids: set[int]) -> int:
-    """utime+stime of every process in these process groups (a replica and its workers), in clock ticks."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[2]) in pgids:
-            total += int(fields[11]) + int(fields[12])
-    return total
-
-
-def machine_ticks() -> int:
-    """Busy clock ticks of the whole machine (all CPUs), from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(values) - values[3] - values[4]  # minus idle and iowait
-
-
-def own_ticks() -> int:
-    times = os.times()
-    return round((times.user + times.system) * TICK)
-
-
-def wait_quiet() -> dict:
-    """Wait until the 1-minute load average is below QUIET_LOAD, at most QUIET_WAIT_S seconds."""
-    started = time.monotonic()
-    while True:
-        load = float(Path("/proc/loadavg").read_text().split()[0])
-        waited = time.monotonic() - started
-        if load < QUIET_LOAD or waited >= QUIET_WAIT_S:
-            return {"loadavg": load, "waited_s": round(waited, 1), "quiet": load < QUIET_LOAD}
-        time.sleep(2)
-
 
 class CpuMeter:
     """CPU seconds of Envoy, the replicas, the control plane, this process and the rest of the machine."""
@@ -195,7 +149,7 @@ def split_of(samples: list[tuple]) -> dict[str, float]:
 # --- the run ----------------------------------------------------------------------------------------------------
 
 def measure(name: str, url: str, key: str | None, connections: int, meter: CpuMeter) -> dict:
-    quiet = wait_quiet()
+    quiet = wait_quiet(QUIET_WAIT_S)
     asyncio.run(load(url, key, connections, 1.0))  # warm-up: connections, Envoy's and the replicas' caches
     started, before = time.monotonic(), meter.read()
     samples = asyncio.run(load(url, key, connections, SECONDS))
@@ -334,7 +288,7 @@ def main() -> None:
             for name, (url, key, groups) in targets.items():
                 runs.append(measure(name, url, key, connections, CpuMeter(envoy, control_plane, groups)))
                 print(json.dumps(runs[-1]), flush=True)
-        wait_quiet()
+        wait_quiet(QUIET_WAIT_S)
         trials = weight_change(endpoints["three"], keys["three"])
     finally:
         for service in Webservice.list(ws):

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+from proc_cpu import TICK, group_ticks, machine_ticks, own_ticks, ticks, wait_quiet
 
 from modelport import AksWebservice, Environment, InferenceConfig, Model, Webservice, Workspace
 from modelport.api import server
@@ -47,63 +48,13 @@ REST_S = float(os.environ.get("BENCH_REST_S", "30"))
 SETTLE_S = float(os.environ.get("BENCH_SETTLE_S", "10"))
 QUIET_WAIT_S = float(os.environ.get("BENCH_QUIET_WAIT_S", "60"))
 BUDGET_S = float(os.environ.get("BENCH_BUDGET_S", "660"))
-QUIET_LOAD = 1.5
 MIN_AVAILABLE_BYTES = 2 * 1024 ** 3
-TICK = os.sysconf("SC_CLK_TCK")
 OTHER_REQUESTS = re.compile(r'^modelport_requests_total\{[^}]*route="other"[^}]*\}\s+([0-9.e+]+)', re.M)
-
-
-def ticks(pid: int | None) -> int:
-    """utime+stime of one process (all its threads), in clock ticks (0 when it is gone)."""
-    if pid is None:
-        return 0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
-def group_ticks(pgids: set[int]) -> int:
-    """utime+stime of every process in these process groups (each replica leads its own), in clock ticks."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[2]) in pgids:
-            total += int(fields[11]) + int(fields[12])
-    return total
-
-
-def machine_ticks() -> int:
-    """Busy clock ticks of the whole machine (all CPUs), from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(values) - values[3] - values[4]  # minus idle and iowait
-
-
-def own_ticks() -> int:
-    times = os.times()
-    return round((times.user + times.system) * TICK)
 
 
 def available_bytes() -> int:
     match = re.search(r"^MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
     return int(match.group(1)) * 1024
-
-
-def wait_quiet() -> dict:
-    """Wait until the 1-minute load average is below QUIET_LOAD, at most QUIET_WAIT_S seconds."""
-    started = time.monotonic()
-    while True:
-        load = float(Path("/proc/loadavg").read_text().split()[0])
-        waited = time.monotonic() - started
-        if load < QUIET_LOAD or waited >= QUIET_WAIT_S:
-            return {"loadavg": load, "waited_s": round(waited, 1), "quiet": load < QUIET_LOAD}
-        time.sleep(2)
 
 
 class Bench:
@@ -215,7 +166,7 @@ def main() -> None:
             if stopped:
                 break
             time.sleep(SETTLE_S)
-            quiet = wait_quiet()
+            quiet = wait_quiet(QUIET_WAIT_S)
             point = {"n": n, **quiet, **bench.at_rest()}
             name = f"idle-{len(bench.services) + 1:03d}"
             point["deploy_one_more_s"] = bench.deploy(name)

@@ -54,25 +54,17 @@ class KeyRegeneration(BaseModel):
     set_key: str | None = None
 
 
-class VersionBody(BaseModel):
+class VersionBody(ServiceUpdate):
     """A version to create or change: what it runs (None: the default version's, or unchanged) and its traffic."""
 
-    models: list[str] | None = Field(None, json_schema_extra=documented(minItems=1))
-    entry_script: str | None = None
-    snapshot: str | None = None
-    source_directory: str | None = None
-    environment: dict[str, Any] | None = None
-    deploy: dict[str, Any] | None = None
     traffic_percentile: float | None = Field(None, json_schema_extra=documented(minimum=0, maximum=100))
     is_default: bool | None = None
     is_control_version_type: bool | None = None
     mirror_percentile: float | None = Field(None, json_schema_extra=documented(minimum=0, maximum=100))
 
-    def inputs(self) -> tuple[VersionInput, TrafficInput]:
-        return (VersionInput(self.models, self.entry_script, self.snapshot, self.source_directory, self.environment,
-                             self.deploy),
-                TrafficInput(self.traffic_percentile, self.is_default, self.is_control_version_type,
-                             self.mirror_percentile))
+    def traffic_input(self) -> TrafficInput:
+        return TrafficInput(self.traffic_percentile, self.is_default, self.is_control_version_type,
+                            self.mirror_percentile)
 
 
 class NewVersion(VersionBody):
@@ -91,9 +83,7 @@ CHANGES = errors(InvalidInput, NotFound, Conflict, FrontEndError)
 def deploy(body: Deployment, ctx: Context = Depends(context)) -> dict:
     """Record a service's (or, with AksEndpoint settings, an endpoint's) desired state; the reconciler makes
     it run (poll GET /services/{name})."""
-    inputs = VersionInput(body.models, body.entry_script, body.snapshot, body.source_directory, body.environment,
-                          body.deploy)
-    return _view(ctx, ctx.operations.deploy(body.name, inputs, body.overwrite))
+    return _view(ctx, ctx.operations.deploy(body.name, _version_input(body), body.overwrite))
 
 
 @router.get("/services", response_model=list[ServiceView])
@@ -110,9 +100,7 @@ def get_service(name: str, ctx: Context = Depends(context)) -> dict:
 def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> dict:
     """A web service: a rolling update (new replicas take over when ready). An endpoint: its auth, CORS,
     description and tags."""
-    inputs = VersionInput(body.models, body.entry_script, body.snapshot, body.source_directory, body.environment,
-                          body.deploy)
-    return _view(ctx, ctx.operations.update(name, inputs))
+    return _view(ctx, ctx.operations.update(name, _version_input(body)))
 
 
 @router.delete("/services/{name}", response_model=Deleted, responses=errors(NotFound, Conflict))
@@ -126,15 +114,14 @@ def delete(name: str, ctx: Context = Depends(context)) -> dict:
 def create_version(name: str, body: NewVersion, ctx: Context = Depends(context)) -> dict:
     """AksEndpoint.create_version: returns once the front end routes the new traffic assignment (a version
     whose replicas are not ready yet gets its share once they are; the default version serves it meanwhile)."""
-    inputs, traffic_in = body.inputs()
-    return _view(ctx, ctx.operations.create_version(name, body.version_name, inputs, traffic_in))
+    return _view(ctx, ctx.operations.create_version(name, body.version_name, _version_input(body),
+                                                    body.traffic_input()))
 
 
 @router.patch("/services/{name}/versions/{version}", response_model=ServiceView, responses=CHANGES)
 def update_version(name: str, version: str, body: VersionBody, ctx: Context = Depends(context)) -> dict:
     """AksEndpoint.update_version: traffic at once; what it runs by a rolling update."""
-    inputs, traffic_in = body.inputs()
-    return _view(ctx, ctx.operations.update_version(name, version, inputs, traffic_in))
+    return _view(ctx, ctx.operations.update_version(name, version, _version_input(body), body.traffic_input()))
 
 
 @router.delete("/services/{name}/versions/{version}", response_model=ServiceView, responses=CHANGES)
@@ -195,6 +182,12 @@ def get_token(name: str, ctx: Context = Depends(context)) -> dict:
     token, refresh_by = ctx.operations.token(name)
     expiry = jwt.decode(token, options={"verify_signature": False})["exp"]  # the token's own expiry claim
     return {"accessToken": token, "tokenType": "Bearer", "refreshAfter": refresh_by, "expiryOn": expiry}
+
+
+def _version_input(body: Deployment | ServiceUpdate) -> VersionInput:
+    """What a version runs, from any request body that says it."""
+    return VersionInput(body.models, body.entry_script, body.snapshot, body.source_directory, body.environment,
+                        body.deploy)
 
 
 def _view(ctx: Context, record) -> dict:
