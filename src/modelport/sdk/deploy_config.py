@@ -3,7 +3,8 @@
 ``DeploymentConfig`` holds every parameter with Azure ML's defaults and validation; the factories take Azure's
 keyword names (``None`` means "not given", as in Azure); ``from_file``/``from_json_dict`` read
 ``deploymentconfig.json`` as Azure ML writes it (under the key rule of ``files``; ``deploy_config_files`` has
-the reader and the ACI and LocalWebservice shapes) and ``to_json_dict`` writes the same shape back. Every bad value raises ``InvalidInput`` naming the parameter (a file's errors: its key) and the fix.
+the reader and the ACI and LocalWebservice shapes) and ``to_json_dict`` writes the same shape back.
+Every bad value raises ``InvalidInput`` naming the parameter (a file's errors: its key) and the fix.
 Settings modelport keeps but does not apply locally (App Insights, data collection, probe timings, namespace, a
 local service's port) and ACI's Azure-only settings are accepted with a ``ConfigWarning``; ACI itself deploys as a
 one-replica local service. AKSENDPOINT (files and ``AksEndpoint.deploy_configuration``) deploys an endpoint whose
