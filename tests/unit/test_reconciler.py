@@ -455,3 +455,13 @@ def test_an_unchanged_observation_is_not_written_again_but_a_saved_change_is_ans
     assert store.get_service("svc").state == "Transitioning"
     reconciler.reconcile_once()
     assert store.get_service("svc").state == "Healthy"
+
+
+def test_a_default_version_with_no_ready_replica_lends_its_share_to_the_versions_that_can_answer(world):
+    store, backend, front, reconciler = world
+    store.put_service("ep", endpoint_of("ep", ("blue", 20, False, 0), ("slow", 0, True, 0)).to_dict(), [],
+                      create=True)
+    reconciler.reconcile_once()
+    backend.set("ep", "blue-1", True)  # the new default ("slow") is still starting, or failed
+    reconciler.reconcile_once()
+    assert shares(front, "ep") == {"blue": (100, 0, 1), "slow": (0, 0, 0)}

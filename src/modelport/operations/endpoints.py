@@ -170,6 +170,7 @@ class EndpointOperations:
         """``version_name`` takes all the traffic and becomes default and control (modelport's own)."""
         with self.deployments.operation(name):
             current = self._endpoint(name)
+            _version_of(current, version_name)  # NotFound naming the versions there are
             return self._save_traffic(current, traffic.promote(current, version_name, _now()), "")
 
     def rollback(self, name: str) -> ServiceRecord:

@@ -358,14 +358,24 @@ class Reconciler:
 
     @staticmethod
     def _service_route(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> ServiceRoute:
-        """The endpoint for the front end: each version's share (a version with no ready replica lends its
-        share to the default version), ready replicas and mirror share, and how clients are checked."""
+        """The endpoint for the front end: each version's share, ready replicas and mirror share, and how
+        clients are checked. A version with no ready replica (starting, or failed) lends its share to the
+        default version when that one has ready replicas, else to the versions that do, in proportion to their
+        shares (evenly when they have none): while one version can answer, no share goes nowhere."""
         shares = traffic.split(endpoint)
         default = endpoint.default_version.name
-        for name in list(shares):
-            if name != default and not seen[name].ready and seen[default].ready:
-                shares[default] += shares[name]
+        idle = [name for name in shares if not seen[name].ready]
+        ready = [name for name in shares if seen[name].ready]
+        lent = sum(shares[name] for name in idle)
+        if lent and ready:
+            for name in idle:
                 shares[name] = 0.0
+            if default in ready:
+                shares[default] += lent
+            else:
+                total = sum(shares[name] for name in ready)
+                for name in ready:
+                    shares[name] += lent * (shares[name] / total if total else 1 / len(ready))
         versions = [VersionRoute(v.name, shares.get(v.name, 0.0), seen[v.name].ready, v.mirror_percentile,
                                  seen[v.name].serving) for v in endpoint.versions]
         return ServiceRoute(endpoint.name, versions, auth=endpoint.auth,
