@@ -71,7 +71,7 @@ class ReplicaState:
     ready: bool
     exit_code: int | None
     restarts: int
-    log: Path
+    log: Path | None  # the replica log file (local); None where logs are read from the cluster
 
     @property
     def init_failed(self) -> bool:
