@@ -17,7 +17,7 @@ from modelport.errors import ModelportError
 from modelport.reconcile import reconciler as reconciler_module
 from modelport.reconcile.backend import INIT_FAILED_EXIT_CODE, Preparation, Prepared, ReplicaSetSpec, ReplicaState
 from modelport.reconcile.reconciler import Reconciler
-from modelport.spec import Endpoint, EndpointVersion
+from modelport.spec import Endpoint, EndpointVersion, State
 from modelport.store.db import Store
 
 DEPLOY = {"scoring_timeout_ms": 60000, "auth_enabled": True, "token_auth_enabled": False,
@@ -45,6 +45,7 @@ class FakeBackend:
 
     prepared: list[str] = field(default_factory=list)
     preparing: bool = False  # every preparation still running (as just after a control plane restart)
+    diagnoses: dict[str, tuple[State, str]] = field(default_factory=dict)  # what the platform says, by replica set
 
     def prepare(self, spec: ReplicaSetSpec) -> Prepared:
         if spec.key not in self.prepared:
@@ -88,6 +89,9 @@ class FakeBackend:
 
     def logs(self, service: str, version: str, num_lines: int = 5000) -> str:
         return "Traceback (most recent call last):\nRuntimeError: init exploded on purpose"
+
+    def diagnose(self, spec: ReplicaSetSpec, replicas: list[ReplicaState]) -> tuple[State, str] | None:
+        return self.diagnoses.get(spec.replica_set)
 
     def set(self, service: str, version: str, *states: FakeReplica | bool) -> None:
         for replica, state in zip(self.replicas[(service, version)], states, strict=True):
@@ -392,15 +396,44 @@ def test_a_restarted_control_plane_serves_the_replicas_it_finds_while_it_prepare
     assert (front.serving("svc"), front.endpoints("svc")) == (V1, [("127.0.0.1", 6001)])
 
 
-def test_an_endpoint_on_a_target_without_a_backend_fails_with_the_fix(world):
+def test_each_compute_target_has_its_reconciler_and_an_unattached_target_fails_with_the_fix(world):
+    store, backend, front, local = world
+    for name, target in (("remote", "myk8s"), ("stray", "detached")):
+        endpoint = endpoint_of(name, ("blue", 0, True, 0))
+        store.put_service(name, {**endpoint.to_dict(), "compute_target": target}, [], create=True)
+    deploy(store, "here")
+    cluster_backend, cluster_front = FakeBackend(), FakeFrontEnd()
+    on_cluster = Reconciler(store, cluster_backend, replica_count=lambda endpoint, version: 1,
+                            front_end=cluster_front, compute_target="myk8s")
+    local.adopts = lambda target: target not in ("local", "myk8s")  # the attached targets
+    local.reconcile_once()
+    on_cluster.reconcile_once()
+    assert [r.name for r in front.applied[-1]] == ["here"] and [r.name for r in cluster_front.applied[-1]] == ["remote"]
+    assert backend.versions("remote") == [] and cluster_backend.versions("remote") == ["blue-1"]
+    state, status = observed(store, "stray")
+    assert (state, status["reason"]) == ("Failed", "compute target 'detached' is not attached to this workspace; "
+                                                   "attach it again, or delete the service and redeploy it")
+    assert observed(store, "remote")[0] == "Transitioning"
+
+
+def test_what_the_platform_says_is_wrong_is_the_state_and_reason_until_the_replicas_are_ready(world):
     store, backend, front, reconciler = world
-    endpoint = endpoint_of("remote", ("blue", 0, True, 0))
-    store.put_service("remote", {**endpoint.to_dict(), "compute_target": "myaks"}, [], create=True)
+    deploy(store, "svc")
+    backend.diagnoses[V1] = (State.TRANSITIONING, "0/3 nodes are available: 3 Insufficient cpu")
     reconciler.reconcile_once()
-    state, status = observed(store, "remote")
-    assert (state, status["reason"]) == ("Failed", "compute target 'myaks' has no backend in this control plane yet; "
-                                                   "redeploy to the built-in 'local' target")
-    assert backend.prepared == []
+    assert observed(store, "svc")[0] == "Transitioning"
+    assert observed(store, "svc")[1]["reason"] == "0/3 nodes are available: 3 Insufficient cpu"
+    backend.set("svc", V1, True, False)
+    reconciler.reconcile_once()
+    assert observed(store, "svc")[1]["reason"] == "0/3 nodes are available: 3 Insufficient cpu"
+    backend.set("svc", V1, True, True)
+    reconciler.reconcile_once()
+    backend.set("svc", V1, True, False)
+    backend.diagnoses[V1] = (State.UNHEALTHY, "replica killed for memory: raise memory_gb_limit (0.5)")
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert state == "Healthy" and status["reason"] == ("1 of 2 replicas ready; replica killed for memory: raise "
+                                                   "memory_gb_limit (0.5)")
 
 
 def test_the_backend_factory_knows_local_and_refuses_other_kinds(tmp_path):

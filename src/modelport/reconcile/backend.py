@@ -13,6 +13,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..spec.state import State
+
 INIT_FAILED_EXIT_CODE = 3  # the runtime's exit code when loading the script or init() failed
 
 
@@ -24,7 +26,8 @@ class ReplicaSetSpec:
     ``snapshot``/``models``/``source_directory``: the app's content (source snapshot sha256, model
     references as dicts, the source folder's name inside the app root); ``env``: the runtime's
     settings as environment variables; ``cpu_limit`` in cores, ``memory_limit_gb`` in GB, ``gpus``:
-    the GPU ids assigned when it was deployed."""
+    the GPU ids assigned when it was deployed (local); ``deploy``: every setting of the version (requests,
+    limits, probes, autoscaling) for backends that hand them to their platform."""
 
     service: str
     replica_set: str
@@ -39,6 +42,8 @@ class ReplicaSetSpec:
     memory_limit_gb: float | None = None
     gpus: tuple[str, ...] = ()
     probe_period_s: float = 10.0  # Azure's period_seconds: how often a ready replica is probed
+    version: str = ""  # the endpoint version it runs
+    deploy: dict[str, Any] = field(default_factory=dict)  # the version's DeploymentConfig settings, as stored
 
     @property
     def key(self) -> str:
@@ -102,3 +107,8 @@ class Backend(Protocol):
 
     def logs(self, service: str, replica_set: str, num_lines: int = 5000) -> str:
         """The last lines of the replicas' logs."""
+
+    def diagnose(self, spec: ReplicaSetSpec, replicas: list[ReplicaState]) -> tuple[State, str] | None:
+        """What the platform says is wrong with a replica set that is not all ready (a pod that cannot be
+        scheduled, an image that cannot be pulled, a replica killed for memory), as a state and reason; None
+        when it says nothing beyond the replicas' own states."""

@@ -75,11 +75,16 @@ class Reconciler:
     """Converges endpoints to their desired state; ``run_forever`` in a thread, or ``reconcile_once``.
 
     ``replica_count(endpoint, version)`` gives the replicas a version should run (fixed, or the
-    autoscaler's decision); ``front_end`` (optional) is given the routes."""
+    autoscaler's decision); ``front_end`` (optional) is given the routes. It reconciles the endpoints on
+    ``compute_target``, and marks Failed those on a target that ``adopts(target)`` says no reconciler runs
+    (one that is not attached any more)."""
 
     def __init__(self, store: Store, backend: Backend, replica_count: Callable[[Endpoint, EndpointVersion], int],
-                 front_end: FrontEndPort | None = None):
+                 front_end: FrontEndPort | None = None, compute_target: str = LOCAL_TARGET,
+                 adopts: Callable[[str], bool] = lambda target: False):
         self.store = store
+        self.compute_target = compute_target
+        self.adopts = adopts
         self.backend = backend
         self.front_end = front_end
         self.replica_count = replica_count
@@ -155,7 +160,8 @@ class Reconciler:
         all, with ``everything``), route all of them (the others with their last routes), record what was
         observed; the seconds until the next is due."""
         now = time.monotonic() if now is None else now
-        endpoints = [record.endpoint for record in self.store.list_services()]
+        endpoints = [endpoint for endpoint in (record.endpoint for record in self.store.list_services())
+                     if endpoint.compute_target == self.compute_target or self.adopts(endpoint.compute_target)]
         names = {e.name for e in endpoints}
         passed = set()
         for endpoint in endpoints:
@@ -234,9 +240,9 @@ class Reconciler:
     # --- one endpoint --------------------------------------------------------------------------
 
     def _reconcile(self, endpoint: Endpoint) -> tuple[ServiceRoute | None, State, dict]:
-        if endpoint.compute_target != LOCAL_TARGET:
-            return None, State.FAILED, {"reason": f"compute target '{endpoint.compute_target}' has no backend in this "
-                                                  "control plane yet; redeploy to the built-in 'local' target"}
+        if endpoint.compute_target != self.compute_target:
+            return None, State.FAILED, {"reason": f"compute target '{endpoint.compute_target}' is not attached to this "
+                                                  "workspace; attach it again, or delete the service and redeploy it"}
         seen = {version.name: self._reconcile_version(endpoint, version) for version in endpoint.versions}
         self._retire_unused(endpoint)
         default = seen[endpoint.default_version.name]
@@ -319,6 +325,9 @@ class Reconciler:
         if ready == 0:
             return self._progress(endpoint, replica_set, spec, replicas)
         missing = spec.replicas - ready
+        diagnosis = self.backend.diagnose(spec, replicas)
+        if diagnosis is not None:
+            return State.HEALTHY, f"{ready} of {spec.replicas} replicas ready; {diagnosis[1]}"
         failed = sum(r.init_failed for r in replicas)
         why = (f"{failed} stopped after init() failed (see get_logs(); update the service to retry)" if failed
                else "restarting")
@@ -326,6 +335,9 @@ class Reconciler:
 
     def _progress(self, endpoint: Endpoint, replica_set: str, spec: ReplicaSetSpec,
                   replicas: list[ReplicaState]) -> tuple[State, str]:
+        diagnosis = self.backend.diagnose(spec, replicas)
+        if diagnosis is not None:
+            return diagnosis
         failed = [r for r in replicas if r.init_failed]
         if failed:
             log = self.backend.logs(endpoint.name, replica_set, LOG_TAIL_LINES)
@@ -354,7 +366,8 @@ class Reconciler:
                               entry_script=version.entry_script, source_directory=version.source_directory,
                               replicas=self.replica_count(endpoint, version), env=env,
                               cpu_limit=deploy.get("cpu_cores_limit"), memory_limit_gb=deploy.get("memory_gb_limit"),
-                              gpus=tuple(version.gpus), probe_period_s=deploy.get("period_seconds", 10))
+                              gpus=tuple(version.gpus), probe_period_s=deploy.get("period_seconds", 10),
+                              version=version.name, deploy=dict(deploy))
 
     @staticmethod
     def _service_route(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> ServiceRoute:

@@ -79,6 +79,10 @@ class LocalBackend:
             if index >= spec.replicas:
                 self._stop(folder, index)
 
+    def diagnose(self, spec: ReplicaSetSpec, replicas: list[ReplicaState]) -> None:
+        """Local replicas have no platform beyond their own states: nothing to add."""
+        return None
+
     def observe(self, service: str, version: str) -> list[ReplicaState]:
         folder = self._folder(service, version)
         replicas = []
