@@ -103,10 +103,18 @@ def keys_secret(workspace: str, target: KubernetesTarget, endpoint: str, keys: d
 
 class _Dumper(yaml.SafeDumper):
     """Writes a value shared by several places (one labels dict as metadata, selector and template) in full each
-    time, never as a YAML alias, which kubectl reads but a person (or a diff) does not."""
+    time, never as a YAML alias, which kubectl reads but a person (or a diff) does not; see also ``_text``."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def _text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    """A string of several lines (a ConfigMap's file, a script) as a literal block, as it reads in its file."""
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_Dumper.add_representer(str, _text)
 
 
 def to_yaml(items: list[dict[str, Any]]) -> str:
@@ -121,9 +129,13 @@ def cpu_quantity(cores: float) -> str:
 
 
 def memory_quantity(gb: float) -> str:
-    """GB (read as GiB, 1024 Mi each) as a Kubernetes memory quantity: ``"1Gi"``, else Mi (``0.5`` -> ``"512Mi"``)."""
-    mebibytes = round(gb * 1024)
-    return f"{mebibytes // 1024}Gi" if mebibytes % 1024 == 0 else f"{mebibytes}Mi"
+    """GB (read as GiB) as a Kubernetes memory quantity in the largest binary unit that keeps it to the KiB:
+    ``1`` -> ``"1Gi"``, ``0.5`` -> ``"512Mi"``, ``0.1`` -> ``"104858Ki"``."""
+    kibibytes = round(gb * 1024 * 1024)
+    for unit, size in (("Gi", 1024 * 1024), ("Mi", 1024)):
+        if kibibytes % size == 0:
+            return f"{kibibytes // size}{unit}"
+    return f"{kibibytes}Ki"
 
 
 def _metadata(name: str, target: KubernetesTarget, labels: dict[str, str]) -> dict[str, Any]:
