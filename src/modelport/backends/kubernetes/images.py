@@ -17,6 +17,20 @@ makes only a new app image:
 
 ``registry`` None gives ``localhost/...`` names: images that stay in the builder's local store (a single-node
 cluster sharing the builder's image store, or ``podman kube play``).
+
+The build contexts (``environment_context``, ``app_context``) are folders with a ``Containerfile`` that any
+builder (podman, docker, kaniko) builds. Dependencies are installed *on the build host* by default: uv installs
+the environment's pip list and the runtime's requirements for the image's platform and python
+(``--python-platform``, ``--python-version``) into a folder that the Containerfile only copies, so the build itself
+needs no network, no pip and no package index (air-gapped clusters: only the base image must be reachable or
+already in the builder's store). The folder becomes the image's user site (``PYTHONUSERBASE``), so ``.pth``
+files work as in a virtual environment. A builder whose context travels to the cluster (kaniko) gets the other
+recipe: the requirements file, installed by ``pip`` inside the build, which needs pip in the base image and the
+package index reachable from the cluster.
+
+Conda packages are not installed (as in local builds): pip equivalents are needed. The base image must hold
+``python3`` of the environment's python version (checked by the build); the image runs as user 1000, with only
+``/tmp`` writable.
 """
 
 from __future__ import annotations
@@ -25,11 +39,21 @@ import functools
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from ...environments.build import PACKAGE_DIR, runtime_requirements
+from ...environments.build import PACKAGE_DIR, VERIFY, runtime_requirements
+from ...environments.conda import check_requirement, source_option
+from ...environments.sources import unreachable_source
 from ...environments.spec import EnvironmentSpec
+from ...reconcile import app_root
+from ...reconcile.backend import ReplicaSetSpec
+from ...store.artifacts import ArtifactStore, inside
+from .builders import ImageBuildFailed
+from .objects import SCORING_PORT
 
 ENVIRONMENT_REPOSITORY = "modelport-environment"
 APP_REPOSITORY = "modelport-app"
@@ -38,6 +62,26 @@ BASE_IMAGE_VARIABLE = "MODELPORT_BASE_IMAGE"
 DEFAULT_PYTHON = "3.11"  # the python of the default base image when the environment pins none
 RECIPE = "1"  # bumped when the images' layout changes, so images made by an older modelport are not reused
 TAG_DIGITS = 32
+CONTAINERFILE = "Containerfile"
+ENVIRONMENT_ROOT = "/opt/modelport/environment"  # PYTHONUSERBASE: the environment's packages are its user site
+PACKAGE_ROOT = "/opt/modelport/lib"  # on PYTHONPATH: holds the modelport package
+APP_ROOT = "/var/azureml-app"  # Azure ML's app root in its inference images
+RUN_AS = "1000:1000"
+MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}  # Azure's docker.platform.architecture -> wheel machine
+MANYLINUX = "manylinux_2_28"  # the oldest glibc the base image may have (Debian 10+, RHEL 8+)
+RUNTIME_MODULES = ("click", "uvicorn", "orjson", "prometheus_client", "inference_schema", "werkzeug")
+
+
+class AppDelivery(Enum):
+    """How a replica gets its app root (source snapshot and models).
+
+    ``IMAGE_LAYER``, what modelport does: a thin image on the environment image, so a new model version builds
+    and pulls only that layer. Azure ML's other way, an init container that downloads the app root from the
+    artifact store into a volume the scoring container mounts (``ScoringWorkload.init_containers``/``volumes``),
+    suits clusters where no image can be built; it is the seam kept for it, not built yet.
+    """
+
+    IMAGE_LAYER = "image-layer"
 
 
 def default_base_image(python: str) -> str:
@@ -115,3 +159,125 @@ def _prefix(registry: str | None) -> str:
 def _digest(content: dict[str, Any]) -> str:
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:TAG_DIGITS]
+
+
+def app_image_for(spec: ReplicaSetSpec, registry: str | None) -> str:
+    """``app_image_name`` of a replica set (its environment, snapshot, models, entry script and source folder)."""
+    return app_image_name(spec.environment, spec.snapshot, spec.models, registry, spec.entry_script,
+                          spec.source_directory)
+
+
+def environment_context(environment: dict[str, Any], folder: Path, log: IO[str], install_on_host: bool = True) -> Path:
+    """Write the build context of ``environment``'s image into the empty ``folder``; return ``folder``.
+
+    ``install_on_host``: uv installs the packages here (see the module docstring; its output goes to ``log``);
+    False: the Containerfile installs them with pip. Raises ImageBuildFailed (with uv's last lines) when the
+    packages cannot be resolved or fetched, InvalidInput for a bad pip line; a user's own image has no context
+    (ValueError: call ``brings_own_image`` first).
+    """
+    spec = EnvironmentSpec.from_dict(environment)
+    if brings_own_image(environment):
+        raise ValueError(f"environment {spec.name} is its own image; it has no build context")
+    python = python_version(environment)
+    site = f"{ENVIRONMENT_ROOT}/lib/python{python}/site-packages"
+    sources, requirements = _pip_lines(spec)
+    (folder / "requirements.txt").write_text("".join(f"{line}\n" for line in sources + requirements))
+    if spec.conda_packages():
+        log.write(f"note: conda packages {', '.join(spec.conda_packages())} are not installed (no conda in "
+                  "modelport's images); add pip equivalents if score.py needs them\n")
+    if install_on_host:
+        _install_on_host(spec, folder, log)
+        install = [f"COPY site-packages {site}"]
+    else:
+        install = ["COPY requirements.txt /opt/modelport/requirements.txt",
+                   f"RUN python3 -m pip install --no-cache-dir --disable-pip-version-check --target {site} "
+                   "-r /opt/modelport/requirements.txt"]
+    check = (f"import sys; v = '%d.%d' % sys.version_info[:2]; assert v == '{python}', "
+             f"'the base image has python ' + v + ', the environment needs {python}'; "
+             f"import {', '.join(RUNTIME_MODULES)}")
+    lines = [f"FROM {base_image(environment)}", *install, f"ENV PYTHONUSERBASE={ENVIRONMENT_ROOT}",
+             f"RUN {json.dumps(['python3', '-c', check])}"]
+    _finish(folder, lines)
+    return folder
+
+
+def app_context(spec: ReplicaSetSpec, environment_image: str, artifacts: ArtifactStore, folder: Path) -> Path:
+    """Write the build context of ``spec``'s app image on ``environment_image`` into the empty ``folder``.
+
+    The app root is laid out as ``reconcile.app_root`` lays it out for local replicas, at Azure's
+    ``/var/azureml-app``, next to a copy of the modelport package; the image sets ``AML_APP_ROOT``,
+    ``AZUREML_ENTRY_SCRIPT``, ``AZUREML_SOURCE_DIRECTORY`` and ``AZUREML_MODEL_DIR`` as Azure ML did, runs as user
+    1000 and by default serves on ``SCORING_PORT``. A user's own image (``brings_own_image``) must hold the
+    environment's ``interpreterPath`` with the runtime's requirements (``RUNTIME_REQUIREMENTS`` of
+    ``environments.build``) installed; the build checks that the runtime imports. Raises InvalidInput for an
+    unsafe layout, NotFound for a missing blob.
+    """
+    environment = EnvironmentSpec.from_dict(spec.environment)
+    python = environment.python.interpreter_path if brings_own_image(spec.environment) else "python3"
+    for relative, sha in app_root.layout(artifacts, spec.snapshot, list(spec.models), spec.source_directory).items():
+        target = inside(folder / "app", relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        artifacts.copy_to(sha, target)
+    (folder / "app").mkdir(exist_ok=True)
+    for path in package_files():
+        target = folder / "lib" / "modelport" / path.relative_to(PACKAGE_DIR)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    entry = f"{spec.source_directory}/{spec.entry_script}" if spec.source_directory else spec.entry_script
+    env = {"AML_APP_ROOT": APP_ROOT, "AZUREML_ENTRY_SCRIPT": entry, "PYTHONPATH": PACKAGE_ROOT, "HOME": "/tmp",
+           "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    if spec.source_directory:
+        env["AZUREML_SOURCE_DIRECTORY"] = spec.source_directory
+    if spec.models:
+        models, first = f"{APP_ROOT}/{app_root.MODELS_FOLDER}", spec.models[0]
+        env["AZUREML_MODEL_DIR"] = f"{models}/{first['name']}/{first['version']}" if len(spec.models) == 1 else models
+    lines = [f"FROM {environment_image}", f"COPY lib {PACKAGE_ROOT}", f"COPY app {APP_ROOT}",
+             "ENV " + " ".join(f"{key}={json.dumps(value)}" for key, value in env.items()),
+             f"WORKDIR {APP_ROOT}", f"USER {RUN_AS}", f"RUN {json.dumps([python, '-c', VERIFY])}",
+             f"EXPOSE {SCORING_PORT}",
+             "CMD " + json.dumps([python, "-m", "modelport.runtime", "--host", "0.0.0.0", "--port", str(SCORING_PORT)])]
+    _finish(folder, lines)
+    return folder
+
+
+def _pip_lines(spec: EnvironmentSpec) -> tuple[list[str], list[str]]:
+    """(package-source option lines, requirement lines): the environment's pip list, then the runtime's."""
+    lines = spec.pip_requirements()
+    for line in lines:
+        check_requirement(line, f"environment {spec.name} pip dependencies")
+    sources = [line for line in lines if source_option(line)]
+    requirements = [line for line in lines if not source_option(line)]
+    return sources, requirements + runtime_requirements()
+
+
+def _install_on_host(spec: EnvironmentSpec, folder: Path, log: IO[str]) -> None:
+    """uv installs requirements.txt into ``folder/site-packages`` for the image's platform and python."""
+    from uv import find_uv_bin
+
+    sources = [line for line in spec.pip_requirements() if source_option(line)]
+    hosts = [arg for line in sources if (o := source_option(line)) and o[0] == "--trusted-host"
+             for arg in ("--allow-insecure-host", str(o[1]))]
+    machine = MACHINES.get(spec.docker.platform.architecture, spec.docker.platform.architecture)
+    command = [find_uv_bin(), "pip", "install", "--no-config", "--target", str(folder / "site-packages"),
+               "--python-platform", f"{machine}-{MANYLINUX}", "--python-version", python_version(spec.to_dict()),
+               "--compile-bytecode", "-r", str(folder / "requirements.txt"), *hosts]
+    log.write(f"$ uv pip install --target site-packages --python-platform {machine}-{MANYLINUX} -r requirements.txt\n")
+    log.flush()
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder)
+    log.write(result.stdout)
+    log.flush()
+    if result.returncode != 0:
+        cause = unreachable_source(result.stdout, sources) or "installing the environment's packages failed"
+        tail = "\n".join(result.stdout.splitlines()[-20:])
+        raise ImageBuildFailed(f"{spec.name} environment", cause, tail)
+
+
+def _finish(folder: Path, lines: list[str]) -> None:
+    """Write the Containerfile, and make every file readable (and folders enterable) by the image's user: the
+    control plane's umask 077 would leave them readable by root only inside the image."""
+    (folder / CONTAINERFILE).write_text("\n".join(lines) + "\n")
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)
+        elif path.is_file() and not path.is_symlink():
+            path.chmod(0o755 if path.stat().st_mode & 0o100 else 0o644)
