@@ -19,7 +19,6 @@ from .workspace_options import WorkspaceChoice, workspace_option
 
 DEFAULT_TARGET = "kubernetes"  # the compute target name rendered with when none is given
 PLACEHOLDER_KEYS = {"primary": "<primary key>", "secondary": "<secondary key>"}
-FIRST_REPLICA_SET = "default-1"  # a new web service's one version ("default"), generation 1
 
 
 def render_objects(workload, front_end, key_auth: bool) -> list[dict[str, Any]]:
@@ -68,25 +67,27 @@ def render(name, models, ic, dc, compute_target, image, front_end_image, ingress
     from ..backends.kubernetes.frontend_manifests import TLS_SECRET, FrontEndSpec
     from ..backends.kubernetes.manifests import ScoringWorkload, runtime_env, to_yaml
     from ..errors import InvalidInput
-    from ..sdk.deploy_config import AKS, check_service_name
+    from ..sdk.deploy_config import AKS, ENDPOINT, check_service_name
     from ..spec.compute import KubernetesTarget
     from ..spec.endpoint import DEFAULT_VERSION
 
     check_service_name(name)
     workspace = _workspace(workspace_choice)
     config = deployment_config(dc, settings, strict)
-    if config.compute_type != AKS:
+    if config.compute_type not in (AKS, ENDPOINT):
         raise InvalidInput(f"render shows a Kubernetes deployment, not computeType {config.compute_type!r}; give a "
-                           "deploymentconfig.json with computeType AKS (or Kubernetes), or none for Azure's defaults")
+                           "deploymentconfig.json with computeType AKS, Kubernetes or AKSENDPOINT, or none for "
+                           "Azure's defaults")
+    version = config.version_name or DEFAULT_VERSION  # an endpoint's version, else a web service's one
     inference = inference_config(ic, inference_flags, workspace, strict)
     target = KubernetesTarget(name=compute_target or config.compute_target_name or DEFAULT_TARGET,
                               server="https://kubernetes.invalid",  # no cluster is contacted
                               namespace=config.namespace or "default", ingress_service_type=ingress_service_type,
                               has_tls=tls)
-    spec = _replica_set_spec(name, DEFAULT_VERSION, config.to_settings(), inference,
+    spec = _replica_set_spec(name, version, config.to_settings(), inference,
                              [_model(workspace, model) for model in models])
     workload = ScoringWorkload(workspace=workspace.name if workspace else "default", target=target, endpoint=name,
-                               version=DEFAULT_VERSION, replica_set=spec.replica_set,
+                               version=version, replica_set=spec.replica_set,
                                image=image or _app_image(spec, workspace, target), replicas=_replicas(config),
                                deploy=spec.deploy, env=runtime_env(spec))
     front_end = FrontEndSpec(workload.workspace, target, front_end_image or _front_end_image(),
@@ -125,7 +126,7 @@ def _model(workspace, given: str) -> dict[str, Any]:
 
 
 def _replica_set_spec(service: str, version: str, deploy: dict[str, Any], inference, models: list[dict[str, Any]]):
-    """The ``ReplicaSetSpec`` the reconciler would make for a new service's one version (its runtime settings
+    """The ``ReplicaSetSpec`` the reconciler would make for a new endpoint's first version (its runtime settings
     as environment variables, as ``reconcile.reconciler`` sets them)."""
     from ..environments.spec import EnvironmentSpec
     from ..reconcile.backend import ReplicaSetSpec
@@ -137,7 +138,7 @@ def _replica_set_spec(service: str, version: str, deploy: dict[str, Any], infere
            "MODELPORT_MAX_CONCURRENT_REQUESTS": str(deploy["replica_max_concurrent_requests"]),
            "MODELPORT_MAX_QUEUE_WAIT_MS": str(deploy["max_request_wait_time"])}
     source = inference.source_path.name if inference.source_directory is not None else None  # as a deploy stores it
-    return ReplicaSetSpec(service=service, replica_set=FIRST_REPLICA_SET, environment=environment,
+    return ReplicaSetSpec(service=service, replica_set=f"{version}-1", environment=environment,  # generation 1
                           snapshot=_snapshot_sha(inference), models=tuple(models), entry_script=inference.entry_script,
                           replicas=deploy["num_replicas"] or deploy["autoscale_min_replicas"], source_directory=source,
                           env=env, version=version, deploy=deploy)
