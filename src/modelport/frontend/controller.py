@@ -106,9 +106,6 @@ class Controller:
     def run_once(self) -> None:
         """Route the newest routing state with the ready endpoints, report it, and autoscale. Raises
         ModelportError (ClusterUnreachable, ClusterForbidden..., FrontEndError) when the API or Envoy fails."""
-        if not self._attached:
-            self.envoy.attach()
-            self._attached = True
         self._route()
         self._autoscale()
 
@@ -125,6 +122,9 @@ class Controller:
             self._report(configmap)
             return
         ready = self._ready_endpoints(state)
+        if not self._attached:  # after the API answered: its errors come first, not a wait for Envoy
+            self.envoy.attach()
+            self._attached = True
         self.envoy.published.value = state.jwks
         try:
             self.envoy.apply(state.routes(ready))
@@ -266,6 +266,7 @@ def main(namespace: str, compute_target: str, xds_dir: Path, admin_socket: Path,
          scale_down_delay: float, once: bool) -> None:
     """Keep the pod's Envoy routing the control plane's routing state, and autoscale the routed versions."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per admin request otherwise
     envoy = PodEnvoy(xds_dir, admin_socket, port, listen_address, tls_dir, tls_port)
     envoy.write_initial()  # first: Envoy starts once these exist, even while the API server cannot be reached
     try:
