@@ -48,15 +48,16 @@ def kubernetes_group() -> None:
 @click.option("--dc", "--deploy-config-file", "dc", type=click.Path(dir_okay=False), default=None,
               help="deploymentconfig.json as Azure ML writes it (computeType AKS or Kubernetes).")
 @click.option("--ct", "--compute-target", "compute_target", default=None,
-              help=f"The compute target's name, a label on every object (default: the config's, else "
-                   f"{DEFAULT_TARGET!r}).")
+              help=f"The compute target (default: the config's, else {DEFAULT_TARGET!r}): an attached one's settings "
+                   "are used; otherwise the namespace, Service type and TLS flags'.")
 @click.option("--image", default=None,
               help="The scoring image (default: the app image name a deploy builds, which needs a workspace).")
 @click.option("--front-end-image", default=None,
               help="The front end's image (Envoy and modelport; default: localhost/modelport-frontend:<version>).")
-@click.option("--ingress-service-type", type=click.Choice(["LoadBalancer", "NodePort", "ClusterIP"]),
-              default="LoadBalancer", show_default=True, help="How the front end's Service is exposed.")
-@click.option("--tls", is_flag=True, help="The front end also serves HTTPS (port 443) from the modelport-tls Secret.")
+@click.option("--ingress-service-type", type=click.Choice(["LoadBalancer", "NodePort", "ClusterIP"]), default=None,
+              help="How the front end's Service is exposed, for a target not attached (default: LoadBalancer).")
+@click.option("--tls", is_flag=True, help="The front end also serves HTTPS (port 443) from the modelport-tls Secret, "
+                                          "for a target not attached.")
 @deploy_flags
 @workspace_option
 @friendly_errors
@@ -68,7 +69,6 @@ def render(name, models, ic, dc, compute_target, image, front_end_image, ingress
     from ..backends.kubernetes.manifests import ScoringWorkload, runtime_env, to_yaml
     from ..errors import InvalidInput
     from ..sdk.deploy_config import AKS, ENDPOINT, check_service_name
-    from ..spec.compute import KubernetesTarget
     from ..spec.endpoint import DEFAULT_VERSION
 
     check_service_name(name)
@@ -80,10 +80,8 @@ def render(name, models, ic, dc, compute_target, image, front_end_image, ingress
                            "Azure's defaults")
     version = config.version_name or DEFAULT_VERSION  # an endpoint's version, else a web service's one
     inference = inference_config(ic, inference_flags, workspace, strict)
-    target = KubernetesTarget(name=compute_target or config.compute_target_name or DEFAULT_TARGET,
-                              server="https://kubernetes.invalid",  # no cluster is contacted
-                              namespace=config.namespace or "default", ingress_service_type=ingress_service_type,
-                              has_tls=tls)
+    target = _target(workspace, compute_target or config.compute_target_name or DEFAULT_TARGET, config.namespace,
+                     ingress_service_type, tls)
     spec = _replica_set_spec(name, version, config.to_settings(), inference,
                              [_model(workspace, model) for model in models])
     workload = ScoringWorkload(workspace=workspace.name if workspace else "default", target=target, endpoint=name,
@@ -91,7 +89,7 @@ def render(name, models, ic, dc, compute_target, image, front_end_image, ingress
                                image=image or _app_image(spec, workspace, target), replicas=_replicas(config),
                                deploy=spec.deploy, env=runtime_env(spec))
     front_end = FrontEndSpec(workload.workspace, target, front_end_image or _front_end_image(),
-                             TLS_SECRET if tls else None)
+                             TLS_SECRET if target.has_tls else None)
     click.echo(to_yaml(render_objects(workload, front_end, config.auth_enabled)), nl=False)
 
 
@@ -107,6 +105,35 @@ def _workspace(choice: WorkspaceChoice):
         if choice == WorkspaceChoice():
             return None
         raise
+
+
+def _target(workspace, name: str, namespace: str | None, ingress_service_type: str | None, tls: bool):
+    """The ``KubernetesTarget`` rendered for: the one attached as ``name`` when the workspace has it (its namespace,
+    Service type, TLS and image registry), else one made of the flags (no cluster is contacted either way)."""
+    from urllib.parse import quote
+
+    from ..errors import InvalidInput, NotFound
+    from ..spec.compute import KUBERNETES, KubernetesTarget
+
+    try:
+        view = workspace._client.json("GET", f"/computes/{quote(name, safe='')}") if workspace is not None else None
+    except NotFound:
+        view = None
+    if view is None:
+        return KubernetesTarget(name=name, server="https://kubernetes.invalid", namespace=namespace or "default",
+                                ingress_service_type=ingress_service_type or "LoadBalancer", has_tls=tls)
+    if view["type"] != KUBERNETES:
+        raise InvalidInput(f"compute target {name!r} is {view['type']}, not a Kubernetes cluster; give --ct the name "
+                           "of an attached cluster (or of one to be attached)")
+    target = KubernetesTarget.from_dict(view)
+    flags = [flag for flag, given in (("--ingress-service-type", ingress_service_type), ("--tls", tls)) if given]
+    if flags:
+        raise InvalidInput(f"{' and '.join(flags)}: compute target {name!r} is attached and its settings are used; "
+                           "leave the flags out (attach it again to change them)")
+    if namespace not in (None, target.namespace):
+        raise InvalidInput(f"namespace {namespace!r} is not compute target {name!r}'s ({target.namespace!r}), where "
+                           "its services run; leave the namespace out")
+    return target
 
 
 def _model(workspace, given: str) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from ...reconcile.backend import ReplicaSetSpec
 from ...runtime.layout import MODELS_FOLDER
 from ...spec.compute import KubernetesTarget
 from . import objects
+from .images import APP_ROOT  # where the app (source + azureml-models) lies, as in Azure ML
 
-APP_ROOT = "/var/azureml-app"  # where the app (source + azureml-models) lies in a scoring container, as in Azure ML
 SCORING_CONTAINER = "scoring"
 SCORING_SERVICE_PORT = 80
 RUN_AS_USER = 1000
