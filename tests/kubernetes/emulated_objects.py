@@ -118,15 +118,16 @@ def ready_status(pod: dict[str, Any]) -> dict[str, Any]:
                            for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]}
 
 
-def crash_looping_status(pod: dict[str, Any], exit_code: int, restarts: int = 3, message: str = "") -> dict[str, Any]:
-    """The status of a pod whose containers keep exiting with ``exit_code`` (kubelet's CrashLoopBackOff)."""
-    containers = [{"name": c["name"], "image": c.get("image", ""), "ready": False, "started": False,
-                   "restartCount": restarts,
-                   "state": {"waiting": {"reason": "CrashLoopBackOff",
-                                         "message": f"back-off restarting failed container {c['name']}"}},
-                   "lastState": {"terminated": {"exitCode": exit_code, "reason": "Error", "message": message}}}
-                  for c in pod["spec"].get("containers", [])]
-    return {"phase": "Running", "containerStatuses": containers,
+def crash_looping_status(containers: Iterable[str], exit_code: int, restarts: int = 3,
+                         message: str = "") -> dict[str, Any]:
+    """The status of a pod whose ``containers`` (names) keep exiting with ``exit_code`` (kubelet's CrashLoopBackOff,
+    ``message`` as the container's termination message)."""
+    statuses = [{"name": name, "ready": False, "started": False, "restartCount": restarts,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                       "message": f"back-off restarting failed container {name}"}},
+                 "lastState": {"terminated": {"exitCode": exit_code, "reason": "Error", "message": message}}}
+                for name in containers]
+    return {"phase": "Running", "containerStatuses": statuses,
             "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
                            {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"},
                            {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]}

@@ -87,7 +87,7 @@ class ApiEmulator:
         """Listen on a free 127.0.0.1 port, serving from a daemon thread."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self))
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="api-emulator", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="api-emulator", daemon=True).start()
         return self
 
     def stop(self) -> None:

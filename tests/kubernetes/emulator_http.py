@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 USER = "emulated-user"
 _GENERATION_KINDS = {"Deployment", "ReplicaSet", "Job"}  # kinds whose metadata.generation counts spec changes
+_SYSTEM_METADATA = ("uid", "creationTimestamp", "generation", "resourceVersion", "managedFields")  # the API's to set
 
 
 class Route(NamedTuple):
@@ -66,6 +67,7 @@ def handler_for(emulator: ApiEmulator) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go as two writes: no 40 ms delayed-ACK stall
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self._serve("GET")
@@ -285,21 +287,19 @@ def _apply(emulator: ApiEmulator, route: Route, query: dict[str, str], obj: dict
         _authorize(emulator, "create", route)
     else:
         _check_version(route, existing, obj)
-    new = copy.deepcopy(obj)
-    new["metadata"] = {**{k: v for k, v in meta.items() if k not in ("resourceVersion", "managedFields")},
-                       "namespace": route.namespace,
-                       "managedFields": [{"manager": query["fieldManager"], "operation": "Apply",
-                                          "apiVersion": route.api_version, "time": now()}]}
+    new = {k: v for k, v in copy.deepcopy(obj).items() if k != "status"}  # status is not applied with the object
+    new["metadata"] = {**{k: v for k, v in meta.items() if k not in _SYSTEM_METADATA}, "namespace": route.namespace}
     _default(route.kind, new, existing)
     if existing is None:
-        new["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now())
+        new["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now(), managedFields=[
+            {"manager": query["fieldManager"], "operation": "Apply", "apiVersion": route.api_version, "time": now()}])
         return emulator._store(new)
     kept = {k: v for k, v in (existing["metadata"].get("annotations") or {}).items()
-            if k.startswith("deployment.kubernetes.io/")}
+            if k.startswith("deployment.kubernetes.io/")}  # written by the Deployment controller, not by the applier
     if kept:
         new["metadata"]["annotations"] = {**kept, **(new["metadata"].get("annotations") or {})}
     if "status" in existing:
-        new.setdefault("status", existing["status"])
+        new["status"] = existing["status"]
     return _save(emulator, existing, new)
 
 
@@ -313,7 +313,7 @@ def _merge_patch(emulator: ApiEmulator, route: Route, patch: dict[str, Any]) -> 
 
 def _save(emulator: ApiEmulator, existing: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """Store ``new`` over ``existing``: system metadata kept, immutable fields checked, generation counted."""
-    for key in ("uid", "creationTimestamp", "generation", "ownerReferences"):
+    for key in ("uid", "creationTimestamp", "generation", "ownerReferences", "managedFields"):
         if key in existing["metadata"]:
             new["metadata"].setdefault(key, existing["metadata"][key])
     new["metadata"]["namespace"] = existing["metadata"]["namespace"]
@@ -339,7 +339,8 @@ def _default(kind: str, new: dict[str, Any], existing: dict[str, Any] | None) ->
         if not wanted or any(template_labels.get(k) != v for k, v in wanted.items()):
             raise ApiError(422, f'Deployment.apps "{new["metadata"]["name"]}" is invalid: spec.template.metadata.'
                                 "labels: Invalid value: `selector` does not match template `labels`")
-        new.setdefault("status", {})
+        if existing is None:
+            new["status"] = {}
     elif kind == "Service":
         spec.setdefault("type", "ClusterIP")
         number = int(hashlib.sha256(f"{new['metadata']['namespace']}/{new['metadata']['name']}".encode()).hexdigest(),
