@@ -306,3 +306,20 @@ def _scoring_container(rendered: list[dict[str, Any]]) -> dict[str, Any]:
 def test_semantic_checks_catch_broken_objects(mutate, expected: str) -> None:
     found = _broken(mutate)
     assert any(expected in line for line in found), found
+
+
+def test_rendered_objects_apply_and_their_services_reach_their_pods_emulated(api_emulator, emulated_cluster) -> None:
+    """Through the API emulator (server-side apply, then its emulated controller-manager): every kind rendered is
+    accepted, and each Service's EndpointSlice holds its Deployment's ready pod on the port the pod serves."""
+    rendered = deploy_objects(workload(the_target=target(namespace="default"), autoscale_enabled=False,
+                                       num_replicas=1))
+    for item in rendered:
+        emulated_cluster.apply(item)
+    api_emulator.settle()
+    for service in kinds(rendered, "Service"):
+        name = service["metadata"]["name"]
+        slices = emulated_cluster.list("EndpointSlice", {"kubernetes.io/service-name": name})
+        assert len(slices) == 1, name
+        assert [endpoint["conditions"]["ready"] for endpoint in slices[0]["endpoints"]] == [True], name
+        assert [port["port"] for port in slices[0]["ports"]] == [port["targetPort"]
+                                                                  for port in service["spec"]["ports"]], name
