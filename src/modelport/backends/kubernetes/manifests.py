@@ -69,7 +69,9 @@ def runtime_env(spec: ReplicaSetSpec) -> dict[str, str]:
     """A replica set's environment variables in a scoring container: the reconciler's ``spec.env`` (environment
     variables, service and runtime settings) plus what the local backend gives its replicas as flags and working
     folder: the entry script and source folder inside ``APP_ROOT`` and, as Azure ML set it, ``AZUREML_MODEL_DIR``
-    (``azureml-models/<name>/<version>`` for one model, ``azureml-models`` for several)."""
+    (``azureml-models/<name>/<version>`` for one model, ``azureml-models`` for several). The app image sets the same
+    (``images.app_context``); the pod repeats them so an app that an init container delivers onto an environment
+    image runs alike."""
     env = dict(spec.env)
     if spec.source_directory:
         env["AZUREML_SOURCE_DIRECTORY"] = spec.source_directory
