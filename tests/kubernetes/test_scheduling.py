@@ -9,17 +9,20 @@ import pytest
 from modelport.backends.kubernetes.scheduling import (
     GB,
     Resources,
-    allocatable_vcpus,
     check_fit,
     free_per_node,
     pod_request,
     schedulable_nodes,
     tolerates,
+    vcpus,
 )
 
 
 def node(name: str, cpu: str = "3860m", memory: str = "12000Mi", gpus: str | None = None, ready: bool = True,
-         cordoned: bool = False, taints: list[dict[str, str]] | None = None, os: str = "linux") -> dict[str, Any]:
+         cordoned: bool = False, taints: list[dict[str, str]] | None = None, os: str = "linux",
+         vcpus: str = "4") -> dict[str, Any]:
+    """A Node with ``cpu``/``memory`` allocatable and ``vcpus`` of capacity (allocatable is less: the kubelet's
+    reservation)."""
     allocatable = {"cpu": cpu, "memory": memory, "pods": "110", "ephemeral-storage": "119703055367"}
     if gpus is not None:
         allocatable["nvidia.com/gpu"] = gpus
@@ -31,7 +34,7 @@ def node(name: str, cpu: str = "3860m", memory: str = "12000Mi", gpus: str | Non
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": {"kubernetes.io/os": os, "kubernetes.io/hostname": name}},
             "spec": spec,
-            "status": {"allocatable": allocatable, "capacity": dict(allocatable),
+            "status": {"allocatable": allocatable, "capacity": {**allocatable, "cpu": vcpus},
                        "conditions": [{"type": "MemoryPressure", "status": "False",
                                        "reason": "KubeletHasSufficientMemory"},
                                       {"type": "Ready", "status": "True" if ready else "Unknown",
@@ -82,7 +85,7 @@ def test_cordoned_not_ready_tainted_and_windows_nodes_are_not_schedulable():
     assert [n["metadata"]["name"] for n in schedulable_nodes(nodes)] == ["ok", "prefers"]
     tolerated = schedulable_nodes(nodes, [{"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}])
     assert "gpu-only" in [n["metadata"]["name"] for n in tolerated]
-    assert allocatable_vcpus(nodes) == pytest.approx(3.86 * 2)
+    assert vcpus(nodes) == 8.0  # the VMs' cores of "ok" and "prefers", as Azure counts them
 
 
 def test_toleration_matching_follows_kubernetes():

@@ -3,7 +3,7 @@
 Pure functions over API objects as plain dicts (camelCase, as the API returns them). The Kubernetes
 backend calls ``check_fit`` before it creates a version's Deployment (to refuse a request no node can
 ever hold) and while its pods are Pending (to say why, with the free capacity per node); attach
-(``preflight``) uses ``allocatable_vcpus`` for Azure ML's vCPU rule and ``check_fit`` for the front end.
+(``preflight``) uses ``vcpus`` for Azure ML's vCPU rule and ``check_fit`` for the front end.
 
 Units: cpu in cores, memory in bytes (shown as GB of 2**30 bytes, as ``memory_gb`` is applied), GPUs
 as whole ``nvidia.com/gpu`` devices.
@@ -17,7 +17,8 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-GPU = "nvidia.com/gpu"  # the extended resource the NVIDIA device plugin advertises
+from .manifests import GPU_RESOURCE as GPU
+
 GB = 1 << 30
 _TERMINATED_PHASES = ("Succeeded", "Failed")
 _SHOWN_NODES = 5  # free capacity is listed for at most this many nodes (the roomiest)
@@ -151,10 +152,12 @@ def schedulable_nodes(nodes: list[dict[str, Any]], tolerations: Iterable[dict[st
     return [node for node in nodes if unschedulable_reason(node, tolerations) is None]
 
 
-def allocatable_vcpus(nodes: list[dict[str, Any]]) -> float:
-    """The cores the schedulable nodes can give to pods, together: what Azure ML's attach rule counts
-    (at least 12 for FastProd, 2 for DevTest)."""
-    return sum(allocatable(node).cpu for node in schedulable_nodes(nodes))
+def vcpus(nodes: list[dict[str, Any]]) -> float:
+    """The vCPUs of the schedulable nodes together (each node's ``status.capacity`` cpu, its VM's cores): what
+    Azure ML's attach rule counts (at least 12 for FastProd, 2 for DevTest; three 4-core nodes pass, as
+    Azure's smallest FastProd cluster does, though their allocatable cpu is a little under 12)."""
+    return sum(float(parse_quantity(((n.get("status") or {}).get("capacity") or {}).get("cpu", 0)))
+               for n in schedulable_nodes(nodes))
 
 
 def free_per_node(nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> dict[str, Resources]:
