@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from modelport.backends.kubernetes import objects
 from modelport.backends.kubernetes.images import app_image_name
 from modelport.cli.kubernetes import PLACEHOLDER_KEYS, kubernetes_group
+from modelport.sdk.compute import ComputeTarget, KubernetesCompute
 from modelport.sdk.inference_config import InferenceConfig
 from tests.conftest import FIXTURES, register_weights
 
@@ -128,3 +129,27 @@ def test_in_a_workspace_models_resolve_and_the_image_is_the_one_a_deploy_builds(
                                                              "artifact_name")},),
                               None, "score.py", "src")
     assert scoring_deployments(rendered)[0]["spec"]["template"]["spec"]["containers"][0]["image"] == expected
+
+
+def test_an_attached_targets_settings_are_rendered_emulated(project: Path, new_workspace, api_emulator,
+                                                             tmp_path: Path) -> None:
+    """A cluster attached through the API emulator: its Service type and image registry are what render uses,
+    and flags that would contradict it are refused."""
+    workspace = new_workspace("render-attached")
+    model = register_weights(workspace, project)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(api_emulator.kubeconfig())
+    ComputeTarget.attach(workspace, "myaks", KubernetesCompute.attach_configuration(
+        kubeconfig=str(kubeconfig), ingress_service_type="NodePort", image_registry="registry.example/team"))
+    result = render("-m", model.name, "-w", str(workspace.path), "--ct", "myaks")
+    assert result.exit_code == 0, result.output
+    rendered = list(yaml.safe_load_all(result.stdout))
+    assert problems(rendered, "render-attached", "myaks") == []
+    front_end = next(item for item in kinds(rendered, "Service") if item["metadata"]["name"] == objects.FRONT_END_NAME)
+    assert front_end["spec"]["type"] == "NodePort"
+    image = scoring_deployments(rendered)[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.startswith("registry.example/team/modelport-app:")
+    for flags, expected in ((("--tls",), "--tls: compute target 'myaks' is attached"),
+                            (("--namespace", "other"), "namespace 'other' is not compute target 'myaks'")):
+        refused = render("-m", model.name, "-w", str(workspace.path), "--ct", "myaks", *flags)
+        assert refused.exit_code == 1 and expected in refused.stderr, refused.output
