@@ -172,6 +172,9 @@ def test_a_first_pull_failure_is_still_transitioning():
     ("Error response from daemon: manifest for modelport/app-3f2a9c:1 not found: manifest unknown: manifest unknown",
      "not found"),
     ("x509: certificate signed by unknown authority", "TLS certificate"),
+    ("Error response from daemon: pull access denied for modelport/app-3f2a9c, repository does not exist or may "
+     "require 'docker login': denied: requested access to the resource is denied",
+     "does not exist or needs credentials"),
 ])
 def test_the_kind_of_pull_error_is_named(message: str, kind: str):
     pods, events = pull_failure(message, failures=4, age=90)

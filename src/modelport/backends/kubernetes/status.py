@@ -36,15 +36,24 @@ _WAITING_FINE = ("ContainerCreating", "PodInitializing")
 _MISSING_OBJECT = re.compile(r'(secret|configmap)s? "?([^"\s]+)"? not found', re.IGNORECASE)
 _SEVERITY = {State.FAILED: 3, State.UNHEALTHY: 2, State.TRANSITIONING: 1, State.HEALTHY: 0}
 _NEVER = datetime.min.replace(tzinfo=timezone.utc)
-# an image pull error's kind, by the words containerd/CRI-O/Docker put in it (first match wins)
+# an image pull error's kind by the words containerd/CRI-O/Docker put in it (first match wins), and what to do
 _PULL_ERRORS = (
-    ("denied", ("pull access denied", "insufficient_scope")),
-    ("network", ("i/o timeout", "dial tcp", "connection refused", "no such host", "deadline exceeded",
-                 "network is unreachable", "tls handshake timeout", "connection reset")),
-    ("certificate", ("x509", "certificate signed by unknown authority")),
-    ("auth", ("unauthorized", "authentication required", "401", "403", "forbidden", "denied",
-              "no basic auth credentials", "authorization failed")),
-    ("not found", ("manifest unknown", "not found", "name unknown", "does not exist")),
+    (("pull access denied", "insufficient_scope"), "{registry} says the repository does not exist or needs "
+     "credentials: check the image name and give the nodes pull access to it (an imagePullSecret, or the node "
+     "identity)"),
+    (("i/o timeout", "dial tcp", "connection refused", "no such host", "deadline exceeded", "network is unreachable",
+      "tls handshake timeout", "connection reset"), "the nodes cannot reach {registry} (network): check its address, "
+     "the nodes' DNS and any firewall or egress rule between the cluster and the registry (a registry on localhost "
+     "is not reachable from the nodes)"),
+    (("x509", "certificate signed by unknown authority"), "the nodes do not trust {registry}'s TLS certificate: add "
+     "its CA to the nodes' container runtime, or use a registry with a trusted certificate"),
+    (("unauthorized", "authentication required", "401", "403", "forbidden", "denied", "no basic auth credentials",
+      "authorization failed"), "{registry} refused the nodes' credentials (authentication): give the nodes pull "
+     "access (an imagePullSecret on the namespace's default ServiceAccount, or the node identity, e.g. az aks update "
+     "--attach-acr)"),
+    (("manifest unknown", "not found", "name unknown", "does not exist"), "the image is not in {registry} (not "
+     "found): its build was not pushed there or the tag is wrong; check the compute target's image_registry and the "
+     "build log"),
 )
 
 LogTail = Callable[[str, str, bool], str]  # (pod, container, previous) -> the log's last lines
@@ -298,22 +307,8 @@ def _pull_advice(image: str, message: str) -> str:
     first = image.split("/", 1)[0]
     registry = first if "/" in image and ("." in first or ":" in first or first == "localhost") else "docker.io"
     lowered = message.lower()
-    kind = next((kind for kind, words in _PULL_ERRORS if any(word in lowered for word in words)), None)
-    fix = {
-        "denied": f"{registry} says the repository does not exist or needs credentials: check the image name and give "
-                  "the nodes pull access to it (an imagePullSecret, or the node identity)",
-        "network": f"the nodes cannot reach {registry} (network): check its address, the nodes' DNS and any firewall "
-                   "or egress rule between the cluster and the registry (a registry on localhost is not reachable "
-                   "from the nodes)",
-        "certificate": f"the nodes do not trust {registry}'s TLS certificate: add its CA to the nodes' container "
-                       "runtime, or use a registry with a trusted certificate",
-        "auth": f"{registry} refused the nodes' credentials (authentication): give the nodes pull access (an "
-                "imagePullSecret on the namespace's default ServiceAccount, or the node identity, e.g. "
-                "az aks update --attach-acr)",
-        "not found": f"the image is not in {registry} (not found): its build was not pushed there or the tag is "
-                     "wrong; check the compute target's image_registry and the build log",
-    }.get(kind or "", "see the pod's events")
-    return f"{fix}, then update the service; the kubelet said: {message.strip()}"
+    fix = next((fix for words, fix in _PULL_ERRORS if any(word in lowered for word in words)), "see the pod's events")
+    return f"{fix.format(registry=registry)}, then update the service; the kubelet said: {message.strip()}"
 
 
 def _log_or_events(pod: dict[str, Any], container: str, previous: bool, log_tail: LogTail,
