@@ -34,6 +34,7 @@ from modelport.backends.kubernetes.objects import (
     SCORING,
     target_labels,
 )
+from modelport.backends.kubernetes.rbac import CONTROLLER_RULES, verbs
 from modelport.frontend.addresses import free_port
 from modelport.frontend.changes import to_json, write_atomic
 from modelport.frontend.config import VERSION_HEADER, bootstrap
@@ -225,7 +226,17 @@ def replicas(start_runtime, gate_dir):
 
 @pytest.fixture(scope="module")
 def api():
+    """The emulator, refusing what the controller's Role does not grant (``rbac.CONTROLLER_RULES``; the emulator
+    does not check its resource names): the controller works with its ServiceAccount's rights alone."""
+    granted = set(verbs(CONTROLLER_RULES))
+    resources = [("", "configmaps"), ("", "secrets"), ("", "pods"), ("", "services"), ("", "events"),
+                 ("discovery.k8s.io", "endpointslices"), ("apps", "deployments"), ("apps", "deployments/scale"),
+                 ("apps", "replicasets")]
     with ApiEmulator() as emulator:
+        for group, resource in resources:
+            for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+                if (group, resource, verb) not in granted:
+                    emulator.deny(group, resource, verb)
         yield emulator
 
 

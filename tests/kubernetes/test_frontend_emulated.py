@@ -4,6 +4,7 @@ once, ``apply`` returns when the controller reports the revision, and fails nami
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -139,6 +140,11 @@ def test_emulated_apply_returns_once_the_controller_applied_the_revision(api_emu
     routes_text = json.dumps(api_emulator.get_object("ConfigMap", ROUTES_CONFIGMAP))
     assert KEYS[0] not in routes_text and KEYS[1] not in routes_text  # keys live in the Secret only
     assert api_emulator.get_object("Secret", AUTH_SECRET)["type"] == "Opaque"
+    moved = scorer(90, 10)  # replicas moved: the controller follows EndpointSlices, nothing is published
+    moved = dataclasses.replace(moved, versions=[dataclasses.replace(v, endpoints=[("10.244.0.9", 5001)])
+                                                 for v in moved.versions])
+    front.apply([moved, tokened()])  # no controller runs: returns only because nothing is waited for
+    assert published(api_emulator) == 1
     restarted = front_end(emulated_cluster, tmp_path)  # a restarted control plane goes on counting
     applying = Applying(restarted, [scorer(50, 50)])
     assert wait_until(lambda: published(api_emulator) == 2, timeout=30)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ...frontend.changes import routing
 from ...frontend.envoy import FrontEndError
 from ...frontend.routes import ServiceRoute
 from ...frontend.routing_state import (
@@ -55,6 +56,7 @@ class KubernetesFrontEnd:
         self.autoscale = autoscale or (lambda service, version: None)
         self.apply_timeout_s = apply_timeout_s
         self._revision: int | None = None  # the last revision written (None: read it from the cluster)
+        self._routed: tuple[Any, ...] | None = None  # what the last revision the controller applied said
 
     @property
     def spec(self) -> FrontEndSpec:
@@ -73,20 +75,27 @@ class KubernetesFrontEnd:
         for obj in wanted:
             if not (obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == ROUTES_CONFIGMAP and routes_exist):
                 self.cluster.apply(obj)
+        if not routes_exist:
+            self._routed = None  # the routes ConfigMap was created empty: publish again
         return current is None
 
     def apply(self, routes: list[ServiceRoute]) -> None:
         """Publish ``routes`` as the next revision (auth Secret first, then the routes ConfigMap) and return once
         the controller reports Envoy took it (at most ``apply_timeout_s`` seconds). Raises FrontEndError when the
         controller refused it, did not report it in time, or applied other weights than published (naming both),
-        and the ``Cluster`` errors."""
-        revision = self._next_revision()
-        labels = target_labels(self.workspace, self.target.name)
-        namespace = self.target.namespace
+        and the ``Cluster`` errors. Routes that differ from the last applied ones only in their replicas' addresses
+        are not published again: the controller takes addresses from EndpointSlices, not from the control plane."""
         deployments = {(s.name, v.name): replica_set_name(s.name, v.replica_set or v.name)
                        for s in routes for v in s.versions}
         autoscale = {(s.name, v.name): self.autoscale(s.name, v.name) for s in routes for v in s.versions}
         jwks = self.signer_jwks() if any(s.auth == "token" for s in routes) else None
+        routed = ([routing(s) for s in routes], deployments, autoscale, jwks)
+        if routed == self._routed:
+            return
+        revision = self._next_revision()
+        labels = target_labels(self.workspace, self.target.name)
+        namespace = self.target.namespace
+        self._routed = None  # until the controller reports this revision
         self.cluster.apply(auth_secret(revision, routes, jwks, namespace, labels))
         self.cluster.apply(routes_configmap(revision, routes, deployments, autoscale, namespace, labels))
         self._revision = revision
@@ -97,6 +106,7 @@ class KubernetesFrontEnd:
                                 f"for revision {revision}: expected {_shares(expected)}, applied "
                                 f"{_shares(applied['services'])}; check that the front end runs this modelport's "
                                 "image (modelport computetarget show), then redeploy")
+        self._routed = routed
 
     def url(self) -> str | None:
         """The scoring base URL (``http[s]://host[:port]``; a service scores at ``<url>/api/v1/service/<name>/score``)
