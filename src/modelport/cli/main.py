@@ -6,6 +6,7 @@ from .. import __version__
 from ..runtime.cli import serve_command
 from .endpoint import endpoint_group
 from .environment import environment_group
+from .kubernetes import kubernetes_group
 from .model import model_group
 from .server import server_group
 from .service import deploy_command, service_group
@@ -19,7 +20,7 @@ def cli() -> None:
 
 
 for command in (serve_command, server_group, workspace_group, model_group, environment_group, service_group,
-                endpoint_group):
+                endpoint_group, kubernetes_group):
     cli.add_command(command)
 
 model_group.add_command(deploy_command)
