@@ -22,7 +22,11 @@ _PUBLIC = {
     "Endpoint": "modelport.sdk.endpoint",
     "ConfigWarning": "modelport.sdk.files",
     "AksServiceAccessToken": "modelport.sdk.webservice",
-    "ComputeTarget": "modelport.sdk.workspace",
+    "ComputeTarget": "modelport.sdk.compute",
+    "KubernetesCompute": "modelport.sdk.compute",
+    "AksCompute": "modelport.sdk.compute",
+    "ClusterPurpose": "modelport.sdk.compute",
+    "ComputeTargetWarning": "modelport.sdk.compute",
     "WebserviceException": "modelport.errors",
 }
 __all__ = list(_PUBLIC)

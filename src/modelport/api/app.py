@@ -12,10 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from .. import __version__
 from ..errors import NotFound, Unauthorized
+from ..operations.compute import ComputeOperations
 from ..operations.endpoints import EndpointOperations
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
-from . import routes_blobs, routes_environments, routes_models, routes_services, routes_snapshots
+from . import routes_blobs, routes_compute, routes_environments, routes_models, routes_services, routes_snapshots
 from .context import Context
 from .deployments import Deployments
 from .metrics import EndpointMetrics
@@ -52,6 +53,7 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     app = FastAPI(title="modelport control plane", version=__version__, lifespan=lifespan,
                   description=f"Workspace {workspace.name!r}: models, environments, snapshots, services.")
     app.state.context = context
+    app.state.compute = ComputeOperations(store, workspace)  # routes_compute's dependency
     answer_errors_as_declared(app)
 
     @app.get("/healthz", tags=["server"], response_model=Health)
@@ -61,7 +63,7 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
 
     protected = [Depends(authorize)]
     for router in (routes_blobs.router, routes_models.router, routes_environments.router, routes_snapshots.router,
-                   routes_services.router):
+                   routes_services.router, routes_compute.router):
         app.include_router(router, prefix="/api/v1", dependencies=protected, responses=errors(Unauthorized))
 
     registry = CollectorRegistry()

@@ -50,6 +50,12 @@ class WorkspaceDir:
     def server_dir(self) -> Path:
         return self.root / "server"
 
+    @property
+    def compute(self) -> Path:
+        """Credentials of attached compute targets: ``<name>/`` (mode 0700) holds its kubeconfig and TLS pair
+        (0600), written by ``operations.compute`` only."""
+        return self.root / "compute"
+
     def config(self) -> dict:
         try:
             return json.loads(self.config_path.read_text())

@@ -22,6 +22,7 @@ from ..sdk.deploy_config import ENDPOINT, DeploymentConfig, check_service_name
 from ..spec import DEFAULT_VERSION, WEBSERVICE, Endpoint, EndpointVersion, ModelRef, traffic
 from ..spec import ENDPOINT as ENDPOINT_KIND
 from ..store.records import ServiceRecord
+from .compute import deploy_target
 
 DEFAULT_ENVIRONMENT = {"name": "modelport-default", "python": {"condaDependencies": {"dependencies": []}}}
 _AUTH_WORDS = {"key": "uses key auth", "token": "uses token auth", "none": "has auth disabled (auth_enabled=False)"}
@@ -66,10 +67,12 @@ class EndpointOperations:
 
     def deploy(self, name: str, inputs: VersionInput, overwrite: bool = False) -> ServiceRecord:
         """``Model.deploy``: a web service, or an endpoint when the settings are ``AksEndpoint``'s (its first
-        version, named by ``version_name``, is the default and control version)."""
+        version, named by ``version_name``, is the default and control version), on the compute target the
+        settings' ``compute_target_name`` names (default ``local``; NotFound naming the attached ones)."""
         check_service_name(name)
         settings = self._settings(inputs.deploy or {})
         is_endpoint = settings.compute_type == ENDPOINT
+        target = deploy_target(self.store, self.deployments.workspace.name, settings.compute_target_name)
         with self.deployments.operation(name):
             current = self._existing(name) if overwrite else None
             version_name = (settings.version_name or DEFAULT_VERSION) if is_endpoint else DEFAULT_VERSION
@@ -79,7 +82,8 @@ class EndpointOperations:
                               traffic_percentile=settings.traffic_percentile if is_endpoint else 0,
                               is_default=True, is_control=True)
             endpoint = Endpoint(name=name, versions=(version,), kind=ENDPOINT_KIND if is_endpoint else WEBSERVICE,
-                                auth=_auth(settings), keys=_keys(settings, current.keys if current else None),
+                                compute_target=target, auth=_auth(settings),
+                                keys=_keys(settings, current.keys if current else None),
                                 cors_origins=tuple(settings.cors_origins or ()), description=settings.description,
                                 tags=dict(settings.tags or {}), revision=current.revision + 1 if current else 1)
             return self._save(traffic.check(endpoint), create=not overwrite)

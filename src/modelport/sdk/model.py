@@ -131,8 +131,10 @@ class Model:
         """Deploy models as a web service, as Azure ML's ``Model.deploy``; returns the ``Webservice`` (Transitioning),
         an ``AksEndpoint`` when ``deployment_config`` is ``AksEndpoint.deploy_configuration(...)``.
 
-        ``deployment_target``: None or ``"local"`` (or ``ws.compute_targets["local"]``); any other target raises
-        NotFound, as ``modelport model deploy --ct`` does. ``show_output=True`` waits, reporting progress.
+        ``deployment_target``: an attached compute target or its name (``ComputeTarget(ws, "myk8s")``,
+        ``ws.compute_targets["myk8s"]``, ``"myk8s"``); None or ``"local"`` is this machine. An unattached name
+        raises NotFound naming the attached ones, as ``modelport model deploy --ct`` does. ``show_output=True``
+        waits, reporting progress.
         """
         from .webservice import deploy
 

@@ -18,9 +18,10 @@ from typing import Any
 import httpx
 
 from ..errors import InvalidInput, ModelportError, WebserviceException
+from .compute import LOCAL, ComputeTarget, compute_target_name
+from .deploy_config import LOCAL as LOCAL_TYPE
 from .deploy_config import DeploymentConfig, aks_deploy_configuration
 from .deploy_config_files import aci_deploy_configuration, local_deploy_configuration
-from .workspace import ComputeTarget
 
 TERMINAL = ("Healthy", "Failed", "Unhealthy")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
@@ -265,29 +266,32 @@ def deploy(workspace, name: str, models: list, inference_config, deployment_conf
            deployment_target=None, overwrite: bool = False, show_output: bool = False) -> Webservice:
     """``Model.deploy``: package the source, record the desired service, return it (Transitioning).
 
-    ``deployment_target`` (a compute target's name or object) and the config's ``compute_target_name`` must
-    name an attached target (``ComputeTarget(workspace, name)`` raises NotFound otherwise); None is ``local``.
+    ``deployment_target`` (a compute target or its name) and the config's ``compute_target_name`` must name an
+    attached target (``ComputeTarget(workspace, name)`` raises NotFound naming them otherwise), the same one when
+    both are given; None is ``local``. The service's ``compute_target`` records it.
     """
     if not models:
         raise InvalidInput("models must list at least one Model to deploy")
     config = deployment_config or aks_deploy_configuration()
-    for target in (deployment_target, config.compute_target_name):
-        if target is not None:
-            ComputeTarget(workspace, target if isinstance(target, str) else _target_name(target))
+    settings = config.to_settings()
+    target = compute_target_name(deployment_target) if deployment_target is not None else None
+    if target is not None and config.compute_target_name not in (None, target):
+        raise InvalidInput(f"deployment_target {target!r} and the deployment config's compute_target_name "
+                           f"{config.compute_target_name!r} differ; give one of them")
+    target = target or config.compute_target_name
+    if target is not None:
+        ComputeTarget(workspace, target)  # NotFound naming the attached targets
+    if target not in (None, LOCAL):
+        if config.compute_type == LOCAL_TYPE:
+            raise InvalidInput(f"a LocalWebservice runs on this machine, not on '{target}': deploy with "
+                               "AksWebservice.deploy_configuration(...), or leave deployment_target out")
+        settings["compute_target_name"] = target
     body = {"name": name, "models": [m.id for m in models], "overwrite": overwrite,
-            "deploy": config.to_settings(), **_inference_body(workspace, inference_config)}
+            "deploy": settings, **_inference_body(workspace, inference_config)}
     service = Webservice(workspace, name, _view=workspace._client.json("POST", "/services", json=body))
     if show_output:
         service.wait_for_deployment(show_output=True)
     return service
-
-
-def _target_name(target: Any) -> str:
-    name = getattr(target, "name", None)
-    if not isinstance(name, str):
-        raise InvalidInput(f"deployment_target must be a compute target (or its name), not {type(target).__name__}; "
-                           "leave it out to deploy on this machine")
-    return name
 
 
 def _inference_body(workspace, inference_config) -> dict:

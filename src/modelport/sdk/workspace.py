@@ -1,4 +1,4 @@
-"""``Workspace``: where models, environments, compute targets and services live; ``ComputeTarget``."""
+"""``Workspace``: where models, environments, compute targets and services live."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from pathlib import Path
 from ..api.client import Client
 from ..api.workspace_dir import WorkspaceDir
 from ..errors import NotFound
-
-LOCAL = "local"
 
 
 class Workspace:
@@ -69,8 +67,11 @@ class Workspace:
 
     @property
     def compute_targets(self) -> dict:
-        """Compute targets by name, as ``ComputeTarget`` objects; ``local`` (this machine) always exists."""
-        return {LOCAL: ComputeTarget(self, LOCAL)}
+        """Compute targets by name (Azure ML's ``ws.compute_targets``): ``local`` (this machine, a
+        ``ComputeTarget``) and each attached cluster (a ``KubernetesCompute``)."""
+        from .compute import ComputeTarget
+
+        return {target.name: target for target in ComputeTarget.list(self)}
 
     @property
     def webservices(self) -> dict:
@@ -86,26 +87,3 @@ class Workspace:
     def __repr__(self) -> str:
         return f"Workspace.get(name={self.name!r}, path={str(self.path)!r})"
 
-
-class ComputeTarget:
-    """A place where services run, used like ``azureml.core.ComputeTarget(workspace, name)``.
-
-    Only ``local`` (this machine, ``type`` ``"Local"``) exists: any other name raises NotFound with the
-    message the CLI's ``--ct`` gives, so neither deploys an unknown target locally by mistake.
-    """
-
-    def __init__(self, workspace: Workspace, name: str):
-        if name != LOCAL:
-            raise NotFound(f"compute target '{name}' is not attached to workspace '{workspace.name}': only "
-                           f"'{LOCAL}' (this machine) exists, and attaching a Kubernetes cluster is not supported "
-                           f"yet; deploy with --ct {LOCAL} (SDK: leave deployment_target out)")
-        self.workspace = workspace
-        self.name = name
-        self.type = "Local"
-        self.provisioning_state = "Succeeded"
-
-    def serialize(self) -> dict:
-        return {"name": self.name, "type": self.type, "provisioningState": self.provisioning_state}
-
-    def __repr__(self) -> str:
-        return f"ComputeTarget(workspace={self.workspace.name!r}, name={self.name!r}, type={self.type!r})"
