@@ -18,6 +18,7 @@ from kubernetes.utils import parse_quantity
 
 VALID_TOKEN = "emulated-token-not-a-secret"
 APPLY = "application/apply-patch+yaml"
+USER = "emulated-user"  # who the API's messages say asked
 MERGES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 
 # (group, version, plural) -> (kind, namespaced): the API's own paths, independent of modelport's table
@@ -31,13 +32,33 @@ RESOURCES: dict[tuple[str, str, str], tuple[str, bool]] = {
     ("batch", "v1", "jobs"): ("Job", True), ("discovery.k8s.io", "v1", "endpointslices"): ("EndpointSlice", True),
     ("", "v1", "nodes"): ("Node", False),
 }
-BY_KIND = {kind: (group, version, plural) for (group, version, plural), (kind, _) in RESOURCES.items()}
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _REQUIREMENT = re.compile(r"\s*(!?)([A-Za-z0-9./_-]+)\s*"
                           r"(?:(==|=|!=)\s*([A-Za-z0-9._-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
+
+
+class Route(NamedTuple):
+    """What a resource path names."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+    @property
+    def resource(self) -> str:
+        """``<plural>[.<group>]``, as the API's messages name a resource."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
 
 
 class Seen(NamedTuple):
@@ -227,3 +248,14 @@ def check_labels(kind: str, name: str, labels: dict[str, Any]) -> None:
         if not isinstance(value, str) or not LABEL_VALUE.match(value) or len(value) > 63:
             raise ApiError(422, f'{kind} "{name}" is invalid: metadata.labels: Invalid value: "{value}": a valid '
                                 "label must be an empty string or at most 63 alphanumeric characters, '-', '_' or '.'")
+
+
+def authorize(denied: set[tuple[str, str, str]], verb: str, route: Route) -> None:
+    """ApiError 403, worded as the API words it, when ``(group, resource[/subresource], verb)`` is in ``denied``."""
+    resource = f"{route.plural}/{route.subresource}" if route.subresource else route.plural
+    if (route.group, resource, verb) not in denied:
+        return
+    named = f'{route.resource} "{route.name}"' if route.name else route.resource
+    scope = f'in the namespace "{route.namespace}"' if route.namespace else "at the cluster scope"
+    raise ApiError(403, f'{named} is forbidden: User "{USER}" cannot {verb} resource "{resource}" in API group '
+                        f'"{route.group}" {scope}')

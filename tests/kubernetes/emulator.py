@@ -21,11 +21,18 @@ What it does not do: schema validation, defaulting beyond a few fields (Deployme
 fields it gives; a Deployment's ``spec.replicas`` left out of an apply keeps its value, as when another manager
 owns it), watches, real scheduling or containers. ``settle()`` stands in for the controller-manager: it makes
 ReplicaSets and Pods for Deployments (instant rollouts), Deployment status, one EndpointSlice per Service, and a
-LoadBalancer ingress address.
+LoadBalancer ingress address. ``ApiEmulator(tls=True)`` serves HTTPS with a self-signed certificate its kubeconfig
+trusts.
+
+Files: this one holds the state and the emulated controllers; ``emulator_http.py`` the HTTP side (routing, reads,
+TLS); ``emulated_writes.py`` apply, merge patch and scale; ``emulated_objects.py`` Node and pod-status builders for
+tests, selector and name rules, and the API's error shape. Fixtures: ``api_emulator`` and ``emulated_cluster`` in
+``conftest.py``.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -51,7 +58,7 @@ from .emulated_objects import (
     unschedulable_status,
     without_version,
 )
-from .emulator_http import handler_for
+from .emulator_http import handler_for, self_signed_certificate, tls_context
 
 __all__ = ["ApiEmulator", "Seen", "crash_looping_status", "node", "ready_status", "unschedulable_status"]
 
@@ -64,8 +71,10 @@ class ApiEmulator:
     ``Seen`` request), ``pod_status`` (default ``settle`` status function), ``load_balancer_ip`` (given to
     LoadBalancer Services by ``settle``; None leaves them pending), ``auto_settle`` (settle after every write)."""
 
-    def __init__(self, token: str = VALID_TOKEN, auto_settle: bool = False):
+    def __init__(self, token: str = VALID_TOKEN, auto_settle: bool = False, tls: bool = False):
         self.token = token
+        # tls: serve HTTPS with a self-signed certificate for 127.0.0.1, which kubeconfig() names as the authority
+        self.certificate, self._key = self_signed_certificate("127.0.0.1") if tls else (None, None)
         self.auto_settle = auto_settle
         self.version: dict[str, str] = {"major": "1", "minor": "30", "gitVersion": "v1.30.4", "platform": "linux/amd64"}
         self.nodes: list[dict[str, Any]] = [node(f"aks-nodepool1-0000{i}") for i in range(3)]
@@ -86,6 +95,9 @@ class ApiEmulator:
     def start(self) -> ApiEmulator:
         """Listen on a free 127.0.0.1 port, serving from a daemon thread."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self))
+        if self.certificate and self._key:
+            self._server.socket = tls_context(self.certificate, self._key).wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False)  # handshake in the handler
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.05,), name="api-emulator", daemon=True).start()
         return self
@@ -105,16 +117,19 @@ class ApiEmulator:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
+        """``http://127.0.0.1:<port>`` (``https`` with ``tls``)."""
         assert self._server, "the emulator is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{'https' if self.certificate else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def kubeconfig(self, token: str | None = None, context: str = "emulated", namespace: str = "default") -> str:
         """A kubeconfig (YAML text) whose current context reaches this emulator with ``token`` (None: the valid
-        one) in ``namespace``."""
+        one) in ``namespace``, trusting its certificate when it serves TLS."""
+        cluster = {"server": self.url}
+        if self.certificate:
+            cluster["certificate-authority-data"] = base64.b64encode(self.certificate).decode()
         return yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": context,
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "clusters": [{"name": context, "cluster": cluster}],
             "users": [{"name": f"{context}-user", "user": {"token": self.token if token is None else token}}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-user",
                                                        "namespace": namespace}}]})

@@ -7,59 +7,40 @@ checks the bearer token and the denied verbs, and answers from the emulator's ob
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
+import datetime
+import ipaddress
 import json
-import uuid
+import ssl
+import tempfile
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from .emulated_objects import (
     APPLY,
     MERGES,
     RESOURCES,
     ApiError,
+    Route,
     Seen,
-    check_labels,
-    check_name,
+    authorize,
     field_selector_matches,
     label_selector_matches,
-    now,
 )
+from .emulated_writes import apply, merge_patch, patch_scale, scale_of
 
 if TYPE_CHECKING:
     from .emulator import ApiEmulator
 
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-USER = "emulated-user"
-_GENERATION_KINDS = {"Deployment", "ReplicaSet", "Job"}  # kinds whose metadata.generation counts spec changes
-_SYSTEM_METADATA = ("uid", "creationTimestamp", "generation", "resourceVersion", "managedFields")  # the API's to set
-
-
-class Route(NamedTuple):
-    """What a resource path names."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespace: str | None
-    name: str | None
-    subresource: str | None
-
-    @property
-    def resource(self) -> str:
-        """``<plural>[.<group>]``, as the API's messages name a resource."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
 
 
 def handler_for(emulator: ApiEmulator) -> type[BaseHTTPRequestHandler]:
@@ -83,6 +64,12 @@ def handler_for(emulator: ApiEmulator) -> type[BaseHTTPRequestHandler]:
 
         def do_PUT(self) -> None:  # noqa: N802
             self._serve("PUT")
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except ssl.SSLError:  # a client that does not trust the certificate hangs up in the handshake
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet; tests read emulator.requests
             return
@@ -115,14 +102,14 @@ def answer(emulator: ApiEmulator, method: str, path: str, query: dict[str, str],
     if path == "/version" and method == "GET":
         return _json(emulator.version)
     if path == SSAR_PATH and method == "POST":
-        _authorize(emulator, "create", Route("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "", None,
+        authorize(emulator._denied, "create", Route("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "", None,
                                              None, None))
         return _json(_review(emulator, _parse(body)), 201)
     route = _route(path)
     verb = {"GET": "get" if route.name else "list", "PATCH": "patch", "DELETE": "delete"}.get(method)
     if verb is None or (verb == "delete" and route.subresource):
         raise ApiError(405, f"the server does not allow this method on the requested resource ({method})")
-    _authorize(emulator, verb, route)
+    authorize(emulator._denied, verb, route)
     with emulator._lock:
         if verb == "list":
             return _json(_list(emulator, route, query))
@@ -136,15 +123,15 @@ def answer(emulator: ApiEmulator, method: str, path: str, query: dict[str, str],
                           "details": {"name": route.name, "group": route.group, "kind": route.plural}})
         content_type = headers.get("Content-Type", "").split(";")[0].strip()
         if route.subresource == "scale" and route.kind == "Deployment" and content_type in MERGES:
-            result = _patch_scale(emulator, route, _parse(body))
+            result = patch_scale(emulator, route, _parse(body))
         elif route.subresource or route.kind == "Node":
             raise ApiError(405, "the emulator patches only namespaced objects and deployments/scale")
         elif content_type == APPLY:
-            result = _apply(emulator, route, query, _parse(body))
+            result = apply(emulator, route, query, _parse(body))
         elif content_type in MERGES:
             if "force" in query:
                 raise ApiError(422, "force: Forbidden: may not be specified for non-apply patch")
-            result = _merge_patch(emulator, route, _parse(body))
+            result = merge_patch(emulator, route, _parse(body))
         else:
             raise ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
                                 "application/json-patch+json, application/merge-patch+json, "
@@ -173,16 +160,6 @@ def _route(path: str) -> Route:
     return Route(group, version, rest[0], found[0], namespace, *(rest[1:] + [None, None])[:2])
 
 
-def _authorize(emulator: ApiEmulator, verb: str, route: Route) -> None:
-    resource = f"{route.plural}/{route.subresource}" if route.subresource else route.plural
-    if (route.group, resource, verb) not in emulator._denied:
-        return
-    named = f'{route.resource} "{route.name}"' if route.name else route.resource
-    scope = f'in the namespace "{route.namespace}"' if route.namespace else "at the cluster scope"
-    raise ApiError(403, f'{named} is forbidden: User "{USER}" cannot {verb} resource "{resource}" in API group '
-                        f'"{route.group}" {scope}')
-
-
 def _review(emulator: ApiEmulator, review: dict[str, Any]) -> dict[str, Any]:
     attributes = (review.get("spec") or {}).get("resourceAttributes")
     if not attributes:
@@ -205,7 +182,7 @@ def _get(emulator: ApiEmulator, route: Route, query: dict[str, str]) -> tuple[in
             route.subresource and (route.kind, route.subresource) not in {("Deployment", "scale"), ("Pod", "log")}):
         raise ApiError(404, f'{route.resource} "{route.name}" not found')
     if route.subresource == "scale":
-        return _json(_scale(found))
+        return _json(scale_of(found))
     if route.subresource == "log":
         return 200, "text/plain", _log(emulator, found, query).encode()
     return _json(found)
@@ -243,149 +220,6 @@ def _log(emulator: ApiEmulator, pod: dict[str, Any], query: dict[str, str]) -> s
     return "".join(lines)
 
 
-def _scale(deployment: dict[str, Any]) -> dict[str, Any]:
-    meta = deployment["metadata"]
-    selector = ",".join(f"{k}={v}" for k, v in sorted(deployment["spec"]["selector"].get("matchLabels", {}).items()))
-    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {key: meta[key] for key in ("name", "namespace", "uid", "resourceVersion",
-                                                    "creationTimestamp")},
-            "spec": {"replicas": deployment["spec"].get("replicas", 1)},
-            "status": {"replicas": deployment.get("status", {}).get("replicas", 0), "selector": selector}}
-
-
-def _patch_scale(emulator: ApiEmulator, route: Route, patch: dict[str, Any]) -> dict[str, Any]:
-    existing = _existing(emulator, route)
-    _check_version(route, existing, patch)
-    replicas = _merged(_scale(existing), patch).get("spec", {}).get("replicas")
-    if not isinstance(replicas, int) or replicas < 0:
-        raise ApiError(422, f'Scale.autoscaling "{route.name}" is invalid: spec.replicas: Invalid value: {replicas!r}: '
-                            "must be greater than or equal to 0")
-    updated = copy.deepcopy(existing)
-    updated["spec"]["replicas"] = replicas
-    return _scale(_save(emulator, existing, updated))
-
-
-def _apply(emulator: ApiEmulator, route: Route, query: dict[str, str], obj: dict[str, Any]) -> dict[str, Any]:
-    if not query.get("fieldManager"):
-        raise ApiError(422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for '
-                            "apply patch")
-    if obj.get("apiVersion") != route.api_version or obj.get("kind") != route.kind:
-        raise ApiError(400, f"the object's apiVersion/kind ({obj.get('apiVersion')}/{obj.get('kind')}) does not "
-                            f"match the request path ({route.api_version}/{route.kind})")
-    meta = obj.get("metadata") or {}
-    if meta.get("name") != route.name:
-        raise ApiError(400, f"the name of the object ({meta.get('name')}) does not match the name on the URL "
-                            f"({route.name})")
-    if meta.get("namespace") not in (None, route.namespace):
-        raise ApiError(400, "the namespace of the provided object does not match the namespace sent on the request")
-    if route.namespace not in emulator.namespaces:
-        raise ApiError(404, f'namespaces "{route.namespace}" not found')
-    check_name(route.kind, route.name)
-    check_labels(route.kind, route.name, meta.get("labels") or {})
-    existing = emulator._objects.get((route.kind, route.namespace, route.name))
-    if existing is None:
-        _authorize(emulator, "create", route)
-    else:
-        _check_version(route, existing, obj)
-    new = {k: v for k, v in copy.deepcopy(obj).items() if k != "status"}  # status is not applied with the object
-    new["metadata"] = {**{k: v for k, v in meta.items() if k not in _SYSTEM_METADATA}, "namespace": route.namespace}
-    _default(route.kind, new, existing)
-    if existing is None:
-        new["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now(), managedFields=[
-            {"manager": query["fieldManager"], "operation": "Apply", "apiVersion": route.api_version, "time": now()}])
-        return emulator._store(new)
-    kept = {k: v for k, v in (existing["metadata"].get("annotations") or {}).items()
-            if k.startswith("deployment.kubernetes.io/")}  # written by the Deployment controller, not by the applier
-    if kept:
-        new["metadata"]["annotations"] = {**kept, **(new["metadata"].get("annotations") or {})}
-    if "status" in existing:
-        new["status"] = existing["status"]
-    return _save(emulator, existing, new)
-
-
-def _merge_patch(emulator: ApiEmulator, route: Route, patch: dict[str, Any]) -> dict[str, Any]:
-    existing = _existing(emulator, route)
-    _check_version(route, existing, patch)
-    new = _merged(existing, patch)
-    check_labels(route.kind, route.name, new["metadata"].get("labels") or {})
-    return _save(emulator, existing, new)
-
-
-def _save(emulator: ApiEmulator, existing: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Store ``new`` over ``existing``: system metadata kept, immutable fields checked, generation counted."""
-    for key in ("uid", "creationTimestamp", "generation", "ownerReferences", "managedFields"):
-        if key in existing["metadata"]:
-            new["metadata"].setdefault(key, existing["metadata"][key])
-    new["metadata"]["namespace"] = existing["metadata"]["namespace"]
-    kind = existing["kind"]
-    if kind == "Deployment" and new["spec"].get("selector") != existing["spec"].get("selector"):
-        raise ApiError(422, f'Deployment.apps "{existing["metadata"]["name"]}" is invalid: spec.selector: Invalid '
-                            "value: field is immutable")
-    if kind in _GENERATION_KINDS and new.get("spec") != existing.get("spec"):
-        new["metadata"]["generation"] = existing["metadata"].get("generation", 1) + 1
-    return emulator._store(new)
-
-
-def _default(kind: str, new: dict[str, Any], existing: dict[str, Any] | None) -> None:
-    """The few defaults the API fills that modelport reads back."""
-    spec = new.get("spec") or {}
-    old_spec = (existing or {}).get("spec") or {}
-    if kind in _GENERATION_KINDS and existing is None:
-        new["metadata"]["generation"] = 1
-    if kind == "Deployment":
-        spec.setdefault("replicas", old_spec.get("replicas", 1))  # kept when another manager owns it
-        template_labels = spec.get("template", {}).get("metadata", {}).get("labels") or {}
-        wanted = (spec.get("selector") or {}).get("matchLabels") or {}
-        if not wanted or any(template_labels.get(k) != v for k, v in wanted.items()):
-            raise ApiError(422, f'Deployment.apps "{new["metadata"]["name"]}" is invalid: spec.template.metadata.'
-                                "labels: Invalid value: `selector` does not match template `labels`")
-        if existing is None:
-            new["status"] = {}
-    elif kind == "Service":
-        spec.setdefault("type", "ClusterIP")
-        number = int(hashlib.sha256(f"{new['metadata']['namespace']}/{new['metadata']['name']}".encode()).hexdigest(),
-                     16)
-        spec.setdefault("clusterIP", old_spec.get("clusterIP") or f"10.0.{number % 250}.{number // 250 % 250 + 2}")
-        old_ports = {p.get("port"): p for p in old_spec.get("ports", [])}
-        for index, port in enumerate(spec.get("ports", [])):
-            port.setdefault("protocol", "TCP")
-            port.setdefault("targetPort", port.get("port"))
-            if spec["type"] in ("NodePort", "LoadBalancer"):
-                port.setdefault("nodePort", old_ports.get(port.get("port"), {}).get("nodePort")
-                                or 30000 + (number + index) % 2768)
-    elif kind == "Secret":
-        new.setdefault("type", "Opaque")
-        for key, value in (new.pop("stringData", None) or {}).items():
-            new.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
-
-
-def _existing(emulator: ApiEmulator, route: Route) -> dict[str, Any]:
-    found = emulator._objects.get((route.kind, route.namespace, route.name))
-    if found is None:
-        raise ApiError(404, f'{route.resource} "{route.name}" not found')
-    return found
-
-
-def _check_version(route: Route, existing: dict[str, Any], patch: dict[str, Any]) -> None:
-    given = (patch.get("metadata") or {}).get("resourceVersion")
-    if given and given != existing["metadata"]["resourceVersion"]:
-        raise ApiError(409, f'Operation cannot be fulfilled on {route.resource} "{route.name}": the object has been '
-                            "modified; please apply your changes to the latest version and try again")
-
-
-def _merged(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (what ``application/merge-patch+json`` means)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merged(result.get(key), value)
-    return result
-
-
 def _parse(body: bytes) -> dict[str, Any]:
     try:
         parsed = yaml.safe_load(body) if body else None
@@ -398,3 +232,32 @@ def _parse(body: bytes) -> dict[str, Any]:
 
 def _json(obj: dict[str, Any], status: int = 200) -> tuple[int, str, bytes]:
     return status, "application/json", json.dumps(obj).encode()
+
+
+def self_signed_certificate(ip: str) -> tuple[bytes, bytes]:
+    """(certificate PEM, private key PEM) of a one-day self-signed certificate for ``ip``, like a cluster's own CA-
+    signed API server certificate as far as a client's trust check goes."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "emulated-apiserver")])
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(start)
+                   .not_valid_after(start + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                   .sign(key, hashes.SHA256()))
+    return (certificate.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def tls_context(certificate: bytes, key: bytes) -> ssl.SSLContext:
+    """A server TLS context for ``certificate`` and ``key`` (PEM); ssl reads them from files, kept 0600 only while
+    loading."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/server.pem"
+        with open(path, "wb") as file:  # TemporaryDirectory is 0700, so the key is never readable by others
+            file.write(certificate + key)
+        context.load_cert_chain(path)
+    return context

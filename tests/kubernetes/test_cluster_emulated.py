@@ -6,8 +6,11 @@ An emulator, not Kubernetes: these tests show the client asks the API the right 
 
 from __future__ import annotations
 
+import json
 import socket
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +27,7 @@ from modelport.backends.kubernetes.cluster import (
 from modelport.errors import InvalidInput
 
 from .emulated_objects import VALID_TOKEN
-from .emulator import ApiEmulator, crash_looping_status
+from .emulator import ApiEmulator, Seen, crash_looping_status
 
 LABELS = {"app.kubernetes.io/managed-by": "modelport", "modelport.io/endpoint": "svc"}
 
@@ -242,6 +245,27 @@ def test_wrong_token_is_unauthorized_emulated(api_emulator: ApiEmulator) -> None
     assert wrong not in str(error.value) and VALID_TOKEN not in str(error.value)
 
 
+def exec_plugin_kubeconfig(emulator: ApiEmulator, token: str) -> str:
+    """A kubeconfig whose user gets its token from an exec credential plugin (as AKS's kubelogin does)."""
+    document = yaml.safe_load(emulator.kubeconfig())
+    credential = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                             "status": {"token": token}})
+    document["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
+                                             "command": sys.executable, "args": ["-c", f"print({credential!r})"]}}
+    return yaml.safe_dump(document)
+
+
+def test_exec_credential_plugins_are_run_and_named_when_refused_emulated(api_emulator: ApiEmulator) -> None:
+    cluster = Cluster.connect(exec_plugin_kubeconfig(api_emulator, VALID_TOKEN), None, "default")
+    assert cluster.version()["major"] == "1"
+    cluster.close()
+    cluster = Cluster.connect(exec_plugin_kubeconfig(api_emulator, "expired-token"), None, "default")
+    with pytest.raises(ClusterUnauthorized) as error:
+        cluster.list("Pod")
+    assert f"`{Path(sys.executable).name}`" in str(error.value) and "expired-token" not in str(error.value)
+    cluster.close()
+
+
 def test_unreachable_names_the_address(closed_port: int) -> None:
     server = f"http://127.0.0.1:{closed_port}"
     cluster = Cluster.connect(kubeconfig_for(server), None, "default", timeout_s=5)
@@ -268,6 +292,21 @@ def test_https_to_a_plain_http_server_is_a_tls_error_emulated(api_emulator: ApiE
     assert VALID_TOKEN not in message
 
 
+def test_untrusted_certificate_is_a_tls_error_emulated() -> None:
+    with ApiEmulator(tls=True) as trusted, ApiEmulator(tls=True) as other:
+        assert trusted.url.startswith("https://")
+        cluster = Cluster.connect(trusted.kubeconfig(), None, "default")
+        assert cluster.version()["major"] == "1"  # the kubeconfig's certificate-authority-data is what is trusted
+        cluster.close()
+        wrong_authority = other.kubeconfig().replace(other.url, trusted.url)
+        cluster = Cluster.connect(wrong_authority, None, "default")
+        with pytest.raises(ClusterTLSError) as error:
+            cluster.version()
+        assert trusted.url in str(error.value) and "certificate-authority" in str(error.value)
+        assert trusted.requests == [Seen("GET", "/version", {})]  # the untrusted attempt never got to send
+        cluster.close()
+
+
 def test_unknown_context_lists_the_contexts_without_echoing_the_kubeconfig() -> None:
     text = kubeconfig_for("https://example.invalid", contexts=("prod", "staging"))
     with pytest.raises(InvalidInput) as error:
@@ -279,6 +318,11 @@ def test_unknown_context_lists_the_contexts_without_echoing_the_kubeconfig() -> 
         Cluster.connect("clusters: [unclosed", None, "default")
     with pytest.raises(InvalidInput, match="no contexts"):
         Cluster.connect("just text", None, "default")
+    dangling = yaml.safe_load(text)
+    dangling["clusters"] = []
+    with pytest.raises(InvalidInput, match="context 'prod' cannot be used") as error:
+        Cluster.connect(yaml.safe_dump(dangling), None, "default")
+    assert VALID_TOKEN not in str(error.value)
 
 
 def test_in_cluster_outside_a_pod_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

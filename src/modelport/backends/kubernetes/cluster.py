@@ -110,12 +110,14 @@ class ClusterApiError(ClusterError):
 class Cluster:
     """One namespace of one cluster. Objects in and out are dicts in the API's JSON shape."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, context: str | None, timeout_s: float):
+    def __init__(self, api: client.ApiClient, namespace: str, context: str | None, timeout_s: float,
+                 credential_plugin: str | None = None):
         self._api = api
         self.namespace = namespace
         self.context = context
         self.timeout_s = timeout_s
         self.server: str = api.configuration.host
+        self.credential_plugin = credential_plugin  # the kubeconfig's exec command (kubelogin, aws, gke-gcloud-...)
 
     @classmethod
     def connect(cls, kubeconfig: str, context: str | None, namespace: str, timeout_s: float = 10) -> Cluster:
@@ -145,7 +147,7 @@ class Cluster:
         except (config.ConfigException, ValueError, TypeError, KeyError) as error:
             raise InvalidInput(f"the kubeconfig's context {wanted!r} cannot be used: {_config_problem(error)}; "
                                "check its cluster and user entries") from None
-        return cls(api, namespace, wanted, timeout_s)
+        return cls(api, namespace, wanted, timeout_s, _exec_command(document, wanted))
 
     @classmethod
     def in_cluster(cls, namespace: str, timeout_s: float = 10) -> Cluster:
@@ -304,8 +306,11 @@ class Cluster:
     def _status_error(self, status: int, message: str, verb: str, group: str, resource: str,
                       namespace: str | None) -> ClusterError:
         if status == 401:
+            plugin = f" (or `{self.credential_plugin}`, which the kubeconfig runs for a token, is missing or not " \
+                "logged in where modelport runs)" if self.credential_plugin else ""
             return ClusterUnauthorized(f"the Kubernetes API at {self.server} rejected the credentials (401): they are "
-                                       "wrong or expired; get a fresh kubeconfig and refresh the compute target")
+                                       f"wrong or expired{plugin}; get a fresh kubeconfig and refresh the compute "
+                                       "target")
         if status == 403:
             where = f"in namespace {namespace!r}" if namespace else "cluster-wide"
             kind = "Role" if namespace else "ClusterRole"
@@ -324,6 +329,14 @@ def _api_message(data: bytes) -> str:
         message = None
     text = message or data.decode("utf-8", "replace")[:300] or "no message"
     return " ".join(str(text).split())
+
+
+def _exec_command(document: dict[str, Any], context: str) -> str | None:
+    """The base name of the exec credential plugin ``context``'s user runs, if any."""
+    entry = next((c.get("context") or {} for c in document["contexts"] if c.get("name") == context), {})
+    user = next((u.get("user") or {} for u in document.get("users") or [] if u.get("name") == entry.get("user")), {})
+    command = (user.get("exec") or {}).get("command")
+    return str(command).replace("\\", "/").rsplit("/", 1)[-1] if command else None
 
 
 def _config_problem(error: Exception) -> str:
