@@ -95,8 +95,10 @@ class CliBuilder:
         which shares podman's registry configuration and credentials; ``docker manifest inspect`` for docker)."""
         if _registry_host(image) is None:
             command = [self.executable, "image", "inspect", "--format", "{{.Id}}", image]
-        elif self.podman:
-            command = ["skopeo", "inspect", "--raw", f"docker://{image}"]
+        elif self.podman:  # skopeo 1.9 does not read CONTAINERS_REGISTRIES_CONF, which podman does: pass it on
+            conf = self.env.get("CONTAINERS_REGISTRIES_CONF")
+            command = ["skopeo", *(["--registries-conf", conf] if conf else []), "inspect", "--raw",
+                       f"docker://{image}"]
         else:
             command = [self.executable, "manifest", "inspect", image]
         try:
