@@ -36,8 +36,7 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_REQUIREMENT = re.compile(r"\s*(!?)([A-Za-z0-9./_-]+)\s*"
-                          r"(?:(==|=|!=)\s*([A-Za-z0-9._-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9./_-]+)\s*(==|=|!=)\s*([A-Za-z0-9._-]*)$")
 
 
 class Route(NamedTuple):
@@ -191,40 +190,31 @@ def matches_labels(labels: dict[str, str], wanted: dict[str, str]) -> bool:
 
 
 def label_selector_matches(selector: str, labels: dict[str, str]) -> bool:
-    """Whether ``labels`` satisfy a label selector string; raises ApiError 400 for one the API would refuse."""
-    for requirement in re.split(r",(?![^()]*\))", selector):
-        if not requirement.strip():
-            continue
-        found = _REQUIREMENT.match(requirement)
-        if not found:
-            raise ApiError(400, f"unable to parse requirement: {requirement!r}")
-        negated, key, operator, value, set_operator, values = found.groups()
-        if set_operator:
-            members = {v.strip() for v in values.split(",")}
-            ok = labels.get(key) in members if set_operator == "in" else labels.get(key) not in members
-        elif operator:
-            ok = (labels.get(key) == value) if operator != "!=" else (labels.get(key) != value)
-        else:
-            ok = (key in labels) != bool(negated)
-        if not ok:
-            return False
-    return True
+    """Whether ``labels`` satisfy an equality-based label selector (``k=v``, ``k==v``, ``k!=v``, comma-joined: the
+    forms modelport sends); raises ApiError 400 for one it cannot parse."""
+    return all((labels.get(key) == value) == (operator != "!=") for key, operator, value in _requirements(selector))
 
 
 def field_selector_matches(selector: str, obj: dict[str, Any]) -> bool:
-    """Whether ``obj`` satisfies a field selector (``a.b=v``, ``==``, ``!=``, comma-joined)."""
-    for requirement in filter(None, (r.strip() for r in selector.split(","))):
-        found = re.match(r"^([A-Za-z0-9.]+)\s*(==|=|!=)\s*(.*)$", requirement)
-        if not found:
-            raise ApiError(400, f"invalid field selector: {requirement!r}")
-        path, operator, value = found.groups()
+    """Whether ``obj`` satisfies a field selector (``a.b=v``, ``==``, ``!=``, comma-joined; any dotted path, where
+    the API allows only some per kind)."""
+    for path, operator, value in _requirements(selector):
         current: Any = obj
         for part in path.split("."):
             current = current.get(part) if isinstance(current, dict) else None
-        equal = ("" if current is None else str(current)) == value
-        if equal != (operator != "!="):
+        if (("" if current is None else str(current)) == value) != (operator != "!="):
             return False
     return True
+
+
+def _requirements(selector: str) -> list[tuple[str, str, str]]:
+    requirements = []
+    for requirement in filter(None, (r.strip() for r in selector.split(","))):
+        found = _REQUIREMENT.match(requirement)
+        if not found:
+            raise ApiError(400, f"unable to parse requirement: {requirement!r}")
+        requirements.append(found.groups())
+    return requirements
 
 
 

@@ -12,7 +12,7 @@ What it checks, like the API server does:
   (``application/apply-patch+yaml``; merge patches are JSON merge patches; others 415) and its required
   ``fieldManager`` (422); kind, apiVersion, name and namespace of a body against its path (400); object names
   (DNS-1123, Services DNS-1035) and label keys and values (422); writes into namespaces that do not exist (404);
-  label selectors (=, ==, !=, in, notin, exists, !exists) and field selectors (any dotted path, =, ==, !=);
+  label and field selectors (equality-based: =, ==, !=; fields by any dotted path);
   ``resourceVersion`` bumps on every change (none for a no-op apply) and 409 for a stale one in a patch; 404 for
   a missing object; a Deployment's immutable ``spec.selector`` (422); ``generation`` bumps on spec changes.
 

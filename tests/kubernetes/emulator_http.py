@@ -97,7 +97,8 @@ def answer(emulator: ApiEmulator, method: str, path: str, query: dict[str, str],
            body: bytes) -> tuple[int, str, bytes]:
     """(status, content type, body) for one request (``headers`` case-insensitive, as http.server gives them);
     raises ApiError for the API's refusals."""
-    if headers.get("Authorization") != f"Bearer {emulator.token}":
+    scheme, _, token = (headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or token != emulator.token:  # the scheme is case-insensitive (RFC 7235)
         raise ApiError(401, "Unauthorized")
     if path == "/version" and method == "GET":
         return _json(emulator.version)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.config import incluster_config
 
 from modelport.backends.kubernetes.cluster import (
     Cluster,
@@ -157,6 +158,32 @@ def test_settle_runs_deployments_and_endpoint_slices_emulated(api_emulator: ApiE
     assert sorted(ready.values()) == [False, True]
 
 
+def test_settle_rolls_out_a_new_template_and_exposes_services_emulated(api_emulator: ApiEmulator,
+                                                                      emulated_cluster: Cluster) -> None:
+    emulated_cluster.apply(deployment("svc-v1-1", replicas=2))
+    exposed = service("svc-v1-1")
+    exposed["spec"]["type"] = "LoadBalancer"
+    emulated_cluster.apply(exposed)
+    api_emulator.settle()
+    before = {p["metadata"]["name"] for p in emulated_cluster.list("Pod")}
+    emulated_cluster.apply(deployment("svc-v1-1", replicas=2, image="scoring:2"))
+    api_emulator.settle()
+    pods = emulated_cluster.list("Pod")
+    assert len(pods) == 2 and before.isdisjoint(p["metadata"]["name"] for p in pods)
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"scoring:2"}
+    assert len(emulated_cluster.list("ReplicaSet")) == 1
+    stored = emulated_cluster.get("Service", "svc-v1-1")
+    assert stored["status"]["loadBalancer"]["ingress"] == [{"ip": api_emulator.load_balancer_ip}]
+    assert 30000 <= stored["spec"]["ports"][0]["nodePort"] <= 32767 and stored["spec"]["clusterIP"]
+
+
+def test_secret_string_data_is_stored_as_data_emulated(emulated_cluster: Cluster) -> None:
+    emulated_cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "svc-keys", "labels": LABELS},
+                            "stringData": {"primaryKey": "k1"}})
+    stored = emulated_cluster.get("Secret", "svc-keys")
+    assert stored["data"] == {"primaryKey": "azE="} and "stringData" not in stored and stored["type"] == "Opaque"
+
+
 def test_auto_settle_runs_what_is_applied_emulated() -> None:
     with ApiEmulator(auto_settle=True) as emulator:
         cluster = Cluster.connect(emulator.kubeconfig(), None, "default")
@@ -230,10 +257,18 @@ def test_api_refusals_carry_the_api_message_emulated(api_emulator: ApiEmulator, 
     moved["spec"]["template"]["metadata"]["labels"]["extra"] = "x"
     with pytest.raises(ClusterApiError, match="immutable"):
         emulated_cluster.apply(moved)
+    stale = config_map("routes", {"a": "1"})
+    emulated_cluster.apply(stale)
+    emulated_cluster.apply(config_map("routes", {"a": "2"}))
+    stale["metadata"]["resourceVersion"] = "1"
+    with pytest.raises(ClusterApiError, match="the object has been modified") as error:
+        emulated_cluster.apply(stale)
+    assert error.value.api_status == 409
     elsewhere = Cluster.connect(api_emulator.kubeconfig(), None, namespace="missing")
     with pytest.raises(ClusterApiError, match='namespaces "missing" not found') as error:
         elsewhere.apply(config_map("routes", {}))
     assert error.value.api_status == 404
+    elsewhere.close()
 
 
 def test_wrong_token_is_unauthorized_emulated(api_emulator: ApiEmulator) -> None:
@@ -323,6 +358,21 @@ def test_unknown_context_lists_the_contexts_without_echoing_the_kubeconfig() -> 
     with pytest.raises(InvalidInput, match="context 'prod' cannot be used") as error:
         Cluster.connect(yaml.safe_dump(dangling), None, "default")
     assert VALID_TOKEN not in str(error.value)
+
+
+def test_in_cluster_uses_the_service_account_emulated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with ApiEmulator(tls=True) as emulator:
+        # what the kubelet mounts into a pod, at a test path: the ServiceAccount token and the cluster's CA
+        (tmp_path / "token").write_text(VALID_TOKEN)
+        (tmp_path / "ca.crt").write_bytes(emulator.certificate)
+        monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "token"))
+        monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(tmp_path / "ca.crt"))
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", emulator.url.rsplit(":", 1)[1])
+        cluster = Cluster.in_cluster("default")
+        cluster.apply(config_map("modelport-frontend-applied", {"generation": "1"}))
+        assert emulator.get_object("ConfigMap", "modelport-frontend-applied")["data"] == {"generation": "1"}
+        cluster.close()
 
 
 def test_in_cluster_outside_a_pod_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
