@@ -90,6 +90,8 @@ class ComputeTarget:
     NotFound naming the attached targets otherwise. Attributes: ``name``, ``type``, ``provisioning_state``
     (``Succeeded`` or ``Failed``), ``provisioning_errors`` and ``warnings`` (of the last check)."""
 
+    _PROPERTIES: tuple[str, ...] = ("warnings",)  # what serialize() gives as properties
+
     def __new__(cls, workspace, name: str):
         view = workspace._client.json("GET", f"/computes/{quote(name, safe='')}")
         kind = _class_of(view)
@@ -169,11 +171,10 @@ class ComputeTarget:
 
     def serialize(self) -> dict[str, Any]:
         """``name``, ``type``, ``provisioningState``, ``provisioningErrors`` and the target's ``properties`` (its
-        settings and what the last check read; never a credential)."""
-        fixed = {"name", "type", "provisioning_state", "provisioning_errors"}
+        ``warnings`` and, for a cluster, its settings and what the last check read; never a credential)."""
         return {"name": self.name, "type": self.type, "provisioningState": self.provisioning_state,
                 "provisioningErrors": self.provisioning_errors,
-                "properties": {k: v for k, v in self._view.items() if k not in fixed}}
+                "properties": {key: self._view.get(key) for key in self._PROPERTIES}}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(workspace={self.workspace.name!r}, name={self.name!r}, type={self.type!r}, "
@@ -186,10 +187,13 @@ class KubernetesCompute(ComputeTarget):
     ``cluster_purpose``, ``ingress_service_type``, ``ssl_cname``, ``has_tls``, ``image_registry``,
     ``image_builder``, ``server_version``, ``vcpus``."""
 
+    _PROPERTIES = ("server", "namespace", "context", "cluster_purpose", "ingress_service_type", "ssl_cname",
+                   "has_tls", "image_registry", "image_builder", "server_version", "vcpus", "warnings", "created_at",
+                   "checked_at")
+
     def _load(self, workspace, view: dict[str, Any]) -> None:
         super()._load(workspace, view)
-        for key in ("server", "namespace", "context", "cluster_purpose", "ingress_service_type", "ssl_cname",
-                    "has_tls", "image_registry", "image_builder", "server_version", "vcpus"):
+        for key in self._PROPERTIES[:11]:  # the settings and what the check read
             setattr(self, key, view.get(key))
 
     @staticmethod
