@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 import urllib3
 import yaml
-
 from kubernetes import client, config
 
 from ...errors import InvalidInput, ModelportError
