@@ -54,6 +54,14 @@ class ServerUnavailable(ModelportError):
     code = "ServerUnavailable"
 
 
+class ClusterError(ModelportError):
+    """A request to an attached Kubernetes cluster's API failed (unreachable, TLS, 401, 403, or refused); the
+    control plane answers 502: the cluster behind it failed. ``backends.kubernetes.cluster`` raises its kinds."""
+
+    status = 502
+    code = "ClusterError"
+
+
 class WebserviceException(ModelportError):
     """Azure ML's ``azureml.exceptions.WebserviceException``, for SDK users: the SDK's errors about web services (a
     service that does not exist, a deployment that ended Failed, a call the service or control plane refused) are
@@ -87,4 +95,7 @@ class WebserviceException(ModelportError):
 
 
 BY_CODE = {cls.code: cls for cls in (ModelportError, InvalidInput, NotFound, Conflict, Unauthorized, MethodNotAllowed,
-                                     ServerUnavailable)}
+                                     ServerUnavailable, ClusterError)}
+# the cluster error kinds reach the SDK and CLI as ClusterError, with the same message
+BY_CODE.update(dict.fromkeys(("ClusterUnreachable", "ClusterTLSError", "ClusterUnauthorized", "ClusterForbidden",
+                              "ClusterApiError"), ClusterError))

@@ -17,7 +17,7 @@ import urllib3
 import yaml
 from kubernetes import client, config
 
-from ...errors import InvalidInput, ModelportError
+from ...errors import ClusterError, InvalidInput
 from .objects import MANAGER
 
 _APPLY = "application/apply-patch+yaml"
@@ -58,13 +58,6 @@ KINDS: dict[str, Kind] = {
     "EndpointSlice": Kind("apis/discovery.k8s.io/v1", "endpointslices"),
     "Node": Kind("api/v1", "nodes", namespaced=False),
 }
-
-
-class ClusterError(ModelportError):
-    """A request to the Kubernetes API failed; the control plane answers 502 (the cluster behind it failed)."""
-
-    status = 502
-    code = "ClusterError"
 
 
 class ClusterUnreachable(ClusterError):
