@@ -24,7 +24,7 @@ from modelport import (
     KubernetesCompute,
     Model,
 )
-from modelport.errors import InvalidInput, NotFound
+from modelport.errors import Conflict, InvalidInput, NotFound
 from modelport.sdk.compute import kubeconfig_text
 from tests.conftest import FIXTURES
 
@@ -58,8 +58,8 @@ def test_local_is_the_built_in_target(ws):
     assert local.provisioning_state == "Succeeded"
     with pytest.raises(InvalidInput, match="^compute target 'local' is Local, not KubernetesCompute"):
         KubernetesCompute(ws, "local")
-    with pytest.raises(InvalidInput, match="^'local' is this machine, built into every workspace: it cannot be "
-                                           "detached$"):
+    with pytest.raises(Conflict, match="^'local' is this machine, built into every workspace: it cannot be "
+                                       "detached$"):
         local.detach()
     listed = cli(ws, "list")
     assert (listed.returncode, listed.stdout.splitlines()[1].split("\t")[:3]) == (0, ["local", "Local", "Succeeded"])

@@ -102,9 +102,9 @@ def refresh(name: ComputeName, ops: ComputeOperations = Depends(compute)) -> dic
     return ops.refresh(name)
 
 
-@router.delete("/computes/{name}", response_model=ComputeDetached, responses=errors(InvalidInput, NotFound, Conflict))
+@router.delete("/computes/{name}", response_model=ComputeDetached, responses=errors(NotFound, Conflict))
 def detach(name: ComputeName, force: bool = False, ops: ComputeOperations = Depends(compute)) -> dict:
     """Detach: remove every object labelled with this target from its namespace, then forget it and its
-    credentials. 409 naming the services still deployed on it, or when the cluster cannot be reached or
-    refuses (``force=true`` forgets the target anyway and leaves its objects)."""
+    credentials. 409 for ``local`` (built in), naming the services still deployed on it, or when the cluster
+    cannot be reached or refuses (``force=true`` forgets the target anyway and leaves its objects)."""
     return {"detached": name, "removed": ops.detach(name, force)}

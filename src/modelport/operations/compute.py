@@ -197,9 +197,10 @@ class ComputeOperations:
         """Remove every object labelled with this target from its namespace, then forget the target and its
         credentials; the removed objects as ``Kind/name``. Conflict naming the services still deployed on it,
         or (unless ``force``) when the cluster cannot be reached or refuses; with ``force`` the target is
-        forgotten all the same and its objects stay. InvalidInput for ``local``, NotFound for an unknown name."""
+        forgotten all the same and its objects stay; Conflict for ``local`` (built in). NotFound for an unknown
+        name."""
         if name == LOCAL:
-            raise InvalidInput(f"'{LOCAL}' is this machine, built into every workspace: it cannot be detached")
+            raise Conflict(f"'{LOCAL}' is this machine, built into every workspace: it cannot be detached")
         target = self.kubernetes_target(name)
         using = sorted(record.name for record in self.store.list_services()
                        if record.config.get("compute_target") == name)
