@@ -38,9 +38,9 @@ def attach_group() -> None:
               help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).")
 @click.option("--context", default=None, help="kubeconfig context (default: its current-context).")
 @click.option("--namespace", default="default", show_default=True, help="Namespace modelport's objects go in.")
-@click.option("--cluster-purpose", type=click.Choice([FAST_PROD, DEV_TEST], case_sensitive=False), default=FAST_PROD,
+@click.option("--cluster-purpose", type=click.Choice([FAST_PROD, DEV_TEST]), default=FAST_PROD,
               show_default=True, help="FastProd needs 12 vCPU or more, DevTest 2 (not for production).")
-@click.option("--ingress-service-type", type=click.Choice(INGRESS_SERVICE_TYPES, case_sensitive=False),
+@click.option("--ingress-service-type", type=click.Choice(INGRESS_SERVICE_TYPES),
               default="LoadBalancer", show_default=True, help="How the front end's Service is exposed.")
 @click.option("--ssl-cert-pem-file", type=click.Path(dir_okay=False), default=None, help="Front end TLS certificate.")
 @click.option("--ssl-key-pem-file", type=click.Path(dir_okay=False), default=None, help="Its private key.")
