@@ -27,9 +27,9 @@ from modelport.errors import NotFound
 from tests.conftest import register_weights
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
-NOT_ATTACHED = ("compute target 'myaks' is not attached to workspace 'targetsws': only 'local' (this machine) "
-                "exists, and attaching a Kubernetes cluster is not supported yet; deploy with --ct local "
-                "(SDK: leave deployment_target out)")
+NOT_ATTACHED = ("compute target 'myaks' is not attached to workspace 'targetsws'; its targets are 'local' (this "
+                "machine): deploy to one of them (--ct NAME, SDK: deployment_target=), or attach the cluster first "
+                "(modelport computetarget attach kubernetes, SDK: ComputeTarget.attach)")
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,16 @@ import pytest
 from modelport.api.deployments import Deployments
 from modelport.api.workspace_dir import WorkspaceDir
 from modelport.errors import Conflict
+from modelport.operations.compute import ComputeOperations
 from modelport.store.artifacts import LocalArtifactStore
 from modelport.store.db import Store
 
 
 def test_a_second_operation_on_the_same_service_is_a_conflict(tmp_path):
     workspace = WorkspaceDir.create("ops", tmp_path)
-    deployments = Deployments(workspace, Store(workspace.store_url), LocalArtifactStore(workspace.artifacts))
+    store = Store(workspace.store_url)
+    compute = ComputeOperations(store, workspace)
+    deployments = Deployments(workspace, store, LocalArtifactStore(workspace.artifacts), compute)
     inside, release = threading.Event(), threading.Event()
 
     def first() -> None:

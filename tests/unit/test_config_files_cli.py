@@ -157,6 +157,10 @@ NO_RECORD = {
     "modelport environment build": "the build log and the environment's Python",
     "modelport service logs": "the replicas' log lines",
     "modelport service delete": "a sentence",
+    "modelport computetarget attach aks": "the refusal: pass a kubeconfig context (attach kubernetes)",
+    "modelport computetarget create aks": "the refusal: clusters are created by their provider",
+    "modelport computetarget detach": "the objects removed from the cluster",
+    "modelport kubernetes render": "the Kubernetes objects, as YAML",
 }
 
 

@@ -31,7 +31,8 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     """The API of ``workspace``; the store is the workspace's SQLite file unless ``store_url`` is given."""
     store = Store(store_url or workspace.store_url)
     artifacts = LocalArtifactStore(workspace.artifacts)
-    deployments = Deployments(workspace, store, artifacts)
+    compute = ComputeOperations(store, workspace)
+    deployments = Deployments(workspace, store, artifacts, compute)
     context = Context(workspace=workspace, store=store, artifacts=artifacts, deployments=deployments,
                       operations=EndpointOperations(store, artifacts, deployments))
     token = workspace.token()
@@ -53,7 +54,7 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     app = FastAPI(title="modelport control plane", version=__version__, lifespan=lifespan,
                   description=f"Workspace {workspace.name!r}: models, environments, snapshots, services.")
     app.state.context = context
-    app.state.compute = ComputeOperations(store, workspace)  # routes_compute's dependency
+    app.state.compute = compute  # routes_compute's dependency
     answer_errors_as_declared(app)
 
     @app.get("/healthz", tags=["server"], response_model=Health)

@@ -13,13 +13,17 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 from .. import backends
-from ..errors import Conflict
+from ..errors import Conflict, ModelportError
 from ..frontend.envoy import FrontEnd
 from ..frontend.routes import ClientLimits, ServiceRoute
+from ..operations.compute import ComputeOperations
 from ..reconcile.autoscaling import ReplicaAutoscaler
+from ..reconcile.backend import Backend
 from ..reconcile.reconciler import Reconciler
+from ..spec import LOCAL_TARGET
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
+from .cluster_targets import ClusterTargets
 from .workspace_dir import WorkspaceDir
 
 logger = logging.getLogger("modelport.deployments")
@@ -43,15 +47,21 @@ def _client_limits() -> ClientLimits:
 
 
 class Deployments:
-    """Owns the reconciler loop and the per-service operation locks of one workspace."""
+    """Owns the reconciler loops and the per-service operation locks of one workspace: the local target's
+    (this machine: local backend, local Envoy, this object as its front end port) and, through ``clusters``, one
+    per attached Kubernetes target (``compute``: the workspace's compute target operations)."""
 
-    def __init__(self, workspace: WorkspaceDir, store: Store, artifacts: LocalArtifactStore):
+    def __init__(self, workspace: WorkspaceDir, store: Store, artifacts: LocalArtifactStore,
+                 compute: ComputeOperations):
         self.workspace = workspace
         self.store = store
         self.backend = backends.for_target(backends.LOCAL, workspace.root, artifacts, workspace.envs, workspace.logs)
         self.frontend = FrontEnd(workspace.root / "frontend", port=_front_end_port(), limits=_client_limits())
         self.autoscaler = ReplicaAutoscaler(self.frontend.load)
-        self.reconciler = Reconciler(store, self.backend, front_end=self, replica_count=self.autoscaler.replicas)
+        self.clusters = ClusterTargets(store, workspace, artifacts, compute, self.frontend.signer.jwks)
+        compute.on_attached, compute.on_detaching = self.clusters.start, self.clusters.stop
+        self.reconciler = Reconciler(store, self.backend, front_end=self, replica_count=self.autoscaler.replicas,
+                                     adopts=self._unattached)
         self._services: list[ServiceRoute] = []  # what the front end serves (apply() returned)
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._frontend_lock = threading.Lock()
@@ -64,11 +74,13 @@ class Deployments:
             logger.info("stopped the front end an earlier control plane left running with no service")
         self._thread = threading.Thread(target=self.reconciler.run_forever, name="reconciler", daemon=True)
         self._thread.start()
+        self.clusters.start_all()
 
     def stop(self) -> None:
         """Stop reconciling. Services keep serving (replicas and Envoy outlive the control plane);
         with no service left, the front end is stopped too."""
         self.reconciler.stop()
+        self.clusters.stop_all()
         if self._thread is not None:
             self._thread.join(10)
         if not self.store.list_services():
@@ -85,7 +97,7 @@ class Deployments:
             yield
         finally:
             lock.release()
-        self.reconciler.wake(service)
+        self.reconciler_for(service).wake(service)
 
     def ensure_running(self) -> bool:
         """Start the front end again (same port, same routes) when its process is gone; True if restarted."""
@@ -112,16 +124,44 @@ class Deployments:
         """Return once the front end serves ``revision`` of ``service`` (an operation's change holds when it
         returns: a new key works and the old one is refused; new traffic shares apply). Raises ModelportError
         when that takes longer than the reconciler's ``WAIT_ROUTED_S``."""
-        self.reconciler.wait_routed(service, revision)
+        self.reconciler_for(service).wait_routed(service, revision)
 
-    def remove(self, service: str) -> None:
+    def _unattached(self, target: str) -> bool:
+        """A compute target no reconciler runs (detached, or its cluster could not be connected to)."""
+        return target != LOCAL_TARGET and target not in self.clusters.names()
+
+    def reconciler_for(self, service: str) -> Reconciler:
+        """The reconciler of the compute target ``service`` runs on (the local one for a service not stored yet, or
+        on a target that is not attached: it marks those Failed)."""
+        running = self.clusters.get(self._target_of(service))
+        return running.reconciler if running else self.reconciler
+
+    def backend_for(self, service: str) -> Backend:
+        """The backend that runs ``service``'s replicas (for its logs)."""
+        running = self.clusters.get(self._target_of(service))
+        return running.backend if running else self.backend
+
+    def remove(self, service: str, compute_target: str = LOCAL_TARGET) -> None:
         """Stop a deleted service's replicas now, not at the next reconcile pass, and delete its files."""
-        self.backend.remove(service)
+        running = self.clusters.get(compute_target)
+        (running.backend if running else self.backend).remove(service)
         self.autoscaler.forget(service)
 
     def scoring_base(self, service: str) -> str | None:
-        """``<front end>/api/v1/service/<name>``: stable for the life of the service (routed or not)."""
+        """``<front end>/api/v1/service/<name>``: stable for the life of the service (routed or not); None while
+        its front end has no address."""
+        target = self._target_of(service)
+        if target != LOCAL_TARGET:
+            running = self.clusters.get(target)
+            url = running.front_end.url() if running else None
+            return f"{url}/api/v1/service/{service}" if url else None
         return f"{self.frontend.url}/api/v1/service/{service}" if self.frontend.pid else None
+
+    def _target_of(self, service: str) -> str:
+        try:
+            return self.store.get_service(service).endpoint.compute_target
+        except ModelportError:
+            return LOCAL_TARGET
 
     def token(self, service: str) -> tuple[str, int]:
         """A JWT for a token-auth service and the epoch second to refresh it by."""

@@ -4,6 +4,7 @@ import click
 
 from .. import __version__
 from ..runtime.cli import serve_command
+from .computetarget import computetarget_group
 from .endpoint import endpoint_group
 from .environment import environment_group
 from .kubernetes import kubernetes_group
@@ -20,7 +21,7 @@ def cli() -> None:
 
 
 for command in (serve_command, server_group, workspace_group, model_group, environment_group, service_group,
-                endpoint_group, kubernetes_group):
+                endpoint_group, computetarget_group, kubernetes_group):
     cli.add_command(command)
 
 model_group.add_command(deploy_command)

@@ -30,8 +30,9 @@ def _row(service, output: str = "table") -> dict:
               help="inferenceconfig.json as Azure ML writes it.")
 @click.option("--dc", "--deploy-config-file", "dc", type=click.Path(dir_okay=False), default=None,
               help="deploymentconfig.json as Azure ML writes it.")
-@click.option("--ct", "--compute-target", "compute_target", default="local", show_default=True,
-              help="Only 'local' (this machine) for now.")
+@click.option("--ct", "--compute-target", "compute_target", default=None,
+              help="The compute target: 'local' (this machine, the default) or an attached Kubernetes cluster "
+                   "(modelport computetarget list).")
 @click.option("--overwrite", is_flag=True, help="Replace a service of the same name.")
 @click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for Healthy.")
 @deploy_flags

@@ -117,8 +117,9 @@ class EndpointOperations:
     def delete(self, name: str) -> None:
         """Delete a service or endpoint; its replicas are stopped before this returns."""
         with self.deployments.operation(name):
+            target = self.store.get_service(name).endpoint.compute_target
             self.store.delete_service(name)
-            self.deployments.remove(name)
+            self.deployments.remove(name, target)
 
     # --- endpoint versions --------------------------------------------------------------------
 
@@ -217,7 +218,7 @@ class EndpointOperations:
         record = self.store.get_service(name)
         replica_set = record.status.get("versions", {}).get(version.name, {}).get("serving_replica_set") \
             or version.replica_set
-        return replica_set, self.deployments.backend.logs(name, replica_set, num_lines)
+        return replica_set, self.deployments.backend_for(name).logs(name, replica_set, num_lines)
 
     # --- helpers -------------------------------------------------------------------------------
 

@@ -117,6 +117,9 @@ class KubernetesBackend:
         for pod in self._pods_of(service, replica_set):
             name = pod["metadata"]["name"]
             text = self.cluster.pod_log(name, SCORING_CONTAINER, tail_lines=num_lines)
+            if _restarted(pod):  # the run before the restart holds the crash (e.g. init()'s traceback)
+                before = self.cluster.pod_log(name, SCORING_CONTAINER, tail_lines=num_lines, previous=True)
+                text = f"{before}--- restarted ---\n{text}" if before.strip() else text
             if not text.strip():
                 events = [e for e in self.cluster.events() if e.get("involvedObject", {}).get("name") == name]
                 text = status.events_text(events)
@@ -174,6 +177,12 @@ def _involves(event: dict, pods: set[str], deployment: str) -> bool:
     involved = event.get("involvedObject", {})
     name = involved.get("name", "")
     return name in pods or (involved.get("kind") == "ReplicaSet" and name.startswith(f"{deployment}-"))
+
+
+def _restarted(pod: dict) -> bool:
+    """Whether the pod's scoring container ran before (its last run's log is kept until the next restart)."""
+    return any(c.get("name") == SCORING_CONTAINER and c.get("lastState", {}).get("terminated")
+               for c in pod.get("status", {}).get("containerStatuses", []))
 
 
 def _unschedulable(pod: dict) -> bool:
