@@ -1,6 +1,7 @@
 """Podman for tests that run images for real: a test-owned ``containers.conf`` and a small Debian base image.
 
-Used by ``test_podman_kube_play.py`` (import the fixtures there). The base image is made once per machine with
+Used by ``test_podman_kube_play.py`` (import the fixture there) and ``benchmarks/image_build.py``
+(``start_podman``). The base image is made once per machine with
 ``debootstrap --variant=minbase`` (Debian bookworm with python3, about 40 s) and ``podman import``, tagged by the
 package list so later sessions reuse it; ``curl`` is in it because ``podman kube play`` turns a liveness probe into
 a ``curl`` healthcheck. ``containers.conf`` picks runc (crun is not packaged here), cgroupfs (no systemd) and file
@@ -64,26 +65,41 @@ class Podman:
         return result
 
 
-@pytest.fixture(scope="session")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
-    """Podman with a test-owned configuration and the base image (made once per machine); skips with the reason
-    when podman cannot be used here."""
+class PodmanUnavailable(Exception):
+    """Podman cannot be used here; the message says what is missing."""
+
+
+def start_podman(folder: Path) -> Podman:
+    """Podman configured by files in ``folder``, with the base image made if this machine lacks it (also used by
+    ``benchmarks/image_build.py``). Raises PodmanUnavailable naming what is missing or what failed."""
     missing = [tool for tool in ("podman", "debootstrap", "runc") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (apt-get install podman debootstrap runc; .ci/run does)")
-    folder = tmp_path_factory.mktemp("podman")
+        raise PodmanUnavailable(f"{', '.join(missing)} not installed (apt-get install podman debootstrap runc; "
+                                ".ci/run does)")
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "containers.conf").write_text(CONTAINERS_CONF)
     (folder / "registries.conf").write_text("")  # no search registries: every name in the tests is complete
     env = {"CONTAINERS_CONF": str(folder / "containers.conf"),
            "CONTAINERS_REGISTRIES_CONF": str(folder / "registries.conf")}
-    engine = Podman(env, _base_image_name(), folder)
+    engine = Podman(env, base_image_name(), folder)
     if engine.run("image", "exists", engine.base_image, check=False).returncode != 0:
         _make_base_image(engine, folder / "root")
     probe = engine.run("run", "--rm", "--network=none", engine.base_image, "python3", "-c", "print('ok')",
                        check=False)
     if probe.stdout.strip() != "ok":
-        pytest.skip(f"podman cannot run a container here: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
-    yield engine
+        raise PodmanUnavailable(f"podman cannot run a container here: "
+                                f"{(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+    return engine
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    """Podman with a test-owned configuration and the base image (made once per machine); skips with the reason
+    when podman cannot be used here."""
+    try:
+        yield start_podman(tmp_path_factory.mktemp("podman"))
+    except PodmanUnavailable as reason:
+        pytest.skip(str(reason))
 
 
 def registries_conf(engine: Podman, insecure: list[str]) -> None:
@@ -93,7 +109,8 @@ def registries_conf(engine: Podman, insecure: list[str]) -> None:
     Path(engine.env["CONTAINERS_REGISTRIES_CONF"]).write_text(entries)
 
 
-def _base_image_name() -> str:
+def base_image_name() -> str:
+    """The base image's name: its packages' hash in the tag, so a changed list makes a new one."""
     key = hashlib.sha256(f"{SUITE} minbase {' '.join(PACKAGES)} {PATH}".encode()).hexdigest()[:12]
     return f"{BASE_REPOSITORY}:{SUITE}-{key}"
 
@@ -103,8 +120,8 @@ def _make_base_image(engine: Podman, root: Path) -> None:
     result = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(root),
                              MIRROR], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
     if result.returncode != 0:
-        pytest.skip(f"debootstrap of {SUITE} failed (is {MIRROR} reachable?): "
-                    f"{(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise PodmanUnavailable(f"debootstrap of {SUITE} failed (is {MIRROR} reachable?): "
+                                f"{(result.stderr.strip().splitlines() or ['?'])[-1]}")
     archive = root.parent / "base.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(root, arcname=".", filter=lambda info: None if info.name.startswith(TRIMMED) else info)
