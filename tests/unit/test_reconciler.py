@@ -106,6 +106,7 @@ class FakeFrontEnd:
     running: bool = False
     applied: list[list[dict]] = field(default_factory=list)
     fail: bool = False
+    problems: dict[str, str] = field(default_factory=dict)  # service -> why a request through its route failed
 
     def ensure_running(self) -> bool:
         if self.running:
@@ -118,6 +119,9 @@ class FakeFrontEnd:
             raise ModelportError("envoy refused the configuration: boom")
         self.running = True
         self.applied.append(routes)
+
+    def route_problems(self) -> dict[str, str]:
+        return dict(self.problems)
 
     def route(self, service: str):
         return next(r for r in self.applied[-1] if r.name == service)
@@ -498,3 +502,17 @@ def test_a_default_version_with_no_ready_replica_lends_its_share_to_the_versions
     backend.set("ep", "blue-1", True)  # the new default ("slow") is still starting, or failed
     reconciler.reconcile_once()
     assert shares(front, "ep") == {"blue": (100, 0, 1), "slow": (0, 0, 0)}
+
+
+def test_a_healthy_service_whose_route_fails_a_request_is_unhealthy_naming_the_layer_until_it_answers(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    reconciler.reconcile_once()
+    backend.set("svc", V1, True)
+    front.problems["svc"] = "route: the front end answered 503 to a request through /api/v1/service/svc"
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert (state, status["reason"]) == ("Unhealthy", front.problems["svc"])
+    front.problems.clear()
+    reconciler.reconcile_once()
+    assert observed(store, "svc") == ("Healthy", {**observed(store, "svc")[1], "reason": ""})

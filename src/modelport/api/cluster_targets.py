@@ -65,6 +65,9 @@ class FrontEndOnceBuilt:
     def apply(self, routes: list[ServiceRoute]) -> None:
         self.front_end.apply(routes)
 
+    def route_problems(self) -> dict[str, str]:
+        return self.front_end.route_problems()
+
 
 class ClusterTargets:
     """Reconciler threads for the attached Kubernetes targets of one workspace.

@@ -120,6 +120,10 @@ class Deployments:
             self.frontend.apply(routes)
             self._services = routes
 
+    def route_problems(self) -> dict[str, str]:
+        """The local front end routes on this machine; a route that fails shows as its replicas' states."""
+        return {}
+
     def wait_routed(self, service: str, revision: int) -> None:
         """Return once the front end serves ``revision`` of ``service`` (an operation's change holds when it
         returns: a new key works and the old one is refused; new traffic shares apply). Raises ModelportError

@@ -54,6 +54,10 @@ class FrontEndPort(Protocol):
     def apply(self, routes: list[ServiceRoute]) -> None:
         """Route exactly ``routes``; returns once they are served. Raises ModelportError."""
 
+    def route_problems(self) -> dict[str, str]:
+        """Services whose route failed a request through the front end, with the reason naming the layer
+        (replicas, Service, route, TLS); empty when every route answered (or the front end does not check)."""
+
 
 @dataclass
 class VersionObserved:
@@ -181,10 +185,14 @@ class Reconciler:
         front_end_error = self._route([route for e in endpoints if (route := self._last[e.name][0]) is not None])
         if front_end_error != self._front_end_error:  # every endpoint's status says it
             passed, self._front_end_error = names, front_end_error
+        problems = self._route_problems() if front_end_error is None else {}
         for name in passed:
             route, state, status = self._last[name]
             if front_end_error and state in (State.HEALTHY, State.TRANSITIONING):
                 state, status = State.UNHEALTHY, {**status, "reason": front_end_error}
+                self._due[name] = now + BUSY_INTERVAL_S
+            elif name in problems and state is State.HEALTHY:  # Healthy means a request got through the route
+                state, status = State.UNHEALTHY, {**status, "reason": problems[name]}
                 self._due[name] = now + BUSY_INTERVAL_S
             observed = (state.value, {**status, "front_end": front_end_error or "serving"})
             if self._written.get(name) != observed:  # the store is written (and read) only when it changed
@@ -236,6 +244,15 @@ class Reconciler:
             self.routes = None
             return f"the front end cannot route the services (restarting it): {err}"
         return None
+
+    def _route_problems(self) -> dict[str, str]:
+        if self.front_end is None:
+            return {}
+        try:
+            return self.front_end.route_problems()
+        except ModelportError as err:
+            logger.warning("could not read the front end's route checks: %s", err)
+            return {}
 
     # --- one endpoint --------------------------------------------------------------------------
 
