@@ -171,6 +171,9 @@ def test_exactly_the_replicas_asked_for_run_and_answer_at_their_address(world):
     assert "blue-1" in backend.versions("contract") and "contract" in backend.services()
     assert "Calling init()" in backend.logs("contract", "blue-1")
     assert all(isinstance(note, str) for note in backend.resource_notes(spec(world, "blue-1", 2)))
+    # get_logs(init=True): what ran before the replicas started, the environment's packages being installed
+    assert "pip install" in backend.preparation_log("contract", "blue-1", ENVIRONMENT)
+    assert backend.preparation_log("contract", "never-made-1", {"name": "other-env"}) == ""
 
 
 def test_a_replica_that_dies_is_restarted(world):

@@ -82,6 +82,7 @@ def test_deploy_score_and_delete(ws, model):
     assert (response.status_code, response.headers[VERSION_HEADER]) == (200, "default")
     assert httpx.get(service.swagger_uri).json()["swagger"] == "2.0"
     assert init_line(ws, "echo-svc") in service.get_logs()
+    assert "pip install" in service.get_logs(init=True)  # Azure's init logs: here, the environment's build
     assert [s.name for s in Webservice.list(ws, model_name="echo-model")] == ["echo-svc"]
     with pytest.raises(Conflict, match="already exists"):
         Model.deploy(ws, "echo-svc", [model], inference_config(), config)

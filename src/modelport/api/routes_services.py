@@ -153,9 +153,11 @@ def history(name: str, ctx: Context = Depends(context)) -> dict:
 
 
 @router.get("/services/{name}/logs", response_model=ServiceLogs, responses=errors(NotFound))
-def logs(name: str, num_lines: int = 5000, version: str | None = None, ctx: Context = Depends(context)) -> dict:
-    """The last lines of a version's replica logs (default: the default version's)."""
-    replica_set, text = ctx.operations.logs(name, version, num_lines)
+def logs(name: str, num_lines: int = 5000, version: str | None = None, init: bool = False,
+         ctx: Context = Depends(context)) -> dict:
+    """The last lines of a version's replica logs (default: the default version's); ``init=true``: of its
+    environment's or image's build (Azure ML's ``get_logs(init=True)``)."""
+    replica_set, text = ctx.operations.logs(name, version, num_lines, init)
     return {"version": replica_set, "logs": text}
 
 

@@ -57,12 +57,24 @@ class BuiltEnvironment:
     reused: bool
 
 
+def build_log_path(spec: EnvironmentSpec, logs_root: Path) -> Path:
+    """Where ``build_local`` logs the builds of ``spec``: ``logs_root/<hash[:16]>.log``."""
+    return Path(logs_root) / f"{spec.content_hash()[:16]}.log"
+
+
+def tail_lines(path: Path, num_lines: int) -> str:
+    """The last ``num_lines`` lines of a text file ("" when it does not exist)."""
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-num_lines:])
+
+
 def build_local(spec: EnvironmentSpec, envs_root: Path, logs_root: Path, show_output: bool = True) -> BuiltEnvironment:
     """Build (or reuse) the local environment for ``spec`` under ``envs_root/<hash[:16]>``."""
     digest = spec.content_hash()
     key = digest[:16]
     envs_root, logs_root = Path(envs_root), Path(logs_root)
-    target, log_path = envs_root / key, logs_root / f"{key}.log"
+    target, log_path = envs_root / key, build_log_path(spec, logs_root)
     recipe = _Recipe.of(spec)
     envs_root.mkdir(parents=True, exist_ok=True)
     logs_root.mkdir(parents=True, exist_ok=True)
@@ -330,8 +342,7 @@ def _name_pattern(name: str) -> str:
 
 
 def _tail(log_path: Path) -> str:
-    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return "\n".join(lines[-LOG_TAIL_LINES:])
+    return tail_lines(log_path, LOG_TAIL_LINES)
 
 
 @contextmanager

@@ -211,14 +211,20 @@ class EndpointOperations:
                                   "update it with token_auth_enabled=True to require tokens"))
         return self.deployments.token(name)
 
-    def logs(self, name: str, version_name: str | None = None, num_lines: int = 5000) -> tuple[str, str]:
-        """The replica logs of a version (default: the default version), as ``(replica set, text)``."""
+    def logs(self, name: str, version_name: str | None = None, num_lines: int = 5000,
+             init: bool = False) -> tuple[str, str]:
+        """The replica logs of a version (default: the default version), as ``(replica set, text)``; with
+        ``init`` (Azure ML's ``get_logs(init=True)``), the log of what ran before its replicas started: its
+        environment's build (local) or its image's build (Kubernetes)."""
         current = self._current(name)
         version = _version_of(current, version_name) if version_name else current.default_version
         record = self.store.get_service(name)
         replica_set = record.status.get("versions", {}).get(version.name, {}).get("serving_replica_set") \
             or version.replica_set
-        return replica_set, self.deployments.backend_for(name).logs(name, replica_set, num_lines)
+        backend = self.deployments.backend_for(name)
+        if init:
+            return replica_set, backend.preparation_log(name, replica_set, version.environment, num_lines)
+        return replica_set, backend.logs(name, replica_set, num_lines)
 
     # --- helpers -------------------------------------------------------------------------------
 

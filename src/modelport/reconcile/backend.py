@@ -108,6 +108,11 @@ class Backend(Protocol):
     def logs(self, service: str, replica_set: str, num_lines: int = 5000) -> str:
         """The last lines of the replicas' logs."""
 
+    def preparation_log(self, service: str, replica_set: str, environment: dict[str, Any],
+                        num_lines: int = 5000) -> str:
+        """The last lines of the log of making the replica set's artefacts (its environment's build, its image's
+        build): what Azure ML's ``get_logs(init=True)`` gave, what happened before a replica started."""
+
     def diagnose(self, spec: ReplicaSetSpec, replicas: list[ReplicaState]) -> tuple[State, str] | None:
         """What the platform says is wrong with a replica set that is not all ready (a pod that cannot be
         scheduled, an image that cannot be pulled, a replica killed for memory), as a state and reason; None

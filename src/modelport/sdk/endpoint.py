@@ -237,9 +237,9 @@ class AksEndpoint(AksWebservice):
 
     @_webservice_errors
     def get_logs(self, num_lines: int = 5000, init: bool = False, version_name: str | None = None) -> str:
-        """The last ``num_lines`` lines of a version's replica logs (default: the default version's);
-        ``init`` is accepted for Azure ML."""
-        params: dict[str, Any] = {"num_lines": num_lines}
+        """The last ``num_lines`` lines of a version's replica logs (default: the default version's); ``init=True``:
+        of its environment's (local) or image's (Kubernetes) build, as Azure ML's init container logs."""
+        params: dict[str, Any] = {"num_lines": num_lines, **({"init": "true"} if init else {})}
         if version_name is not None:
             params["version"] = version_name
         return self.workspace._client.json("GET", f"/services/{self.name}/logs", params=params)["logs"]

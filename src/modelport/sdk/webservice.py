@@ -163,9 +163,11 @@ class Webservice:
 
     @_webservice_errors
     def get_logs(self, num_lines: int = 5000, init: bool = False) -> str:
-        """The last ``num_lines`` lines of the serving version's replica logs (``init`` is accepted for Azure ML)."""
-        return self.workspace._client.json("GET", f"/services/{self.name}/logs", params={"num_lines": num_lines})[
-            "logs"]
+        """The last ``num_lines`` lines of the serving version's replica logs; ``init=True`` (Azure ML's init
+        container logs): of what ran before the replicas started, the environment's build (local) or the image's
+        build (Kubernetes)."""
+        params = {"num_lines": num_lines, **({"init": "true"} if init else {})}
+        return self.workspace._client.json("GET", f"/services/{self.name}/logs", params=params)["logs"]
 
     @_webservice_errors
     def get_keys(self) -> tuple[str, str]:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ...environments.build import tail_lines
 from ...reconcile.autoscale import AutoscaleSettings
 from ...reconcile.backend import Preparation, Prepared, ReplicaSetSpec, ReplicaState
 from ...spec import Endpoint, EndpointVersion, State
 from ...spec.compute import KubernetesTarget
 from . import objects, scheduling, status
 from .cluster import Cluster
-from .image_builds import ImageBuilds
+from .image_builds import LOG_FOLDER, ImageBuilds
 from .manifests import SCORING_CONTAINER, ScoringWorkload, runtime_env, scoring_objects
 
 READ_TTL_S = 0.25  # pods read once serve every question about them within this many seconds
@@ -125,6 +126,10 @@ class KubernetesBackend:
                 text = status.events_text(events)
             parts.append(f"--- pod {name} ---\n{text}")
         return "\n".join(parts)
+
+    def preparation_log(self, service: str, replica_set: str, environment: dict, num_lines: int = 5000) -> str:
+        """The replica set's image build log (``ImageBuilds.log_path``): "" before its first build."""
+        return tail_lines(self.images.logs_root / LOG_FOLDER / service / f"{replica_set}.log", num_lines)
 
     def replica_count(self, endpoint: Endpoint, version: EndpointVersion) -> int:
         """The replicas a version should run: ``num_replicas`` when fixed; when autoscaled, the count the

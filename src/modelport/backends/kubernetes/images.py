@@ -29,7 +29,9 @@ needs no network, no pip and no package index (air-gapped clusters: only the bas
 already in the builder's store). The folder becomes the image's user site (``PYTHONUSERBASE``), so ``.pth``
 files work as in a virtual environment. A builder whose context travels to the cluster (kaniko) gets the other
 recipe: the requirements file, installed by ``pip`` inside the build, which needs pip in the base image and the
-package index reachable from the cluster.
+package index reachable from the cluster; that file (with any credentials in the pip list's ``--index-url``) is then
+part of the context and of a layer of the image, so give private indexes to that builder through its network, not
+through the environment.
 
 Conda packages are not installed (as in local builds): pip equivalents are needed. The base image must hold
 ``python3`` of the environment's python version (checked by the build); the image runs as user 1000, with only
@@ -204,6 +206,8 @@ def environment_context(environment: dict[str, Any], folder: Path, log: IO[str],
              f"import {', '.join(RUNTIME_MODULES)}")
     lines = [f"FROM {base}", *install, f"RUN {json.dumps(['python3', '-c', check])}"]
     _finish(folder, lines)
+    if install_on_host:
+        (folder / "requirements.txt").chmod(0o600)  # not copied into the image; package sources may hold tokens
     return folder
 
 

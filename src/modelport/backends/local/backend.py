@@ -79,6 +79,10 @@ class LocalBackend:
             if index >= spec.replicas:
                 self._stop(folder, index)
 
+    def preparation_log(self, service: str, replica_set: str, environment: dict, num_lines: int = 5000) -> str:
+        """The local build log of the replica set's environment (one per environment content hash)."""
+        return self.preparations.build_log(environment, num_lines)
+
     def diagnose(self, spec: ReplicaSetSpec, replicas: list[ReplicaState]) -> None:
         """Local replicas have no platform beyond their own states: nothing to add."""
         return None

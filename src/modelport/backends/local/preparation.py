@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...environments.build import build_local
+from ...environments.build import build_local, build_log_path, tail_lines
 from ...environments.spec import EnvironmentSpec
 from ...errors import ModelportError
 from ...reconcile import app_root
@@ -59,6 +59,10 @@ class Preparations:
             return Prepared(Preparation.READY)
         reason = str(error) if isinstance(error, ModelportError) else f"{type(error).__name__}: {error}"
         return Prepared(Preparation.FAILED, reason)
+
+    def build_log(self, environment: dict, num_lines: int = 5000) -> str:
+        """The last ``num_lines`` lines of ``environment``'s local build log ("" before its first build)."""
+        return tail_lines(build_log_path(EnvironmentSpec.from_dict(environment), self.logs_root), num_lines)
 
     def artefacts(self, spec: ReplicaSetSpec) -> LocalArtefacts:
         """The made artefacts of a prepared replica set (call after ``prepare`` said READY)."""
