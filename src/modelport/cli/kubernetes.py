@@ -53,7 +53,8 @@ def kubernetes_group() -> None:
 @click.option("--image", default=None,
               help="The scoring image (default: the app image name a deploy builds, which needs a workspace).")
 @click.option("--front-end-image", default=None,
-              help="The front end's image (Envoy and modelport; default: localhost/modelport-frontend:<version>).")
+              help="The front end's image (Envoy and modelport; default: the one a deploy builds, under the target's "
+                   "image registry).")
 @click.option("--ingress-service-type", type=click.Choice(["LoadBalancer", "NodePort", "ClusterIP"]), default=None,
               help="How the front end's Service is exposed, for a target not attached (default: LoadBalancer).")
 @click.option("--tls", is_flag=True, help="The front end also serves HTTPS (port 443) from the modelport-tls Secret, "
@@ -66,6 +67,7 @@ def render(name, models, ic, dc, compute_target, image, front_end_image, ingress
     """Print, as YAML, every Kubernetes object deploying these models would apply (no cluster needed; flags as
     az ml model deploy's, over the files). Keys are placeholders."""
     from ..backends.kubernetes.frontend_manifests import TLS_SECRET, FrontEndSpec
+    from ..backends.kubernetes.images import front_end_image_name
     from ..backends.kubernetes.manifests import ScoringWorkload, runtime_env, to_yaml
     from ..errors import InvalidInput
     from ..sdk.deploy_config import AKS, ENDPOINT, check_service_name
@@ -88,7 +90,8 @@ def render(name, models, ic, dc, compute_target, image, front_end_image, ingress
                                version=version, replica_set=spec.replica_set,
                                image=image or _app_image(spec, workspace, target), replicas=_replicas(config),
                                deploy=spec.deploy, env=runtime_env(spec))
-    front_end = FrontEndSpec(workload.workspace, target, front_end_image or _front_end_image(),
+    front_end = FrontEndSpec(workload.workspace, target,
+                             front_end_image or front_end_image_name(target.image_registry),
                              TLS_SECRET if target.has_tls else None)
     click.echo(to_yaml(render_objects(workload, front_end, config.auth_enabled)), nl=False)
 
@@ -212,10 +215,3 @@ def _app_image(spec, workspace, target) -> str:
                            "or run in a workspace folder (-w)")
     return app_image_name(spec.environment, spec.snapshot, spec.models, target.image_registry, spec.entry_script,
                           spec.source_directory)
-
-
-def _front_end_image() -> str:
-    from .. import __version__
-
-    return f"localhost/modelport-frontend:{__version__}"
-

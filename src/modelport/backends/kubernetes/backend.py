@@ -110,6 +110,7 @@ class KubernetesBackend:
                 self.cluster.delete(kind, found["metadata"]["name"])
         for key in [k for k in self._applied if k.startswith(f"{service}/") and replica_set in (None, k.split("/")[1])]:
             del self._applied[key]
+        self.images.forget(service, replica_set)
         self._pods = (0.0, [])
 
     def logs(self, service: str, replica_set: str, num_lines: int = 5000) -> str:
