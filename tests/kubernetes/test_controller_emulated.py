@@ -8,6 +8,7 @@ What the emulator cannot say: that a real API server, EndpointSlice controller o
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -16,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -187,14 +189,16 @@ def score(url: str, key: str | None = KEYS[0], body: dict | None = None, **kwarg
                       **kwargs)
 
 
-def self_signed(folder: Path) -> Path:
-    """``folder/tls.crt`` and ``folder/tls.key`` (a kubernetes.io/tls Secret's files) for 127.0.0.1."""
+def self_signed(folder: Path, valid_days: float = 1) -> Path:
+    """``folder/tls.crt`` and ``folder/tls.key`` (a kubernetes.io/tls Secret's files) for 127.0.0.1, valid from two
+    days ago for ``valid_days`` days (under 2: already expired)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
+    since = now - datetime.timedelta(days=2)
     certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .serial_number(x509.random_serial_number()).not_valid_before(since)
+                   .not_valid_after(since + datetime.timedelta(days=2 + valid_days))
                    .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                                   critical=False)
                    .sign(key, hashes.SHA256()))
@@ -224,8 +228,8 @@ def replicas(start_runtime, gate_dir):
     return started
 
 
-@pytest.fixture(scope="module")
-def api():
+@contextlib.contextmanager
+def controller_api() -> Iterator[ApiEmulator]:
     """The emulator, refusing what the controller's Role does not grant (``rbac.CONTROLLER_RULES``; the emulator
     does not check its resource names): the controller works with its ServiceAccount's rights alone."""
     granted = set(verbs(CONTROLLER_RULES))
@@ -237,6 +241,13 @@ def api():
             for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
                 if (group, resource, verb) not in granted:
                     emulator.deny(group, resource, verb)
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def api():
+    """The emulator with the controller's rights alone (``controller_api``)."""
+    with controller_api() as emulator:
         yield emulator
 
 

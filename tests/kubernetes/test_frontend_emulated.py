@@ -18,17 +18,20 @@ from modelport.backends.kubernetes.frontend_manifests import front_end_objects
 from modelport.backends.kubernetes.objects import (
     APPLIED_CONFIGMAP,
     AUTH_SECRET,
+    COMPONENT,
     FRONT_END_NAME,
     ROUTES_CONFIGMAP,
+    SCORING,
+    target_labels,
 )
 from modelport.frontend.envoy import FrontEndError
 from modelport.frontend.pod_envoy import PodEnvoy
 from modelport.frontend.routes import ServiceRoute, VersionRoute
-from modelport.frontend.routing_state import read_applied, revision_of
+from modelport.frontend.routing_state import applied_configmap, read_applied, revision_of
 from modelport.frontend.tokens import TokenSigner
 from modelport.spec.compute import KubernetesTarget
 from tests.kubernetes.emulator import ApiEmulator
-from tests.kubernetes.test_controller_emulated import KEYS, SERVICE, TARGET, WORKSPACE, PodFrontEnd
+from tests.kubernetes.test_controller_emulated import KEYS, NAMESPACE, SERVICE, TARGET, WORKSPACE, PodFrontEnd
 from tests.traffic import wait_until
 
 IMAGE = "registry.example.com/modelport:0.1.0"
@@ -190,6 +193,53 @@ def test_emulated_apply_without_a_controller_fails_naming_the_revision_and_where
     message = str(raised.value)
     assert "did not apply routing revision 1 within 1 s (it serves revision 0; Transitioning: " in message
     assert f"kubectl -n default logs deployment/{FRONT_END_NAME} -c controller" in message
+
+
+def test_emulated_route_problems_name_the_layer_that_fails(api_emulator, emulated_cluster, tmp_path, pod):
+    """Blue's Deployment runs a ready pod its Service's selector does not match (the emulator's EndpointSlice
+    controller lists no endpoint): the service layer; the token service's Deployment does not exist: the
+    replicas layer. What the controller checked, read back from the applied ConfigMap."""
+    labels = {**target_labels(WORKSPACE, TARGET), COMPONENT: SCORING}
+    api_emulator.put({"apiVersion": "apps/v1", "kind": "Deployment",
+                      "metadata": {"name": "scorer-blue-1", "namespace": NAMESPACE, "labels": labels},
+                      "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "blue"}}, "template": {
+                          "metadata": {"labels": {"app": "blue"}}, "spec": {"containers": [{"name": "scorer"}]}}}})
+    api_emulator.put({"apiVersion": "v1", "kind": "Service",
+                      "metadata": {"name": "scorer-blue-1", "namespace": NAMESPACE, "labels": labels},
+                      "spec": {"selector": {"app": "bleu"}, "ports": [{"name": "http", "port": 5001}]}})
+    api_emulator.settle()
+    front = front_end(emulated_cluster, tmp_path)
+    front.ensure_running()
+    assert front.route_problems() == {}  # nothing checked yet
+    applying = Applying(front, [scorer(100, 0), tokened()])
+    assert wait_until(lambda: published(api_emulator) == 1, timeout=30)
+    controller_answers(pod)()
+    assert applying.wait() is None
+    assert front.route_problems() == {
+        SERVICE: "service layer: version blue: Deployment scorer-blue-1 has 1 ready pod(s) but Service "
+                 "scorer-blue-1's EndpointSlices list no ready endpoint: check the Service's selector and target port "
+                 "(kubectl describe service scorer-blue-1)",
+        "tokened": "replicas layer: version v1 has no ready replica: its Deployment tokened-v1-1 does not exist"}
+
+
+def test_emulated_route_problems_are_empty_when_every_route_answered_or_none_was_checked(api_emulator,
+                                                                                      emulated_cluster, tmp_path):
+    front = front_end(emulated_cluster, tmp_path)
+    labels = target_labels(WORKSPACE, TARGET)
+    answered = {SERVICE: {"layer": None, "reason": "GET /api/v1/service/scorer answered 200 through the front end"}}
+    api_emulator.put(applied_configmap(1, {SERVICE: {"blue": 100}}, "2026-01-01T00:00:00+00:00", None, NAMESPACE,
+                                       labels, answered))
+    assert front.route_problems() == {}
+    earlier = applied_configmap(1, {SERVICE: {"blue": 100}}, "2026-01-01T00:00:00+00:00", None, NAMESPACE, labels)
+    document = json.loads(earlier["data"]["applied.json"])
+    del document["route_health"]  # as a controller from before route checks wrote it
+    earlier["data"]["applied.json"] = json.dumps(document)
+    api_emulator.put(earlier)
+    assert front.route_problems() == {}
+    failing = {SERVICE: {"layer": "tls", "reason": "the handshake failed"}}
+    api_emulator.put(applied_configmap(1, {SERVICE: {"blue": 100}}, "2026-01-01T00:00:00+00:00", None, NAMESPACE,
+                                       labels, failing))
+    assert front.route_problems() == {SERVICE: "tls layer: the handshake failed"}
 
 
 def test_emulated_url_from_the_front_end_service(api_emulator, emulated_cluster, tmp_path):

@@ -8,14 +8,16 @@ control plane is offline. Each pass (every ``--interval`` seconds):
 2. lists the compute target's EndpointSlices (the EndpointSlice controller copies each scoring Service's
    labels onto them and names the Service in ``kubernetes.io/service-name``) and fills each version's
    endpoints with its replica set's ready addresses;
-3. has Envoy take the routes (``PodEnvoy.apply``: validated, written atomically, live when it returns) and
-   writes the applied ConfigMap, which the control plane's ``KubernetesFrontEnd.apply`` waits for; a revision
-   Envoy refuses is reported there and the last good one keeps being served;
+3. has Envoy take the routes (``PodEnvoy.apply``: validated, written atomically, live when it returns), checks
+   each service's route through Envoy's own listener (``frontend.route_health``: which layer fails, if any) and
+   writes the applied ConfigMap, which the control plane's ``KubernetesFrontEnd.apply`` waits for and
+   ``route_problems`` reads; a revision Envoy refuses is reported there and the last good one keeps being served;
 4. autoscales each autoscaled version as azureml-fe does: its load in Envoy (requests in flight and queued,
    ``FrontEnd.load``), the ``reconcile.autoscale.Autoscaler`` decision on the Deployment's desired replicas,
    and a request to the Deployment's scale subresource.
 
-It logs one line per change (a revision applied or refused, ready endpoints, a scale) and never a key.
+It logs one line per change (a revision applied or refused, ready endpoints, a route's health, a scale) and never
+a key.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from ..reconcile.autoscale import Autoscaler
 from ..reconcile.autoscaling import SCALE_DOWN_DELAY_S
 from .envoy import FrontEndError
 from .pod_envoy import ALL_ADDRESSES, PodEnvoy
+from .route_health import RouteChecker, RouteHealth
 from .routing_state import (
     RoutingState,
     RoutingStateError,
@@ -70,14 +73,20 @@ class Controller:
     """One front end's controller. ``cluster``: a ``Cluster`` in the front end's namespace; ``compute_target``:
     the attachment's name (its EndpointSlices carry it as a label); ``envoy``: the pod's Envoy;
     ``scale_down_delay_s``: seconds every decision must stay below the current count before scaling down
-    (azureml-fe: about a minute). ``run_once()`` is one pass; ``run_forever(stop)`` passes until ``stop`` is set."""
+    (azureml-fe: about a minute); ``checker``: checks the routes through ``envoy``'s listeners (default: its HTTP
+    listener, and its HTTPS one when it serves TLS). ``run_once()`` is one pass; ``run_forever(stop)`` passes
+    until ``stop`` is set."""
 
     def __init__(self, cluster: Cluster, compute_target: str, envoy: PodEnvoy,
-                 scale_down_delay_s: float = SCALE_DOWN_DELAY_S):
+                 scale_down_delay_s: float = SCALE_DOWN_DELAY_S, checker: RouteChecker | None = None):
         self.cluster = cluster
         self.compute_target = compute_target
         self.envoy = envoy
         self.scale_down_delay_s = scale_down_delay_s
+        self.checker = checker or RouteChecker(_local(envoy.listen_address), envoy.port,
+                                               envoy.tls_port if envoy.tls_dir is not None else None)
+        self._health: dict[str, RouteHealth] = {}  # service -> its route's health, as last checked
+        self._deployments: dict[str, dict[str, Any]] | None = None  # this pass's Deployments, once listed
         self._attached = False
         self._served: RoutingState | None = None  # the last revision Envoy took
         self._refused: tuple[int, str] | None = None  # the revision Envoy or the checks refused, and why
@@ -106,6 +115,7 @@ class Controller:
     def run_once(self) -> None:
         """Route the newest routing state with the ready endpoints, report it, and autoscale. Raises
         ModelportError (ClusterUnreachable, ClusterForbidden..., FrontEndError) when the API or Envoy fails."""
+        self._deployments = None
         self._route()
         self._autoscale()
 
@@ -132,13 +142,30 @@ class Controller:
             if self._served is not None and state.revision == self._served.revision:
                 raise  # the revision Envoy took no longer applies: Envoy is in trouble, retry
             self._refuse(state.revision, str(err))
-            self._report(configmap)
-            return
-        if state != self._served:
-            logger.info("revision %d applied: %s", state.revision, _describe(weights(state.services)))
-            self._refused = None
-        self._served = state
+        else:
+            if state != self._served:
+                logger.info("revision %d applied: %s", state.revision, _describe(weights(state.services)))
+                self._refused = None
+            self._served = state
+        self._check_routes(ready)
         self._report(configmap)
+
+    def _check_routes(self, ready: Ready) -> None:
+        """Check the served services' routes (``frontend.route_health``); log each service whose health changed."""
+        try:
+            health = self.checker.check(self._served, ready, self._listed_deployments) if self._served else {}
+        except ModelportError:
+            raise  # the API failed listing Deployments: the pass fails and is retried
+        except Exception:  # a check must never keep a revision from being reported
+            logger.exception("route check failed; reporting the routes' last known health")
+            return
+        for service, now in sorted(health.items()):
+            if self._health.get(service) != now:
+                if now.layer is None:
+                    logger.info("%s: route answers: %s", service, now.reason)
+                else:
+                    logger.warning("%s: route check failed at the %s layer: %s", service, now.layer, now.reason)
+        self._health = health
 
     def _newest(self, configmap: dict[str, Any]) -> RoutingState | None:
         """The routing state of the routes ConfigMap; None while the auth Secret does not carry its revision
@@ -163,12 +190,13 @@ class Controller:
         revision = self._served.revision if self._served else 0
         applied: Weights = weights(self._served.services) if self._served else {}
         failed = {"revision": self._refused[0], "reason": self._refused[1]} if self._refused else None
-        content = (revision, applied, failed)
+        health = {service: h.as_dict() for service, h in self._health.items()}
+        content = (revision, applied, failed, health)
         if content == self._reported:
             return
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         labels = routes_configmap.get("metadata", {}).get("labels") or {}
-        self.cluster.apply(applied_configmap(revision, applied, at, failed, self.cluster.namespace, labels))
+        self.cluster.apply(applied_configmap(revision, applied, at, failed, self.cluster.namespace, labels, health))
         self._reported = content
 
     def _ready_endpoints(self, state: RoutingState) -> Ready:
@@ -204,8 +232,7 @@ class Controller:
             del self._scalers[gone]
         if not versions:
             return
-        desired = {d["metadata"]["name"]: int(d.get("spec", {}).get("replicas", 1)) for d in self.cluster.list(
-            "Deployment", labels={MANAGED_BY: MANAGER, COMPUTE_TARGET: label_value(self.compute_target)})}
+        desired = {name: int(d.get("spec", {}).get("replicas", 1)) for name, d in self._listed_deployments().items()}
         now = time.monotonic()
         for version in versions:
             current = desired.get(version.deployment)
@@ -221,6 +248,18 @@ class Controller:
                 logger.info("%s/%s: scaled Deployment %s from %d to %d replicas (%d in flight, %d queued)",
                             version.service, version.version, version.deployment, current, decision, in_flight,
                             queued)
+
+    def _listed_deployments(self) -> dict[str, dict[str, Any]]:
+        """The compute target's Deployments by name, listed once per pass."""
+        if self._deployments is None:
+            self._deployments = {d["metadata"]["name"]: d for d in self.cluster.list(
+                "Deployment", labels={MANAGED_BY: MANAGER, COMPUTE_TARGET: label_value(self.compute_target)})}
+        return self._deployments
+
+
+def _local(listen_address: str) -> str:
+    """Where this pod reaches Envoy's listener on ``listen_address`` (all addresses: the loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen_address, listen_address)
 
 
 def _revision_or_zero(configmap: dict[str, Any]) -> int:

@@ -11,8 +11,11 @@ set's ready endpoints filled in, and writes back what Envoy took:
 * Secret ``AUTH_SECRET``, ``keys.json``: ``{"revision": n, "services": {name: [keys]}}`` and ``jwks.json``:
   the token public key set (or null); the controller uses a revision only once both objects carry it;
 * ConfigMap ``APPLIED_CONFIGMAP``, ``applied.json``: ``{"revision": n, "services": {name: {version: weight}},
-  "at": ISO time, "failed": {"revision": m, "reason": "..."} | null}``, written after Envoy took revision n
-  (``failed``: a later revision Envoy or the route checks refused, and why).
+  "at": ISO time, "failed": {"revision": m, "reason": "..."} | null, "route_health": {name: {"layer":
+  "replicas" | "service" | "route" | "tls" | null, "reason": "..."}}}``, written after Envoy took revision n
+  (``failed``: a later revision Envoy or the route checks refused, and why; ``route_health``: each served
+  service's route as ``frontend.route_health`` last checked it, layer null when a request through it succeeded;
+  absent when written by a controller from before issue 10).
 """
 
 from __future__ import annotations
@@ -118,8 +121,9 @@ def auth_secret(revision: int, services: list[ServiceRoute], jwks: dict[str, Any
 
 
 def read_applied(configmap: dict[str, Any] | None) -> dict[str, Any]:
-    """``applied.json`` of the applied ConfigMap (``{"revision": 0, "services": {}, ...}`` when none yet)."""
-    empty = {"revision": 0, "services": {}, "at": None, "failed": None}
+    """``applied.json`` of the applied ConfigMap (``{"revision": 0, "services": {}, ...}`` when none yet;
+    ``route_health`` is ``{}`` when the controller wrote none)."""
+    empty = {"revision": 0, "services": {}, "at": None, "failed": None, "route_health": {}}
     if configmap is None:
         return empty
     return {**empty, **_json(configmap, APPLIED_FILE)}
@@ -158,10 +162,12 @@ def read_state(configmap: dict[str, Any], secret: dict[str, Any] | None) -> Rout
 
 
 def applied_configmap(revision: int, applied: Weights, at: str, failed: dict[str, Any] | None, namespace: str,
-                      labels: dict[str, str]) -> dict[str, Any]:
+                      labels: dict[str, str], route_health: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The applied ConfigMap: Envoy serves ``revision`` with ``applied`` weights since ``at`` (ISO 8601);
-    ``failed``: ``{"revision", "reason"}`` of a later revision that could not be applied, or None."""
-    document = {"revision": revision, "services": applied, "at": at, "failed": failed}
+    ``failed``: ``{"revision", "reason"}`` of a later revision that could not be applied, or None;
+    ``route_health``: service -> ``{"layer", "reason"}`` (``route_health.RouteHealth.as_dict``)."""
+    document = {"revision": revision, "services": applied, "at": at, "failed": failed,
+                "route_health": route_health or {}}
     return _object("ConfigMap", APPLIED_CONFIGMAP, namespace, labels, {APPLIED_FILE: json.dumps(document)})
 
 

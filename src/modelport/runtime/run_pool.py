@@ -6,7 +6,8 @@ thread goes from one request to the next without waiting for the loop (a hand-of
 request through an executor cost more CPU than the whole HTTP handling). The loop enforces
 the two limits with timers:
 
-- a request still queued after ``max_wait_s`` is answered 503 (the replica is busy);
+- a request still queued after ``max_wait_ms`` is answered 503 (the replica is busy), naming both limits,
+  with ``Retry-After``;
 - a ``run()`` still running after ``timeout_s`` is answered 504, ``RunTimedOut`` is raised
   inside it (at its next Python instruction: pure-Python loops stop at once, a blocking
   call when it returns) and a fresh thread takes its place, so the worker keeps serving;
@@ -29,6 +30,7 @@ from . import metrics
 from .protocol import INTERNAL_ERROR_MESSAGE, HttpRequest, Reply, error_reply
 
 logger = logging.getLogger("modelport.run_pool")
+BUSY_RETRY_AFTER_S = 1  # Retry-After of the busy 503: a run() slot frees up as soon as one request ends
 
 
 class RunTimedOut(BaseException):
@@ -222,15 +224,29 @@ class RunPool:
             self.on_stuck(message)
 
     def _busy_reply(self) -> Reply:
-        return error_reply(
-            503,
-            f"The replica is busy: no run() slot freed up within {self.max_wait_ms} ms "
-            f"({self.slots} concurrent per worker). Retry, or add replicas or workers.",
-        )
+        return busy_reply(self.max_wait_ms, self.slots)
 
     def close(self) -> None:
         for _ in range(self.slots):
             self._jobs.put(None)
+
+
+def busy_reply(max_wait_ms: int, slots: int) -> Reply:
+    """The 503 for a request no run() slot took within ``max_wait_ms`` (``max_request_wait_time``,
+    ``MODELPORT_MAX_QUEUE_WAIT_MS``) while ``slots`` (``replica_max_concurrent_requests``,
+    ``MODELPORT_MAX_CONCURRENT_REQUESTS``, per worker) were running: both numbers and what to change, with
+    ``Retry-After`` (issue 10, failure mode 7; the reference server has no such limit, so no reply to match)."""
+    waited = (f"no run() slot freed up within max_request_wait_time={max_wait_ms} ms" if max_wait_ms > 0 else
+              "no run() slot was free and max_request_wait_time is 0 ms (no waiting)")
+    reply = error_reply(
+        503,
+        f"The replica is busy: {waited} (MODELPORT_MAX_QUEUE_WAIT_MS); each worker runs at most "
+        f"replica_max_concurrent_requests={slots} request(s) at once (MODELPORT_MAX_CONCURRENT_REQUESTS). Retry "
+        f"after {BUSY_RETRY_AFTER_S} s, or raise max_request_wait_time, replica_max_concurrent_requests or the "
+        "number of replicas.",
+    )
+    reply.headers.append((b"retry-after", str(BUSY_RETRY_AFTER_S).encode()))
+    return reply
 
 
 def timeout_reply(timeout_ms: int) -> Reply:

@@ -5,7 +5,8 @@ The control plane never talks to the cluster's Envoy. It keeps the front end's o
 (``frontend.routing_state``), and waits until the in-cluster controller (``frontend.controller``)
 reports in the applied ConfigMap that Envoy took that revision, with the weights it was given. So the
 cluster keeps serving and autoscaling while the control plane is offline. ``url()`` and ``health()``
-read the front end's Service and Deployment for a service's scoring URI and status.
+read the front end's Service and Deployment for a service's scoring URI and status; ``route_problems()``
+the controller's check of each route through Envoy (``frontend.route_health``, issue 10 failure mode 9).
 """
 
 from __future__ import annotations
@@ -154,6 +155,16 @@ class KubernetesFrontEnd:
             return "Healthy"
         return (f"Transitioning: {ready} of {wanted} front-end pod(s) ready; see `kubectl -n {namespace} describe "
                 f"deployment {FRONT_END_NAME}` if this lasts")
+
+    def route_problems(self) -> dict[str, str]:
+        """Service name -> one line naming the layer that fails (``replicas``, ``service``, ``route``, ``tls``) and
+        why, for each service whose route the controller last found failing (the applied ConfigMap's
+        ``route_health``); empty when every route answered, or before a controller reported any. Raises the
+        ``Cluster`` errors."""
+        health = read_applied(self.cluster.get("ConfigMap", APPLIED_CONFIGMAP)).get("route_health") or {}
+        return {service: f"{entry['layer']} layer: {entry.get('reason', 'no reason given')}"
+                for service, entry in sorted(health.items())
+                if isinstance(entry, dict) and entry.get("layer") is not None}
 
     def _next_revision(self) -> int:
         """One more than the last revision published (read back from the cluster once, so a restarted control
