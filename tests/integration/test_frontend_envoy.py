@@ -288,8 +288,11 @@ def test_replica_killed_mid_request_is_a_json_502_then_503(front, replicas, gate
     front.apply([only("fragile")])
     empty = score(front, "fragile")
     assert empty.status_code == 503
-    assert empty.json() == {"message": "service fragile has no ready replica: it is starting, or its replicas "
-                                       "failed (see modelport service show -n fragile)"}
+    assert empty.json() == {"message": "service fragile has no ready replica: 0 ready replicas for the version its "
+                                       "request was routed to (cluster fragile_v1); it is starting, being updated, or "
+                                       "its replicas failed (modelport service show -n fragile says which); retry "
+                                       "after 10 s"}
+    assert empty.headers["retry-after"] == "10"
 
 
 def test_route_timeout_is_a_json_504(front, replicas, gate):

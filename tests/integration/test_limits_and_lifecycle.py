@@ -132,7 +132,8 @@ def test_readiness_waits_for_init_and_nothing_hangs(start_runtime, tmp_path):
                            env={"RELEASE_INIT": str(release)}, ready=False)
     server.wait_listening()
     assert httpx.get(f"{server.url}/-/live", timeout=2).status_code == 200
-    assert httpx.get(f"{server.url}/-/ready", timeout=2).status_code == 503
+    not_ready = httpx.get(f"{server.url}/-/ready", timeout=2)
+    assert (not_ready.status_code, not_ready.headers["retry-after"]) == (503, "5")
     assert httpx.get(f"{server.url}/", timeout=2).status_code == 503  # GET / too: clients poll it before scoring
     early = score(server, b"{}", timeout=2)
     assert early.status_code == 503

@@ -79,6 +79,7 @@ def test_get_root_is_503_with_a_message_until_init_finished_then_healthy(start_r
     assert early.status_code == 503
     assert early.headers["content-type"] == "application/json"
     assert early.json()["message"].startswith("The scoring script is still starting: init() has not finished")
+    assert early.headers["retry-after"] == "5"  # every 503 says when to ask again
     assert httpx.get(f"{runtime.url}/-/live", timeout=5).status_code == 200  # liveness stays on /-/live
     release.touch()
     healthy = wait_for(lambda: (r := httpx.get(f"{runtime.url}/", timeout=5)).status_code == 200 and r,

@@ -33,9 +33,11 @@ tests, selector and name rules, and the API's error shape. Fixtures: ``api_emula
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import hashlib
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -89,6 +91,7 @@ class ApiEmulator:
         self._addresses = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+        self.connections: set[socket.socket] = set()  # open client connections, cut by stop()
 
     # lifecycle
 
@@ -103,11 +106,17 @@ class ApiEmulator:
         return self
 
     def stop(self) -> None:
-        """Stop listening."""
+        """Stop listening and cut the open connections (a client's keep-alive connection must not outlive the API
+        server, or a test of an unreachable cluster would still be answered)."""
         if self._server:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            connections, self.connections = list(self.connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> ApiEmulator:
         return self.start()

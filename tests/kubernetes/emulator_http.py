@@ -66,10 +66,17 @@ def handler_for(emulator: ApiEmulator) -> type[BaseHTTPRequestHandler]:
             self._serve("PUT")
 
         def handle(self) -> None:
+            with emulator._lock:
+                emulator.connections.add(self.connection)
             try:
                 super().handle()
             except ssl.SSLError:  # a client that does not trust the certificate hangs up in the handshake
                 self.close_connection = True
+            except OSError:  # stop() cut the connection
+                self.close_connection = True
+            finally:
+                with emulator._lock:
+                    emulator.connections.discard(self.connection)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet; tests read emulator.requests
             return

@@ -19,6 +19,8 @@ from ..backends.kubernetes.builders import builder_for
 from ..backends.kubernetes.frontend import KubernetesFrontEnd
 from ..backends.kubernetes.frontend_manifests import tls_secret
 from ..backends.kubernetes.image_builds import ImageBuilds
+from ..backends.kubernetes.images import front_end_image_name
+from ..backends.kubernetes.objects import FRONT_END_NAME
 from ..errors import ModelportError
 from ..frontend.routes import ServiceRoute
 from ..operations.compute import ComputeOperations
@@ -47,7 +49,8 @@ class ClusterTarget:
 
 class FrontEndOnceBuilt:
     """The reconciler's front end port for a cluster: the front end's objects are applied once its image is built
-    (until then each pass says the image is being built, and no pod waits on an image that does not exist)."""
+    (until then each pass says the image is being built, and no pod waits on an image that does not exist), and
+    only once a service runs there: a target with none has no front end, and nothing is built for it."""
 
     def __init__(self, front_end: KubernetesFrontEnd, images: ImageBuilds):
         self.front_end = front_end
@@ -63,6 +66,8 @@ class FrontEndOnceBuilt:
         return self.front_end.ensure_running()
 
     def apply(self, routes: list[ServiceRoute]) -> None:
+        if not routes and self.front_end.cluster.get("Deployment", FRONT_END_NAME) is None:
+            return  # no service, no front end: nothing to tell it
         self.front_end.apply(routes)
 
     def route_problems(self) -> dict[str, str]:
@@ -109,8 +114,9 @@ class ClusterTargets:
         images = ImageBuilds(builder_for(target, cluster, self.workspace.name), self.artifacts, self.workspace.logs,
                              self.workspace.root / "image-contexts", target.image_registry)
         backend = KubernetesBackend(cluster, self.workspace.name, target, images)
-        front_end = KubernetesFrontEnd(cluster, self.workspace.name, target, images.front_end_image(),
-                                       self.jwks, autoscale=self._autoscale)
+        front_end = KubernetesFrontEnd(cluster, self.workspace.name, target,
+                                       front_end_image_name(target.image_registry), self.jwks,
+                                       autoscale=self._autoscale)
         reconciler = Reconciler(self.store, backend, replica_count=backend.replica_count,
                                 front_end=FrontEndOnceBuilt(front_end, images), compute_target=name)
         thread = threading.Thread(target=reconciler.run_forever, name=f"reconciler-{name}", daemon=True)

@@ -36,6 +36,7 @@ CONTRACT_ROUTES = {"/", "/score", "/swagger.json"}
 # Probes and the autoscaler's scrapes: counted in metrics, in the access log only at debug level.
 QUIET_ROUTES = {"/", "/-/live", "/-/ready", "/metrics"}
 ALLOW_GET = (b"allow", b"GET, HEAD, OPTIONS")
+STARTING_RETRY_AFTER = (b"retry-after", b"5")  # seconds: a 503 while init() runs says when to ask again
 
 
 class ScoringApp:
@@ -137,7 +138,8 @@ class ScoringApp:
             return Reply(200, [(b"content-type", metrics.CONTENT_TYPE)], metrics.render())
         if self.scorer is not None and self.all_workers_ready():
             return Reply(200, [JSON], b'{"status": "ready"}')
-        return Reply(503, [JSON], b'{"status": "starting", "message": "init() has not finished in every worker"}')
+        return Reply(503, [JSON, STARTING_RETRY_AFTER],
+                     b'{"status": "starting", "message": "init() has not finished in every worker"}')
 
     async def _score(self, scope: dict, receive: Callable) -> Reply:
         if self.scorer is None:
@@ -196,10 +198,12 @@ class ScoringApp:
 
 
 def _starting() -> Reply:
-    return error_reply(
+    reply = error_reply(
         503, "The scoring script is still starting: init() has not finished in every worker. Retry shortly; "
         "GET / and GET /-/ready answer 200 once the replica is ready.",
     )
+    reply.headers.append(STARTING_RETRY_AFTER)
+    return reply
 
 
 def _request_ids(headers: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], str, Reply | None]:
