@@ -24,6 +24,7 @@ from kubernetes.utils import parse_quantity
 from ...errors import ModelportError
 from ...reconcile.backend import INIT_FAILED_EXIT_CODE, ReplicaState
 from ...spec.state import State
+from .image_pulls import pull_advice
 from .manifests import SCORING_CONTAINER
 from .scheduling import GB
 
@@ -36,26 +37,6 @@ _WAITING_FINE = ("ContainerCreating", "PodInitializing")
 _MISSING_OBJECT = re.compile(r'(secret|configmap)s? "?([^"\s]+)"? not found', re.IGNORECASE)
 _SEVERITY = {State.FAILED: 3, State.UNHEALTHY: 2, State.TRANSITIONING: 1, State.HEALTHY: 0}
 _NEVER = datetime.min.replace(tzinfo=timezone.utc)
-# an image pull error's kind by the words containerd/CRI-O/Docker put in it (first match wins), and what to do
-_PULL_ERRORS = (
-    (("pull access denied", "insufficient_scope"), "{registry} says the repository does not exist or needs "
-     "credentials: check the image name and give the nodes pull access to it (an imagePullSecret, or the node "
-     "identity)"),
-    (("i/o timeout", "dial tcp", "connection refused", "no such host", "deadline exceeded", "network is unreachable",
-      "tls handshake timeout", "connection reset"), "the nodes cannot reach {registry} (network): check its address, "
-     "the nodes' DNS and any firewall or egress rule between the cluster and the registry (a registry on localhost "
-     "is not reachable from the nodes)"),
-    (("x509", "certificate signed by unknown authority"), "the nodes do not trust {registry}'s TLS certificate: add "
-     "its CA to the nodes' container runtime, or use a registry with a trusted certificate"),
-    (("unauthorized", "authentication required", "401", "403", "forbidden", "denied", "no basic auth credentials",
-      "authorization failed"), "{registry} refused the nodes' credentials (authentication): give the nodes pull "
-     "access (an imagePullSecret on the namespace's default ServiceAccount, or the node identity, e.g. az aks update "
-     "--attach-acr)"),
-    (("manifest unknown", "not found", "name unknown", "does not exist"), "the image is not in {registry} (not "
-     "found): its build was not pushed there or the tag is wrong; check the compute target's image_registry and the "
-     "build log"),
-)
-
 LogTail = Callable[[str, str, bool], str]  # (pod, container, previous) -> the log's last lines
 
 
@@ -213,7 +194,7 @@ def _waiting(pod: dict[str, Any], container: dict[str, Any], waiting: dict[str, 
         failures = sum(_event_count(e) for e in pulls)
         detail = _latest(pulls)["message"] if pulls else message
         persisted = failures >= PULL_FAILURES or (age is not None and age >= PULL_GRACE_S)
-        advice = _pull_advice(image, detail)
+        advice = pull_advice(image, detail)
         if not persisted:
             return Diagnosis(State.TRANSITIONING, f"pulling image {image} failed ({failures or 1} time(s) so far), "
                              f"Kubernetes retries: {advice}", "image pull", False)
@@ -300,15 +281,6 @@ def _failed_create(current: list[dict[str, Any]], events: list[dict[str, Any]]) 
     return Diagnosis(State.FAILED, f"the cluster refuses to create the version's pods: {last.get('message', '')}; "
                      "ask the cluster's administrator about the namespace's quota or admission policy, or lower "
                      "the requests or replica count", "admission", False)
-
-
-def _pull_advice(image: str, message: str) -> str:
-    """What a failed pull of ``image`` means, from the kubelet's ``message``, and what to do."""
-    first = image.split("/", 1)[0]
-    registry = first if "/" in image and ("." in first or ":" in first or first == "localhost") else "docker.io"
-    lowered = message.lower()
-    fix = next((fix for words, fix in _PULL_ERRORS if any(word in lowered for word in words)), "see the pod's events")
-    return f"{fix.format(registry=registry)}, then update the service; the kubelet said: {message.strip()}"
 
 
 def _log_or_events(pod: dict[str, Any], container: str, previous: bool, log_tail: LogTail,
