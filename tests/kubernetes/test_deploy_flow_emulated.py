@@ -1,0 +1,95 @@
+"""The whole deploy flow on an attached cluster, as an Azure ML user runs it through the SDK: attach, deploy, wait
+for Healthy, score with the service's key, read the replica's log, update to a new model version while a client
+scores, delete; and a service whose ``init()`` fails.
+
+What is real: the SDK, the control plane (in this process: ``flow.py`` says why), its reconciler, the
+``KubernetesBackend`` and ``KubernetesFrontEnd``, the image build contexts, the runtime processes that score, the
+front-end controller and Envoy (local processes), HTTP everywhere. What is EMULATED: the Kubernetes API server
+and controller-manager (``emulator.py``), the kubelet (``kubelet.py``: pods as local processes at loopback pod
+addresses) and the image store (``local_images.py``: images as folders). Scoring goes to the local Envoy, not to
+the ``scoring_uri`` the control plane gives (the front end Service's ClusterIP, unreachable from here).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelport import AksWebservice, ComputeTarget, Environment, InferenceConfig, Model, Webservice
+from modelport.backends.kubernetes.objects import target_labels
+from tests.conftest import register_weights
+from tests.traffic import bearer
+from tests.traffic import wait_until as _wait_until
+
+from .flow import TARGET, Flow, flow  # noqa: F401 - the fixture
+
+APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
+DEPLOY_TIMEOUT_S = 600  # the first deploy builds the environment, app and front end images into the store
+wait_until = partial(_wait_until, interval=0.2)
+pytestmark = pytest.mark.timeout(1200)  # the module's first test waits for the images to build (see flow.py)
+
+
+@pytest.fixture(scope="module")
+def model(flow: Flow, tmp_path_factory) -> Model:  # noqa: F811
+    return register_weights(flow.ws, tmp_path_factory.mktemp("model"), "w-1")
+
+
+def inference_config(**variables: str) -> InferenceConfig:
+    env = Environment("flow-env")
+    env.environment_variables = dict(variables)
+    return InferenceConfig("score.py", source_directory=APP, environment=env)
+
+
+def deploy(flow: Flow, name: str, model: Model, **variables: str) -> Webservice:  # noqa: F811
+    config = AksWebservice.deploy_configuration(num_replicas=1)
+    return Model.deploy(flow.ws, name, [model], inference_config(**variables), config,
+                        deployment_target=ComputeTarget(flow.ws, TARGET))
+
+
+def score(flow: Flow, name: str, key: str | None, body: dict | None = None) -> httpx.Response:  # noqa: F811
+    return httpx.post(f"{flow.front.http}/api/v1/service/{name}/score", json=body or {}, headers=bearer(key),
+                      timeout=30)
+
+
+def healthy(service: Webservice, timeout: float = DEPLOY_TIMEOUT_S) -> bool:
+    """Wait (bounded) until the service is Healthy. Not ``wait_for_deployment``: it ends at the first Unhealthy, and
+    a new replica set is briefly Unhealthy while the controller's last route check (made before its pod was ready)
+    is read (reported to the lead); a Failed service ends the wait at once."""
+    def settled() -> bool:
+        service.update_deployment_state()
+        return service.state in ("Healthy", "Failed")
+
+    wait_until(settled, timeout=timeout)
+    return service.state == "Healthy"
+
+
+def objects_of(flow: Flow, kind: str, service: str) -> list[str]:  # noqa: F811
+    """The names of the emulator's ``kind`` objects that belong to ``service`` (its replica sets are
+    ``<service>-<replica set>``)."""
+    return [o["metadata"]["name"] for o in flow.api.list_objects(kind, "default")
+            if o["metadata"]["name"].startswith(f"{service}-")]
+
+
+def test_emulated_deploy_score_logs_update_and_delete(flow: Flow, model: Model, tmp_path):  # noqa: F811
+    service = deploy(flow, "echo-k8s", model)
+    assert healthy(service), service.serialize()
+    primary, secondary = service.get_keys()
+
+    answer = wait_until(lambda: (r := score(flow, "echo-k8s", primary, {"echo": "hi"})).status_code == 200 and r,
+                        timeout=60)
+    assert answer, score(flow, "echo-k8s", primary).text
+    assert (answer.json()["weights"], answer.json()["echo"]) == ("w-1", "hi")
+    assert score(flow, "echo-k8s", secondary).status_code == 200
+    assert score(flow, "echo-k8s", "not-the-key").status_code == 401
+    assert score(flow, "echo-k8s", None).status_code == 401
+
+    logs = service.get_logs()
+    assert "Calling init() of" in logs and "score.py" in logs, logs
+
+    labels = target_labels(flow.ws.name, TARGET)
+    assert objects_of(flow, "Deployment", "echo-k8s"), flow.api.list_objects("Deployment", "default")
+    assert all(flow.api.get_object("Deployment", name)["metadata"]["labels"].items() >= labels.items()
+               for name in objects_of(flow, "Deployment", "echo-k8s"))
