@@ -20,8 +20,9 @@ import pytest
 
 from modelport import AksWebservice, ComputeTarget, Environment, InferenceConfig, Model, Webservice
 from modelport.backends.kubernetes.objects import target_labels
+from modelport.sdk.webservice import WebserviceError
 from tests.conftest import register_weights
-from tests.traffic import bearer
+from tests.traffic import Traffic, bearer
 from tests.traffic import wait_until as _wait_until
 
 from .flow import TARGET, Flow, flow  # noqa: F401 - the fixture
@@ -93,3 +94,40 @@ def test_emulated_deploy_score_logs_update_and_delete(flow: Flow, model: Model, 
     assert objects_of(flow, "Deployment", "echo-k8s"), flow.api.list_objects("Deployment", "default")
     assert all(flow.api.get_object("Deployment", name)["metadata"]["labels"].items() >= labels.items()
                for name in objects_of(flow, "Deployment", "echo-k8s"))
+
+    model_2 = register_weights(flow.ws, tmp_path, "w-2")
+    first = service.serialize()["status"]["serving_version"]
+    with Traffic(f"{flow.front.http}/api/v1/service/echo-k8s/score", headers=bearer(primary), threads=2) as traffic:
+        assert traffic.wait_for_ok(5), traffic.summary()
+        with traffic.change():
+            service.update(models=[model_2])
+            assert wait_until(lambda: score(flow, "echo-k8s", primary).json().get("weights") == "w-2",
+                              timeout=DEPLOY_TIMEOUT_S), service.serialize()
+            assert healthy(service), service.serialize()
+            assert wait_until(lambda: len(objects_of(flow, "Deployment", "echo-k8s")) == 1, timeout=120), \
+                objects_of(flow, "Deployment", "echo-k8s")
+        assert traffic.wait_for_ok(5), traffic.summary()
+    assert traffic.failed == 0, (traffic.summary(), traffic.failure_log[:5])
+    status = service.serialize()["status"]
+    assert status["serving_version"] == status["desired_version"] != first, status
+    assert [f"echo-k8s-{status['serving_version']}"] == objects_of(flow, "Deployment", "echo-k8s")
+
+    service.delete()
+    assert "echo-k8s" not in flow.ws.webservices
+    for kind in ("Deployment", "Service", "ReplicaSet", "Pod"):
+        assert wait_until(lambda kind=kind: not objects_of(flow, kind, "echo-k8s"), timeout=120), \
+            (kind, objects_of(flow, kind, "echo-k8s"))
+    assert wait_until(lambda: score(flow, "echo-k8s", primary).status_code == 404, timeout=60), \
+        score(flow, "echo-k8s", primary).text
+
+
+def test_emulated_init_failure_is_failed_with_the_traceback(flow: Flow, model: Model):  # noqa: F811
+    service = deploy(flow, "broken-k8s", model, FAIL_INIT="1")
+    assert wait_until(lambda: service.update_deployment_state() or service.state == "Failed",
+                      timeout=DEPLOY_TIMEOUT_S), service.serialize()
+    error = service.serialize()["error"]
+    assert "Traceback (most recent call last)" in error and "RuntimeError: init exploded on purpose" in error, error
+    with pytest.raises(WebserviceError, match="init exploded on purpose"):
+        service.wait_for_deployment(timeout_sec=60)
+    service.delete()
+    assert wait_until(lambda: not objects_of(flow, "Deployment", "broken-k8s"), timeout=60)
