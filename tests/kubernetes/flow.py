@@ -31,7 +31,6 @@ import uvicorn
 
 from modelport import ComputeTarget, KubernetesCompute, Workspace
 from modelport.api.app import create_app
-from modelport.backends.kubernetes.frontend import KubernetesFrontEnd
 from modelport.backends.kubernetes.images import front_end_image_name
 from modelport.frontend.envoy_binary import envoy_path
 from modelport.reconcile.backend import Preparation
@@ -101,8 +100,6 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     with pytest.MonkeyPatch.context() as patch, ApiEmulator() as api:
         images = LocalImages(root / "images")
         patch.setattr("modelport.api.cluster_targets.builder_for", lambda *args, **kwargs: images)
-        if not hasattr(KubernetesFrontEnd, "route_problems"):  # FrontEndOnceBuilt.route_problems calls it (13dd117)
-            patch.setattr(KubernetesFrontEnd, "route_problems", lambda self: {}, raising=False)
         seed_front_end_image(images, root / "front-end-context")
         kubelet = EmulatedKubelet(api, images, root / "kubelet").start()
         ws = Workspace.create("flowws", root / "ws")
