@@ -9,12 +9,12 @@ The seams, and why they are honest:
   the ``LocalImages`` store the kubelet runs from (the real builder would be podman); the workspace's
   ``config.json`` names it by ``server_url`` (the setting a remote control plane is used through), so the SDK talks
   to it over real HTTP exactly as to any other control plane;
-- the front end's Deployment is applied to the emulator and its image built into the store (for real, by
-  ``ImageBuilds.front_end_image``), but its pod is not what routes: a pod IP of the emulated kubelet has no in-cluster
-  API access (no service account token, no ``KUBERNETES_SERVICE_HOST``), so the front end pod's controller would
-  fail. The controller and Envoy run instead as local processes with a kubeconfig, and the tests score at that
-  Envoy's port; the ``scoring_uri`` the control plane gives (the front end Service's ClusterIP) is not reachable
-  from here.
+- the front end image is PRE-SEEDED into the store under its real name (``seed_front_end_image`` says why the
+  store cannot build it), so ``ImageBuilds`` finds it; the front end's Deployment is applied to the emulator, but
+  its pod is not what routes: a pod of the emulated kubelet has no in-cluster API access (no service account token,
+  no ``KUBERNETES_SERVICE_HOST``) and crash-loops. The controller and Envoy run instead as local processes with a
+  kubeconfig, and the tests score at that Envoy's port; the ``scoring_uri`` the control plane gives (the front end
+  Service's ClusterIP) is not reachable from here.
 """
 
 from __future__ import annotations
