@@ -220,6 +220,13 @@ def test_emulated_route_problems_name_the_layer_that_fails(api_emulator, emulate
                  "scorer-blue-1's EndpointSlices list no ready endpoint: check the Service's selector and target port "
                  "(kubectl describe service scorer-blue-1)",
         "tokened": "replicas layer: version v1 has no ready replica: its Deployment tokened-v1-1 does not exist"}
+    # blue's replica became ready since (only an address changed: nothing is published): until the controller
+    # checks again, its check of no ready replica says nothing about the route now
+    ready_blue = ServiceRoute(SERVICE, [VersionRoute("blue", 100, [("10.244.0.9", 5001)], replica_set="blue-1"),
+                                        VersionRoute("green", 0, replica_set="green-1")], auth="key", keys=KEYS)
+    front.apply([ready_blue, tokened()])
+    assert published(api_emulator) == 1
+    assert list(front.route_problems()) == ["tokened"]
 
 
 def test_emulated_route_problems_are_empty_when_every_route_answered_or_none_was_checked(api_emulator,

@@ -76,13 +76,15 @@ def pod(api, tmp_path_factory, blue):
     assert KEYS[0] not in front.log() and KEYS[1] not in front.log(), "the controller logged a key"
 
 
-def test_emulated_route_health_says_the_route_answered_through_envoy(pod, api):
+def test_emulated_route_health_says_the_route_answered_through_envoy(pod, api, blue):
     """Revision 1's route was checked by a request through the pod's own Envoy (with the service's key), and
-    the check's result is in the applied ConfigMap, without the key."""
+    the check's result is in the applied ConfigMap, without the key, with the ready replicas it was checked
+    with (a check made with other replicas than the control plane routes now is stale)."""
     health = applied(api)["route_health"]
+    host, port = address(blue)
     assert health == {SERVICE: {"layer": None,
                                 "reason": f"GET /api/v1/service/{SERVICE} answered 200 through the front end "
-                                          "(version blue)"}}
+                                          "(version blue)", "endpoints": [f"{host}:{port}"]}}
     text = json.dumps(api.get_object("ConfigMap", APPLIED_CONFIGMAP))
     assert KEYS[0] not in text and KEYS[1] not in text
 

@@ -16,7 +16,7 @@ import pytest
 from modelport.errors import ModelportError
 from modelport.reconcile import reconciler as reconciler_module
 from modelport.reconcile.backend import INIT_FAILED_EXIT_CODE, Preparation, Prepared, ReplicaSetSpec, ReplicaState
-from modelport.reconcile.reconciler import Reconciler
+from modelport.reconcile.reconciler import FrontEndStarting, Reconciler
 from modelport.spec import Endpoint, EndpointVersion, State
 from modelport.store.db import Store
 
@@ -107,8 +107,11 @@ class FakeFrontEnd:
     applied: list[list[dict]] = field(default_factory=list)
     fail: bool = False
     problems: dict[str, str] = field(default_factory=dict)  # service -> why a request through its route failed
+    starting: str = ""  # while set, the front end is being made (ensure_running says so)
 
     def ensure_running(self) -> bool:
+        if self.starting:
+            raise FrontEndStarting(self.starting)
         if self.running:
             return False
         self.running = True
@@ -516,3 +519,17 @@ def test_a_healthy_service_whose_route_fails_a_request_is_unhealthy_naming_the_l
     front.problems.clear()
     reconciler.reconcile_once()
     assert observed(store, "svc") == ("Healthy", {**observed(store, "svc")[1], "reason": ""})
+
+
+def test_services_wait_in_transitioning_while_their_front_end_is_being_made(world):
+    store, backend, front, reconciler = world
+    deploy(store, "svc", replicas=1)
+    front.starting = "the front end is being made: building image localhost/modelport-frontend:abc"
+    reconciler.reconcile_once()
+    backend.set("svc", V1, True)
+    reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert (state, status["reason"]) == ("Transitioning", front.starting)
+    front.starting = ""
+    reconciler.reconcile_once()
+    assert observed(store, "svc")[0] == "Healthy" and front.endpoints("svc") == [("127.0.0.1", 6001)]

@@ -26,7 +26,7 @@ from ..frontend.routes import ServiceRoute
 from ..operations.compute import ComputeOperations
 from ..reconcile.autoscale import AutoscaleSettings
 from ..reconcile.backend import Preparation
-from ..reconcile.reconciler import Reconciler
+from ..reconcile.reconciler import FrontEndStarting, Reconciler
 from ..spec.compute import KubernetesTarget
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
@@ -62,7 +62,7 @@ class FrontEndOnceBuilt:
         if prepared.state is Preparation.FAILED:
             raise ModelportError(f"the front end image could not be built: {prepared.reason}")
         if prepared.state is Preparation.PREPARING:
-            raise ModelportError(f"the front end is not running yet: {prepared.reason}")
+            raise FrontEndStarting(f"the front end is being made: {prepared.reason}")
         return self.front_end.ensure_running()
 
     def apply(self, routes: list[ServiceRoute]) -> None:

@@ -26,7 +26,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -53,9 +53,10 @@ class RouteHealth:
 
     layer: str | None
     reason: str
+    endpoints: tuple[str, ...] = ()  # the ready "ip:port"s of the versions taking traffic when it was checked
 
     def as_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "reason": self.reason}
+        return {"layer": self.layer, "reason": self.reason, "endpoints": list(self.endpoints)}
 
 
 class RouteChecker:
@@ -84,10 +85,13 @@ class RouteChecker:
         for service in state.services:
             weighted = [v for v in service.versions if v.weight > 0]
             missing = [v for v in weighted if not ready.get(state.deployments[(service.name, v.name)])]
+            seen = tuple(sorted(f"{host}:{port}" for v in weighted
+                                for host, port in ready.get(state.deployments[(service.name, v.name)], [])))
             if missing:
                 listed = deployments() if listed is None else listed
                 version = missing[0].name
-                result[service.name] = endpoint_problem(version, state.deployments[(service.name, version)], listed)
+                problem = endpoint_problem(version, state.deployments[(service.name, version)], listed)
+                result[service.name] = replace(problem, endpoints=seen)
                 continue
             checked = (routing(service), tuple(tuple(ready[state.deployments[(service.name, v.name)]])
                                                for v in weighted))
@@ -96,7 +100,8 @@ class RouteChecker:
                     self.recheck_ok_s if earlier[2].layer is None else self.recheck_failed_s):
                 result[service.name] = earlier[2]
                 continue
-            health = unreachable or self.probe(service.name, service.auth, service.keys[0] if service.keys else None)
+            health = replace(unreachable or self.probe(service.name, service.auth,
+                                                       service.keys[0] if service.keys else None), endpoints=seen)
             if health.layer == "route" and health.reason.endswith(LISTENER_DOWN):
                 unreachable = health
             self._probed[service.name] = (checked, now, health)
@@ -107,7 +112,8 @@ class RouteChecker:
         if self.tls_port is not None and (probed_now or self._tls is None):
             self._tls = self.handshake()
         if self._tls is not None and self._tls.layer is not None:
-            result = {name: self._tls if health.layer is None else health for name, health in result.items()}
+            result = {name: replace(self._tls, endpoints=health.endpoints) if health.layer is None else health
+                      for name, health in result.items()}
         return result
 
     def probe(self, service: str, auth: str, key: str | None) -> RouteHealth:

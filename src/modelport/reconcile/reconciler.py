@@ -45,6 +45,11 @@ STEADY_INTERVAL_S = 2.0  # between passes when every endpoint is steady
 WAIT_ROUTED_S = 120.0  # how long an operation waits for the front end (a pass may be building an environment)
 
 
+class FrontEndStarting(ModelportError):
+    """Raised by a front end's ``ensure_running`` while it is being made (its image built, its pod started): the
+    services it will route wait in Transitioning with this reason, not Unhealthy."""
+
+
 class FrontEndPort(Protocol):
     """What the reconciler needs of a front end: keep it running and give it the routes."""
 
@@ -103,6 +108,7 @@ class Reconciler:
         self._written: dict[str, tuple[str, dict]] = {}  # endpoint -> the state and status last written
         self._variables: dict[str, dict[str, str]] = {}  # replica set key -> its environment's variables
         self._front_end_error: str | None = None
+        self._front_end_starting = False  # the error is FrontEndStarting: services wait, they are not unhealthy
         self._woken: set[str] = set()  # endpoints an operation changed: reconciled at the next iteration
         self._woken_all = False
         self._woken_lock = threading.Lock()
@@ -189,7 +195,8 @@ class Reconciler:
         for name in passed:
             route, state, status = self._last[name]
             if front_end_error and state in (State.HEALTHY, State.TRANSITIONING):
-                state, status = State.UNHEALTHY, {**status, "reason": front_end_error}
+                waiting = State.TRANSITIONING if self._front_end_starting else State.UNHEALTHY
+                state, status = waiting, {**status, "reason": front_end_error}
                 self._due[name] = now + BUSY_INTERVAL_S
             elif name in problems and state is State.HEALTHY:  # Healthy means a request got through the route
                 state, status = State.UNHEALTHY, {**status, "reason": problems[name]}
@@ -233,6 +240,7 @@ class Reconciler:
         """Keep the front end running with ``routes``; the reason it cannot serve them, or None."""
         if self.front_end is None:
             return None
+        self._front_end_starting = False
         try:
             if routes and self.front_end.ensure_running():
                 logger.warning("the front end was not running: started it again with the same routes")
@@ -240,6 +248,9 @@ class Reconciler:
             if routes != self.routes:
                 self.front_end.apply(routes)  # before any state says Healthy: a Healthy service is routed
                 self.routes = routes
+        except FrontEndStarting as err:
+            self.routes, self._front_end_starting = None, True
+            return str(err)
         except ModelportError as err:
             self.routes = None
             return f"the front end cannot route the services (restarting it): {err}"

@@ -58,6 +58,7 @@ class KubernetesFrontEnd:
         self.apply_timeout_s = apply_timeout_s
         self._revision: int | None = None  # the last revision written (None: read it from the cluster)
         self._routed: tuple[Any, ...] | None = None  # what the last revision the controller applied said
+        self._endpoints: dict[str, list[str]] = {}  # service -> the ready "ip:port"s of the last routes given
 
     @property
     def spec(self) -> FrontEndSpec:
@@ -91,6 +92,7 @@ class KubernetesFrontEnd:
         autoscale = {(s.name, v.name): self.autoscale(s.name, v.name) for s in routes for v in s.versions}
         jwks = self.signer_jwks() if any(s.auth == "token" for s in routes) else None
         routed = ([routing(s) for s in routes], deployments, autoscale, jwks)
+        self._endpoints = {s.name: _ready_endpoints(s) for s in routes}
         if routed == self._routed:
             return
         revision = self._next_revision()
@@ -164,7 +166,13 @@ class KubernetesFrontEnd:
         health = read_applied(self.cluster.get("ConfigMap", APPLIED_CONFIGMAP)).get("route_health") or {}
         return {service: f"{entry['layer']} layer: {entry.get('reason', 'no reason given')}"
                 for service, entry in sorted(health.items())
-                if isinstance(entry, dict) and entry.get("layer") is not None}
+                if isinstance(entry, dict) and entry.get("layer") is not None and not self._stale(service, entry)}
+
+    def _stale(self, service: str, entry: dict[str, Any]) -> bool:
+        """A check made with other ready replicas than the routes last given here (the replicas changed since:
+        the controller checks again within a pass) says nothing about the route now."""
+        now = self._endpoints.get(service)
+        return now is not None and sorted(entry.get("endpoints") or []) != now
 
     def _next_revision(self) -> int:
         """One more than the last revision published (read back from the cluster once, so a restarted control
@@ -223,3 +231,9 @@ def _shares(applied: dict[str, dict[str, float]]) -> str:
     """``svc: v1 90%, v2 10%; ...``."""
     return "; ".join(f"{service}: {', '.join(f'{v} {w:g}%' for v, w in versions.items())}"
                      for service, versions in sorted(applied.items())) or "no service"
+
+
+def _ready_endpoints(service: ServiceRoute) -> list[str]:
+    """The ready replicas of the versions taking traffic, as the controller records the ones it checked."""
+    return sorted(f"{host}:{port}" for version in service.versions if version.weight > 0
+                  for host, port in version.endpoints)

