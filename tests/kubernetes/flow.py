@@ -93,9 +93,10 @@ class Flow:
 
 
 @pytest.fixture(scope="module")
-def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
+def flow(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Flow]:
     """The attached emulated cluster ``myk8s`` of a new workspace, its front end serving; everything stopped after
-    (services deleted first, so the kubelet has their pods' processes to stop)."""
+    (services deleted first, so the kubelet has their pods' processes to stop). A test module's
+    ``FLOW_CONTROLLER_ARGS`` (e.g. ``("--scale-down-delay", "3")``) are added to the controller's arguments."""
     root = tmp_path_factory.mktemp("flow")
     with pytest.MonkeyPatch.context() as patch, ApiEmulator() as api:
         images = LocalImages(root / "images")
@@ -113,7 +114,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
             kubeconfig.write_text(api.kubeconfig())
             target = ComputeTarget.attach(ws, TARGET, KubernetesCompute.attach_configuration(
                 kubeconfig=str(kubeconfig), namespace=NAMESPACE, ingress_service_type="ClusterIP"))
-            front.start_controller("--interval", "0.2")
+            front.start_controller("--interval", "0.2", *getattr(request.module, "FLOW_CONTROLLER_ARGS", ()))
             front.start_envoy()
             # Production issue (see the report): while the front end image's job has not yet found the image, a
             # deploy is Unhealthy, not Transitioning, and wait_for_deployment stops there. Wait for it first.

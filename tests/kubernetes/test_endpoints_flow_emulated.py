@@ -1,0 +1,149 @@
+"""Endpoints, auth and autoscaling on an attached cluster, as an Azure ML user runs them through the SDK: an
+``AksEndpoint`` with two versions at 30/70 splits the requests that way at the front end; ``promote`` sends every
+request to one version and ``rollback`` restores the split; ``delete_version`` removes that version's Deployment and
+Service and nothing else; a token-auth service answers its token and refuses a request without; ``regen_key``
+refuses the old key once it returned; an autoscaled version under held load is scaled up by the in-cluster
+controller and back down after it.
+
+What is real: the SDK, the control plane (in this process: ``flow.py`` says why), its reconciler, the
+``KubernetesBackend`` and ``KubernetesFrontEnd``, the runtime processes that score, the front-end controller (its
+autoscaler too) and Envoy (local processes), HTTP everywhere. What is EMULATED: the Kubernetes API server and
+controller-manager (``emulator.py``: Deployments to ReplicaSets to Pods, EndpointSlices), the kubelet
+(``kubelet.py``: pods as local processes) and the image store (``local_images.py``). Requests go to the local
+Envoy the controller configures, not to the ``scoring_uri`` the control plane gives (unreachable from here).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelport import AksEndpoint, ComputeTarget, Environment, InferenceConfig, Model, Webservice
+from modelport.backends.kubernetes.objects import APPLIED_CONFIGMAP
+from modelport.frontend.config import REPLICA_SET_HEADER, VERSION_HEADER
+from modelport.frontend.routing_state import read_applied
+from tests.conftest import register_weights
+from tests.traffic import Traffic, bearer
+from tests.traffic import wait_until as _wait_until
+
+from .flow import TARGET, Flow, flow  # noqa: F401 - the fixture
+
+APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
+DEPLOY_TIMEOUT_S = 600  # the module's first deploy builds the environment and app images into the store
+SCALE_TIMEOUT_S = 240  # new pods start runtime processes on a busy 2-core machine
+# A queued request may wait for its replica's one run() slot longer than Azure's 500 ms on a busy 2-core machine:
+# a 503 for that would say nothing about endpoints.
+WAIT_MS = 10000
+# Envoy picks a version at random per request by weight: over 400 requests a share strays more than 12 points from
+# its percentile far less than once in a million runs (its standard deviation is about 2.3 points).
+SPLIT_REQUESTS = 400
+SPLIT_BOUND = 12
+SCALE_DOWN_DELAY_S = 3
+FLOW_CONTROLLER_ARGS = ("--scale-down-delay", str(SCALE_DOWN_DELAY_S))  # read by flow.py's fixture
+wait_until = partial(_wait_until, interval=0.2)
+pytestmark = pytest.mark.timeout(1800)  # the module's first test waits for the images to build (see flow.py)
+
+
+@pytest.fixture(scope="module")
+def model(flow: Flow, tmp_path_factory) -> Model:  # noqa: F811
+    return register_weights(flow.ws, tmp_path_factory.mktemp("model"), "w-1")
+
+
+def inference_config(**variables: str) -> InferenceConfig:
+    env = Environment("flow-env")
+    env.environment_variables = dict(variables)
+    return InferenceConfig("score.py", source_directory=APP, environment=env)
+
+
+def url(flow: Flow, name: str) -> str:  # noqa: F811
+    """Where ``name`` is scored at the local front end."""
+    return f"{flow.front.http}/api/v1/service/{name}/score"
+
+
+def score(flow: Flow, name: str, key: str | None = None, body: dict | None = None) -> httpx.Response:  # noqa: F811
+    return httpx.post(url(flow, name), json=body or {}, headers=bearer(key), timeout=30)
+
+
+def settled(service: Webservice, timeout: float = DEPLOY_TIMEOUT_S) -> str:
+    """Wait (bounded) until the service (every version of an endpoint) is Healthy or Failed; its state then. Not
+    ``wait_for_deployment``: it ends at the first Unhealthy, which a new replica set briefly is (see
+    ``test_deploy_flow_emulated.healthy``)."""
+    def done() -> bool:
+        service.update_deployment_state()
+        return service.state in ("Healthy", "Failed")
+
+    wait_until(done, timeout=timeout)
+    return service.state
+
+
+def answered_by(response: httpx.Response) -> str:
+    """The version that answered a scoring request, when its header and its body agree; else what went wrong."""
+    if response.status_code != 200:
+        return f"{response.status_code} {response.text[:100]}"
+    named, ran = response.headers.get(VERSION_HEADER), response.json().get("version")
+    if named != ran or not response.headers.get(REPLICA_SET_HEADER, "").startswith(f"{named}-"):
+        return f"{VERSION_HEADER} {named!r}, {REPLICA_SET_HEADER} {response.headers.get(REPLICA_SET_HEADER)!r} " \
+               f"from version {ran!r}"
+    return named
+
+
+def split(flow: Flow, name: str, requests: int = SPLIT_REQUESTS) -> Counter[str]:  # noqa: F811
+    """Who answered ``requests`` requests to endpoint ``name`` (4 clients at once), by ``answered_by``."""
+    with Traffic(url(flow, name), answered_by, threads=4, request_timeout=60) as traffic:
+        assert traffic.wait_for_phase(requests, timeout=300), traffic.summary()
+    return traffic.phases[0]
+
+
+def shares(answers: Counter[str]) -> dict[str, float]:
+    total = sum(answers.values())
+    return {who: 100 * n / total for who, n in answers.items()}
+
+
+def applied(flow: Flow) -> dict:  # noqa: F811
+    """What the controller reports it routes (the applied ConfigMap in the emulator)."""
+    return read_applied(flow.api.get_object("ConfigMap", APPLIED_CONFIGMAP))
+
+
+def objects(flow: Flow, kind: str) -> set[str]:  # noqa: F811
+    """The names of every ``kind`` object in the emulator's namespace."""
+    return {o["metadata"]["name"] for o in flow.api.list_objects(kind, "default")}
+
+
+def deploy_endpoint(flow: Flow, model: Model, name: str, version: str, traffic_percentile: float,  # noqa: F811
+                    **settings) -> AksEndpoint:
+    """Endpoint ``name`` (no auth) whose first version ``version`` runs the deploy app answering ``version``."""
+    config = AksEndpoint.deploy_configuration(auth_enabled=False, max_request_wait_time=WAIT_MS, version_name=version,
+                                              traffic_percentile=traffic_percentile, **settings)
+    endpoint = Model.deploy(flow.ws, name, [model], inference_config(APP_VERSION=version), config,
+                            deployment_target=ComputeTarget(flow.ws, TARGET))
+    assert isinstance(endpoint, AksEndpoint), endpoint
+    return endpoint
+
+
+@pytest.fixture(scope="module")
+def split_endpoint(flow: Flow, model: Model) -> AksEndpoint:  # noqa: F811
+    """Endpoint ``split-k8s``: ``blue`` (default, control) at 30 %, ``green`` at 70 %, one replica each, Healthy."""
+    endpoint = deploy_endpoint(flow, model, "split-k8s", "blue", 30, num_replicas=1)
+    assert settled(endpoint) == "Healthy", endpoint.serialize()
+    endpoint.create_version("green", inference_config=inference_config(APP_VERSION="green"), traffic_percentile=70)
+    assert settled(endpoint) == "Healthy", endpoint.serialize()
+    return endpoint
+
+
+def test_emulated_endpoint_splits_30_70_as_asked(flow: Flow, split_endpoint: AksEndpoint):  # noqa: F811
+    versions = Webservice(flow.ws, "split-k8s").versions
+    assert {name: (v.traffic_percentile, v.effective_percentile, v.is_default, v.state)
+            for name, v in versions.items()} == {"blue": (30, 30, True, "Healthy"),
+                                                 "green": (70, 70, False, "Healthy")}
+    # create_version returned once the controller reported these weights (KubernetesFrontEnd raises otherwise)
+    assert applied(flow)["services"]["split-k8s"] == {"blue": 30, "green": 70}, applied(flow)
+    # a version's share is routed once its replicas are ready: wait until green answers before counting
+    assert wait_until(lambda: answered_by(score(flow, "split-k8s")) == "green", timeout=120)
+    answers = split(flow, "split-k8s")
+    assert set(answers) == {"blue", "green"}, answers  # nothing failed, every answer named its version
+    for version, expected in (("blue", 30), ("green", 70)):
+        assert abs(shares(answers)[version] - expected) <= SPLIT_BOUND, (shares(answers), answers)
