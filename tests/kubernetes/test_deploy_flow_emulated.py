@@ -56,14 +56,9 @@ def score(flow: Flow, name: str, key: str | None, body: dict | None = None) -> h
 
 
 def healthy(service: Webservice, timeout: float = DEPLOY_TIMEOUT_S) -> bool:
-    """Wait (bounded) until the service is Healthy. Not ``wait_for_deployment``: it ends at the first Unhealthy, and
-    a new replica set is briefly Unhealthy while the controller's last route check (made before its pod was ready)
-    is read (reported to the lead); a Failed service ends the wait at once."""
-    def settled() -> bool:
-        service.update_deployment_state()
-        return service.state in ("Healthy", "Failed")
-
-    wait_until(settled, timeout=timeout)
+    """``wait_for_deployment`` as a user waits (it ends at the first Unhealthy or Failed, raising): True when the
+    service is Healthy."""
+    service.wait_for_deployment(timeout_sec=timeout)
     return service.state == "Healthy"
 
 
