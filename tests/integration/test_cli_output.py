@@ -21,6 +21,7 @@ import pytest
 
 from modelport import Environment, Model, Webservice, Workspace
 from modelport.api import server
+from modelport.sdk.progress import BUILD_LOG_PREFIX
 
 SERVICE = "a-long-service-name-for-tables"
 FAILING = "failing-svc"
@@ -123,7 +124,9 @@ def _deploy_config(folder: Path) -> Path:
 
 def test_deploy_reports_progress_while_it_runs_as_plain_lines(deployed):
     assert deployed["running_while_seen"]  # the line came while init() was still held: not at the end
-    progress = deployed["progress"]
+    build = [line for line in deployed["progress"] if line.startswith(BUILD_LOG_PREFIX)]
+    progress = [line for line in deployed["progress"] if not line.startswith(BUILD_LOG_PREFIX)]
+    assert any("pip install" in line for line in build), deployed["progress"]  # the environment's build, streamed
     assert all(PROGRESS.match(line) for line in progress), progress
     assert len(progress) == len(set(line.rsplit(" (", 1)[0] for line in progress))  # one line per change
     assert progress[-1].startswith(f"{SERVICE}: Healthy - http://127.0.0.1:")
@@ -174,10 +177,10 @@ def headline(failed: subprocess.CompletedProcess) -> str:
 
 
 def test_a_failed_deploy_ends_with_a_one_line_reason(failed):
-    progress, error = failed.stderr.split(f"Error: service {FAILING} is Failed: ", 1)
-    assert all(PROGRESS.match(line) for line in progress.splitlines()), progress
-    assert re.fullmatch(rf"{FAILING}: Failed - {re.escape(headline(failed))} {CAUSE} \(\d+ s\)",
-                        progress.splitlines()[-1])
+    output, error = failed.stderr.split(f"Error: service {FAILING} is Failed: ", 1)
+    progress = [line for line in output.splitlines() if not line.startswith(BUILD_LOG_PREFIX)]
+    assert all(PROGRESS.match(line) for line in progress), output
+    assert re.fullmatch(rf"{FAILING}: Failed - {re.escape(headline(failed))} {CAUSE} \(\d+ s\)", progress[-1])
     assert CAUSE in error  # the error itself carries the whole tail
 
 

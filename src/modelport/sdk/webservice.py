@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +20,9 @@ from .compute import LOCAL, ComputeTarget, compute_target_name
 from .deploy_config import LOCAL as LOCAL_TYPE
 from .deploy_config import DeploymentConfig, aks_deploy_configuration
 from .deploy_config_files import aci_deploy_configuration, local_deploy_configuration
+from .progress import BUILD_LOG_LINES, BuildLog, DeployProgress, one_line
 
 TERMINAL = ("Healthy", "Failed", "Unhealthy")
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 
 
 class WebserviceError(WebserviceException):
@@ -73,21 +71,6 @@ class AksServiceAccessToken:
         """Azure ML's keys, the times as ISO 8601 local times."""
         return {"accessToken": self.access_token, "tokenType": self.token_type,
                 "refreshAfter": self.refresh_after.isoformat(), "expiryOn": self.expiry_on.isoformat()}
-
-
-def one_line(reason: str | None) -> str:
-    """A service's reason (a summary line, maybe followed by a log tail) as one line for tables and progress.
-
-    Escape sequences are stripped; the first non-blank line is kept. When that line introduces the tail
-    (ends with ``:``), the tail's last exception line (``RuntimeError: ...``) is appended: the cause.
-    """
-    from rich.text import Text
-
-    lines = [line.strip() for line in Text.from_ansi(reason or "").plain.splitlines() if line.strip()]
-    if not lines:
-        return ""
-    cause = next((line for line in reversed(lines[1:]) if _EXCEPTION_LINE.match(line)), None)
-    return f"{lines[0]} {cause}" if cause and lines[0].endswith(":") else lines[0]
 
 
 class Webservice:
@@ -142,14 +125,19 @@ class Webservice:
         """Wait until the service is Healthy, as Azure ML's: ``timeout_sec`` seconds at most (default: no limit).
 
         ``show_output=True`` reports progress on stderr: a live status line on a terminal; elsewhere (CI logs,
-        pipes) one plain line per change of state or reason with the seconds waited, and no escape codes.
+        pipes) one plain line per change of state or reason with the seconds waited, and no escape codes; and, as
+        Azure ML streamed its image build, the lines the build log (``get_logs(init=True)``: the environment's or
+        image's build) gains meanwhile, each after ``progress.BUILD_LOG_PREFIX``.
         Raises WebserviceError when the service ends Failed or Unhealthy (with the reason) or the time is up.
         """
         deadline = time.monotonic() + timeout_sec if timeout_sec else None
-        with _Progress(self.name, show_output) as progress:
+        build_log = BuildLog(lambda: self.get_logs(BUILD_LOG_LINES, init=True)) if show_output else None
+        with DeployProgress(self.name, show_output) as progress:
             while True:
                 self.update_deployment_state()
                 reason = self._view.get("status", {}).get("reason") or ""
+                if build_log is not None and self.state not in TERMINAL:
+                    progress.lines(build_log.new_lines())
                 if self.state in TERMINAL:
                     progress.finish(self.state, self.scoring_uri if self.state == "Healthy" else one_line(reason))
                     break
@@ -303,50 +291,3 @@ def _inference_body(workspace, inference_config) -> dict:
     return {"entry_script": inference_config.entry_script, "snapshot": inference_config.package_source(workspace),
             "source_directory": inference_config.source_path.name if source is not None else None,
             "environment": environment._to_dict() if environment else None}
-
-
-class _Progress:
-    """``wait_for_deployment``'s report on stderr: a live status on a terminal, plain timed lines elsewhere."""
-
-    def __init__(self, name: str, show: bool):
-        from rich.console import Console
-
-        self.name = name
-        self.console = Console(stderr=True) if show else None
-        self.started = time.monotonic()
-        self._last = ""
-        self._status = None
-
-    def __enter__(self) -> _Progress:
-        if self.console is not None and self.console.is_terminal:
-            self._status = self.console.status(f"deploying {self.name} ...")
-            self._status.start()
-        return self
-
-    def update(self, state: str, reason: str) -> None:
-        """Report ``state`` and the first line of ``reason`` if either changed since the last report."""
-        line = f"{self.name}: {state}" + (f" - {one_line(reason)}" if reason else "")
-        if self.console is None or line == self._last:
-            return
-        self._last = line
-        if self._status is not None:
-            self._status.update(line)
-        else:
-            self._plain(line)
-
-    def finish(self, state: str, detail: str | None) -> None:
-        """The last line: the final state and the scoring URI (Healthy) or the one-line reason."""
-        if self.console is None:
-            return
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
-        self._plain(f"{self.name}: {state}" + (f" - {detail}" if detail else ""))
-
-    def _plain(self, line: str) -> None:
-        print(f"{line} ({time.monotonic() - self.started:.0f} s)", file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc) -> bool:
-        if self._status is not None:
-            self._status.stop()
-        return False
