@@ -53,10 +53,9 @@ class KubernetesBackend:
         if spec.key not in self._never_fits:
             fit = scheduling.check_fit(scheduling.pod_request(self._pod_spec(spec)), spec.replicas,
                                        self.cluster.list_nodes(), [])
-            self._never_fits[spec.key] = fit.never_fits
+            self._never_fits[spec.key] = fit.message if fit.never_fits else None  # the request, then why never
         if self._never_fits[spec.key]:
-            return Prepared(Preparation.FAILED, f"{self._never_fits[spec.key]}; nothing was created. Lower "
-                                                "cpu_cores, memory_gb or gpu_cores, or add a node that can hold it")
+            return Prepared(Preparation.FAILED, f"{self._never_fits[spec.key]}; nothing was created")
         return self.images.prepare(spec)
 
     def resource_notes(self, spec: ReplicaSetSpec) -> list[str]:
