@@ -24,6 +24,9 @@ from . import server
 from .workspace_dir import WorkspaceDir
 
 SAFE_TO_RESEND = frozenset({"GET", "HEAD", "PUT"})  # the same request twice changes nothing more
+# seconds an answer may take: an operation returns once the front end serves its change, which the control plane
+# waits for up to reconcile.reconciler.WAIT_ROUTED_S (120 s), and answers a 4xx/5xx after that
+READ_TIMEOUT_S = 180.0
 
 
 class Client:
@@ -37,7 +40,7 @@ class Client:
     def _connect(self) -> httpx.Client:
         remote = self.workspace.config().get("server_url")
         url = remote or server.ensure_running(self.workspace)
-        self._http = httpx.Client(base_url=f"{url}/api/v1", timeout=httpx.Timeout(60.0, connect=5.0),
+        self._http = httpx.Client(base_url=f"{url}/api/v1", timeout=httpx.Timeout(READ_TIMEOUT_S, connect=5.0),
                                   headers={"Authorization": f"Bearer {self._token}"})
         return self._http
 
@@ -55,6 +58,12 @@ class Client:
                         f"cannot reach the control plane of workspace {self.workspace.name!r}; "
                         f"see {server.log_path(self.workspace)}"
                     ) from None
+            except httpx.TimeoutException:
+                raise ServerUnavailable(
+                    f"the control plane of workspace {self.workspace.name!r} did not answer {method} {path} within "
+                    f"{READ_TIMEOUT_S:.0f} s; the change may or may not have been made: check (e.g. list or show) "
+                    f"and retry; see {server.log_path(self.workspace)}"
+                ) from None
             except (httpx.ReadError, httpx.RemoteProtocolError):  # it died with the request unanswered
                 self._http = None
                 if attempt == 2 or method.upper() not in SAFE_TO_RESEND or self.workspace.config().get("server_url"):
