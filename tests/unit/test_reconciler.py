@@ -533,3 +533,21 @@ def test_services_wait_in_transitioning_while_their_front_end_is_being_made(worl
     front.starting = ""
     reconciler.reconcile_once()
     assert observed(store, "svc")[0] == "Healthy" and front.endpoints("svc") == [("127.0.0.1", 6001)]
+
+
+def test_a_platform_that_cannot_be_reached_is_logged_once_and_each_service_says_why(world, caplog):
+    store, backend, front, reconciler = world
+    deploy(store, "svc")
+
+    def unreachable(*args, **kwargs):
+        raise ModelportError("cannot reach the Kubernetes API at https://10.0.0.1:6443: timeout")
+
+    backend.prepare = backend.services = unreachable
+    with caplog.at_level("WARNING", logger="modelport.reconciler"):
+        for _ in range(5):
+            reconciler.reconcile_once()
+    state, status = observed(store, "svc")
+    assert (state, status["reason"]) == ("Unhealthy", "the control plane could not reconcile it: cannot reach the "
+                                                      "Kubernetes API at https://10.0.0.1:6443: timeout")
+    assert len(caplog.records) == 2  # one line each for the service and the clean-up, not one every pass
+    assert all(record.exc_info is None for record in caplog.records)  # a known failure needs no traceback

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -25,6 +26,9 @@ from .workspace_dir import WorkspaceDir
 START_TIMEOUT_S = 30.0
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def serve(workspace: WorkspaceDir, host: str = "127.0.0.1", port: int = 0, store_url: str | None = None) -> None:
     """Run the API in the foreground until SIGTERM/SIGINT."""
     import uvicorn
@@ -33,6 +37,8 @@ def serve(workspace: WorkspaceDir, host: str = "127.0.0.1", port: int = 0, store
     from .app import create_app
 
     workspace.make_private()  # before the store, the front end and the replicas create their files
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)  # the server log: time, level, where, what
+    logging.getLogger("modelport").setLevel(logging.INFO)
     app = create_app(workspace, store_url)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]

@@ -42,6 +42,7 @@ RETIRE_GRACE_S = 2.0
 BUSY_INTERVAL_S = 0.5  # between passes while something changes
 BATCH_S = 0.25  # an endpoint due this soon is reconciled with the ones due now
 STEADY_INTERVAL_S = 2.0  # between passes when every endpoint is steady
+REPEAT_WARNING_S = 300.0  # the same warning is logged again after this long at the earliest
 WAIT_ROUTED_S = 120.0  # how long an operation waits for the front end (a pass may be building an environment)
 
 
@@ -109,6 +110,7 @@ class Reconciler:
         self._variables: dict[str, dict[str, str]] = {}  # replica set key -> its environment's variables
         self._front_end_error: str | None = None
         self._front_end_starting = False  # the error is FrontEndStarting: services wait, they are not unhealthy
+        self._warned: dict[str, float] = {}  # warning -> when it was last logged
         self._woken: set[str] = set()  # endpoints an operation changed: reconciled at the next iteration
         self._woken_all = False
         self._woken_lock = threading.Lock()
@@ -129,6 +131,8 @@ class Reconciler:
                     woken, everything = self._woken, self._woken_all
                     self._woken, self._woken_all = set(), False
                 wait_s = self.reconcile_due(woken, everything)
+            except ModelportError as err:  # a platform that cannot be reached: said once, not every pass
+                self._warn(f"reconcile pass on {self.compute_target} failed (retrying): {err}")
             except Exception:
                 logger.exception("reconcile pass failed; retrying")
             self._wake.wait(wait_s)
@@ -207,8 +211,11 @@ class Reconciler:
                 self._written[name] = observed
         if front_end_error is None:
             self._mark_routed({name: self._revision[name] for name in names})
-        for stale in set(self.backend.services()) - names:
-            self.backend.remove(stale)
+        try:
+            for stale in set(self.backend.services()) - names:
+                self.backend.remove(stale)
+        except ModelportError as err:  # e.g. the cluster cannot be reached: the endpoints' states say so
+            self._warn(f"could not remove the replicas of deleted services on {self.compute_target}: {err}")
         for key in [k for k in self._promoted if k[0] not in names]:
             del self._promoted[key]
         if self._retiring:
@@ -218,7 +225,10 @@ class Reconciler:
     def _reconcile_bounded(self, endpoint: Endpoint) -> tuple[ServiceRoute | None, State, dict]:
         try:
             return self._reconcile(endpoint)
-        except Exception as err:  # one endpoint's fault stays with that endpoint
+        except ModelportError as err:  # one endpoint's fault stays with that endpoint (and is logged once)
+            self._warn(f"reconciling {endpoint.name} failed: {err}")
+            return None, State.UNHEALTHY, {"reason": f"the control plane could not reconcile it: {err}"}
+        except Exception as err:
             logger.exception("reconciling %s failed", endpoint.name)
             return None, State.UNHEALTHY, {"reason": f"the control plane could not reconcile it: {err}"}
 
@@ -255,6 +265,15 @@ class Reconciler:
             self.routes = None
             return f"the front end cannot route the services (restarting it): {err}"
         return None
+
+    def _warn(self, message: str) -> None:
+        """Log ``message`` as a warning at most once per ``REPEAT_WARNING_S``: a platform that stays unreachable is
+        said once in a while, not every pass."""
+        now = time.monotonic()
+        self._warned = {text: at for text, at in self._warned.items() if now - at < REPEAT_WARNING_S}
+        if message not in self._warned:
+            self._warned[message] = now
+            logger.warning(message)
 
     def _route_problems(self) -> dict[str, str]:
         if self.front_end is None:
