@@ -287,3 +287,21 @@ def test_emulated_health_follows_the_front_end_deployment(api_emulator, emulated
 
 def _service_of(front: KubernetesFrontEnd) -> dict:
     return next(o for o in front_end_objects(front.spec) if o["kind"] == "Service")
+
+
+def test_emulated_a_front_end_whose_pod_was_never_ready_is_starting_and_holds_a_pass_only_briefly(
+        api_emulator, emulated_cluster, tmp_path, monkeypatch):
+    """Its image is pulled, its pod starts: services wait in Transitioning saying so (FrontEndStarting), and a
+    pass waits STARTING_APPLY_S for it, not the whole apply timeout; once it was ready, a lost one is an error."""
+    from modelport.api import cluster_targets
+    from modelport.reconcile.reconciler import FrontEndStarting
+
+    monkeypatch.setattr(cluster_targets, "STARTING_APPLY_S", 0.5)
+    front = front_end(emulated_cluster, tmp_path)
+    front.ensure_running()
+    api_emulator.settle(lambda deployment, index: {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}]})
+    once_built = cluster_targets.FrontEndOnceBuilt(front, images=None)
+    with pytest.raises(FrontEndStarting, match=r"^the front end is starting: 0 of 1 front-end pod\(s\) ready"):
+        once_built.apply([scorer(100, 0)])
+    assert front.apply_timeout_s > cluster_targets.STARTING_APPLY_S  # only that pass waited briefly

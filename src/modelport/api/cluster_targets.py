@@ -22,6 +22,7 @@ from ..backends.kubernetes.image_builds import ImageBuilds
 from ..backends.kubernetes.images import front_end_image_name
 from ..backends.kubernetes.objects import FRONT_END_NAME
 from ..errors import ModelportError
+from ..frontend.envoy import FrontEndError
 from ..frontend.routes import ServiceRoute
 from ..operations.compute import ComputeOperations
 from ..reconcile.autoscale import AutoscaleSettings
@@ -33,6 +34,7 @@ from ..store.db import Store
 from .workspace_dir import WorkspaceDir
 
 logger = logging.getLogger("modelport.deployments")
+STARTING_APPLY_S = 5.0  # seconds a pass waits for a front end that has not been ready yet to take the routes
 
 
 @dataclass
@@ -55,6 +57,7 @@ class FrontEndOnceBuilt:
     def __init__(self, front_end: KubernetesFrontEnd, images: ImageBuilds):
         self.front_end = front_end
         self.images = images
+        self._was_ready = False  # a front end that served once and is not ready now is down, not starting
 
     def ensure_running(self) -> bool:
         self.images.front_end_image()  # starts its build, once
@@ -66,9 +69,23 @@ class FrontEndOnceBuilt:
         return self.front_end.ensure_running()
 
     def apply(self, routes: list[ServiceRoute]) -> None:
+        """Publish ``routes``; while the front end's pod has never been ready (its image pulled, its controller
+        started), wait for it only ``STARTING_APPLY_S`` and say it is starting (FrontEndStarting), so a pass is not
+        held up for the whole apply timeout."""
         if not routes and self.front_end.cluster.get("Deployment", FRONT_END_NAME) is None:
             return  # no service, no front end: nothing to tell it
-        self.front_end.apply(routes)
+        health = self.front_end.health()
+        self._was_ready = self._was_ready or health == "Healthy"
+        if self._was_ready:
+            self.front_end.apply(routes)
+            return
+        timeout_s, self.front_end.apply_timeout_s = self.front_end.apply_timeout_s, STARTING_APPLY_S
+        try:
+            self.front_end.apply(routes)
+        except FrontEndError as err:
+            raise FrontEndStarting(f"the front end is starting: {health.partition(': ')[2] or err}") from None
+        finally:
+            self.front_end.apply_timeout_s = timeout_s
 
     def route_problems(self) -> dict[str, str]:
         return self.front_end.route_problems()

@@ -394,6 +394,8 @@ class Reconciler:
         crashed = [r for r in replicas if r.exit_code is not None or r.restarts > 0]
         if crashed:
             return State.UNHEALTHY, f"{len(crashed)} replica(s) exited and are being restarted; see get_logs()"
+        if not replicas:  # e.g. a cluster that has not made the pods yet
+            return State.TRANSITIONING, f"0 of {spec.replicas} replicas ready (none started yet)"
         ready = sum(r.ready for r in replicas)
         return State.TRANSITIONING, f"{ready} of {spec.replicas} replicas ready (init() running)"
 
