@@ -377,6 +377,8 @@ def test_cli_round_trip(ws, model, tmp_path):
     assert list(after_delete["versions"]) == ["blue"]
     shown = json_of("endpoint", "show", "-n", "cli-ep")
     assert (shown["name"], list(shown["versions"])) == ("cli-ep", ["blue"])
+    assert "Calling init()" in modelport("endpoint", "logs", "-n", "cli-ep").stdout
+    assert "pip install" in modelport("service", "logs", "-n", "cli-ep", "--init").stdout  # its environment's build
     assert "cli-ep" in [e["name"] for e in json_of("endpoint", "list")]
     deleted = modelport("endpoint", "delete", "-n", "cli-ep")
     assert deleted.returncode == 0, deleted.stderr

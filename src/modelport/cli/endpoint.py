@@ -185,16 +185,19 @@ def update(name, tags, workspace_choice, output, **settings) -> None:
 @name_option
 @click.option("--version-name", "--vn", "version_name", default=None, help="Version (default: the default one).")
 @click.option("--num-lines", "-l", type=int, default=5000, show_default=True)
+@click.option("--init", is_flag=True, help="The version's build (environment, or on Kubernetes image) instead.")
 @workspace_option
 @output_option
 @friendly_errors
-def logs(name, version_name, num_lines, workspace_choice, output) -> None:
+def logs(name, version_name, num_lines, init, workspace_choice, output) -> None:
     """Print the last lines of a version's replica logs (-o json: as {"name", "version", "logs"})."""
-    text = _endpoint(workspace_choice, name).get_logs(num_lines, version_name=version_name)
+    from .service import logs_or_why_none
+
+    text = _endpoint(workspace_choice, name).get_logs(num_lines, init=init, version_name=version_name)
     if output == "json":
         emit(output, {"name": name, "version": version_name, "logs": text}, [])
     else:
-        click.echo(text)
+        click.echo(logs_or_why_none(text, name, init))
 
 
 @endpoint_group.command("delete")

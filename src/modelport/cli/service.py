@@ -95,11 +95,23 @@ def show(name, workspace_choice, output) -> None:
 @service_group.command("logs")
 @click.option("--name", "-n", required=True)
 @click.option("--num-lines", "-l", type=int, default=5000)
+@click.option("--init", is_flag=True, help="The build that ran before the replicas started (the environment's, or "
+                                           "on Kubernetes the image's), as Azure ML's init container logs.")
 @workspace_option
 @friendly_errors
-def logs(name, num_lines, workspace_choice) -> None:
-    """Print the last lines of the serving version's replica logs."""
-    click.echo(_service(workspace_choice, name).get_logs(num_lines))
+def logs(name, num_lines, init, workspace_choice) -> None:
+    """Print the last lines of the serving version's replica logs (with --init: of its build)."""
+    click.echo(logs_or_why_none(_service(workspace_choice, name).get_logs(num_lines, init=init), name, init))
+
+
+def logs_or_why_none(text: str, name: str, init: bool) -> str:
+    """``text``, or a line saying why there is none and where to look."""
+    if text.strip():
+        return text
+    if init:
+        return f"(no build log: {name}'s environment was built before, or has not started building)"
+    return (f"(no replica log yet: no replica of {name} has started; modelport service show -n {name} says what it "
+            f"waits for, and modelport service logs -n {name} --init shows its build)")
 
 
 @service_group.command("keys")
