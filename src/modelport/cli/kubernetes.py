@@ -1,13 +1,16 @@
 """``modelport kubernetes ...``: Kubernetes compute target tools; ``render`` prints what a deploy would apply.
 
 ``render`` reads a deploy's files and flags exactly as ``modelport model deploy`` does (``deploy_flags``) and
-prints, as YAML and with no cluster, every object the deploy would apply: the scoring Deployment and Service,
-the keys Secret (key auth; placeholders, never keys) and the front end's objects. ``cli/main.py`` registers
+prints, as YAML and with no cluster, every object a deploy of that one service applies and publishes: the scoring
+Deployment and Service, the front end's objects, and the routing state the front end's controller reads (the
+routes ConfigMap holding the service's route and the auth Secret, ``frontend.routing_state``), as a first deploy
+publishes them (revision 1), with placeholder keys and no token key set. ``cli/main.py`` registers
 ``kubernetes_group``.
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +22,91 @@ from .workspace_options import WorkspaceChoice, workspace_option
 
 DEFAULT_TARGET = "kubernetes"  # the compute target name rendered with when none is given
 PLACEHOLDER_KEYS = {"primary": "<primary key>", "secondary": "<secondary key>"}
+REVISION = 1  # the routing revision a first deploy to a new front end publishes
+AUTH_NOTE = ("# Placeholders: the Secret a deploy writes holds the service's real keys in keys.json (key auth "
+             "checks them)\n# and, for token auth, the workspace's token public key set in jwks.json (null here).\n")
 
 
-def render_objects(workload, front_end, key_auth: bool) -> list[dict[str, Any]]:
-    """What a deploy applies, in order: ``workload``'s (a ``ScoringWorkload``) Deployment and Service, its
-    endpoint's keys Secret when ``key_auth`` (with placeholder keys), and ``front_end``'s (a ``FrontEndSpec``)
-    objects."""
+def render_objects(workload, front_end, key_auth: bool | None = None) -> list[dict[str, Any]]:
+    """What a deploy of ``workload`` (a ``ScoringWorkload``) applies and publishes, in order: its Deployment and
+    Service, then ``front_end``'s (a ``FrontEndSpec``) objects with, instead of the front end's initial empty
+    routes ConfigMap, the auth Secret and the routes ConfigMap holding this service's route (``service_route``),
+    as ``KubernetesFrontEnd.apply`` writes them. ``key_auth``: whether the service checks keys (default: the
+    workload's ``auth_enabled``); token auth is its ``token_auth_enabled``."""
     from ..backends.kubernetes.frontend_manifests import front_end_objects
-    from ..backends.kubernetes.manifests import keys_secret, scoring_objects
+    from ..backends.kubernetes.manifests import scoring_objects
+    from ..backends.kubernetes.objects import ROUTES_CONFIGMAP
 
     rendered = scoring_objects(workload)
-    if key_auth:
-        rendered.append(keys_secret(workload.workspace, workload.target, workload.endpoint, PLACEHOLDER_KEYS))
-    return rendered + front_end_objects(front_end)
+    for item in front_end_objects(front_end):
+        if item["kind"] == "ConfigMap" and item["metadata"]["name"] == ROUTES_CONFIGMAP:
+            rendered += routing_objects(workload, service_route(workload, key_auth))
+        else:
+            rendered.append(item)
+    return rendered
+
+
+def service_route(workload, key_auth: bool | None = None):
+    """The ``ServiceRoute`` the reconciler gives the front end for ``workload`` as a first deploy makes it: the
+    endpoint's one version (default and control; an AKSENDPOINT config's ``traffic_percentile``, the rest going
+    to it as the default) routed to ``workload.replica_set``, its auth, CORS origins and time limit, and
+    ``PLACEHOLDER_KEYS`` for the keys a deploy generates. ``key_auth`` as ``render_objects``'."""
+    from ..reconcile.reconciler import Reconciler, VersionObserved
+    from ..sdk.deploy_config import ENDPOINT
+    from ..spec import State, traffic
+    from ..spec.endpoint import ENDPOINT as ENDPOINT_KIND
+    from ..spec.endpoint import WEBSERVICE, Endpoint, EndpointVersion
+
+    deploy = workload.deploy
+    is_endpoint = deploy.get("compute_type") == ENDPOINT
+    checks_keys = deploy.get("auth_enabled", True) if key_auth is None else key_auth
+    auth = "token" if deploy.get("token_auth_enabled") else "key" if checks_keys else "none"
+    version = EndpointVersion(name=workload.version, models=(), entry_script="", snapshot="", environment={},
+                              deploy=deploy, traffic_percentile=deploy.get("traffic_percentile", 0) if is_endpoint
+                              else 0, is_default=True, is_control=True)
+    endpoint = traffic.check(Endpoint(name=workload.endpoint, versions=(version,),
+                                      kind=ENDPOINT_KIND if is_endpoint else WEBSERVICE, auth=auth,
+                                      keys=dict(PLACEHOLDER_KEYS),
+                                      cors_origins=tuple(deploy.get("cors_origins") or ())))
+    # not started yet: no ready replica to lend a share to, so each version keeps its split share
+    seen = {version.name: VersionObserved(State.TRANSITIONING, "", workload.replica_set)}
+    return Reconciler._service_route(endpoint, seen)
+
+
+def routing_objects(workload, route) -> list[dict[str, Any]]:
+    """The auth Secret and routes ConfigMap of revision ``REVISION`` publishing ``route`` (a ``ServiceRoute``) alone,
+    built as ``KubernetesFrontEnd.apply`` builds them: each version's Deployment named after its replica set, its
+    autoscale settings when the workload autoscales, no token key set."""
+    from ..backends.kubernetes.objects import replica_set_name, target_labels
+    from ..frontend.routing_state import auth_secret, routes_configmap
+    from ..reconcile.autoscale import AutoscaleSettings
+
+    autoscaled, settings = AutoscaleSettings.of(workload.deploy)
+    deployments = {(route.name, v.name): replica_set_name(route.name, v.replica_set or v.name)
+                   for v in route.versions}
+    autoscale = {(route.name, v.name): settings if autoscaled else None for v in route.versions}
+    labels = target_labels(workload.workspace, workload.target.name)
+    namespace = workload.target.namespace
+    return [auth_secret(REVISION, [route], None, namespace, labels),
+            routes_configmap(REVISION, [route], deployments, autoscale, namespace, labels)]
+
+
+def render_yaml(rendered: list[dict[str, Any]]) -> str:
+    """``rendered`` as ``to_yaml`` writes it, the auth Secret preceded by comments saying it holds placeholders
+    and what its base64 files decode to."""
+    from ..backends.kubernetes.manifests import to_yaml
+    from ..backends.kubernetes.objects import AUTH_SECRET
+
+    text = ""
+    for item in rendered:
+        document = to_yaml([item])
+        if item["kind"] == "Secret" and item["metadata"]["name"] == AUTH_SECRET:
+            decoded = "".join(f"# {name}: {base64.b64decode(value).decode()}\n"
+                              for name, value in item.get("data", {}).items())
+            start, _, rest = document.partition("\n")
+            document = f"{start}\n{AUTH_NOTE}{decoded}{rest}"
+        text += document
+    return text
 
 
 @click.group("kubernetes")
@@ -65,10 +140,12 @@ def kubernetes_group() -> None:
 def render(name, models, ic, dc, compute_target, image, front_end_image, ingress_service_type, tls, settings,
            inference_flags, strict, workspace_choice) -> None:
     """Print, as YAML, every Kubernetes object deploying these models would apply (no cluster needed; flags as
-    az ml model deploy's, over the files). Keys are placeholders."""
+    az ml model deploy's, over the files): the scoring Deployment and Service, the front end, and the routes
+    ConfigMap and auth Secret with this service's route. The keys are placeholders: the Secret a deploy writes
+    holds the real ones (and, for token auth, the token public keys)."""
     from ..backends.kubernetes.frontend_manifests import TLS_SECRET, FrontEndSpec
     from ..backends.kubernetes.images import front_end_image_name
-    from ..backends.kubernetes.manifests import ScoringWorkload, runtime_env, to_yaml
+    from ..backends.kubernetes.manifests import ScoringWorkload, runtime_env
     from ..errors import InvalidInput
     from ..sdk.deploy_config import AKS, ENDPOINT, check_service_name
     from ..spec.endpoint import DEFAULT_VERSION
@@ -93,7 +170,7 @@ def render(name, models, ic, dc, compute_target, image, front_end_image, ingress
     front_end = FrontEndSpec(workload.workspace, target,
                              front_end_image or front_end_image_name(target.image_registry),
                              TLS_SECRET if target.has_tls else None)
-    click.echo(to_yaml(render_objects(workload, front_end, config.auth_enabled)), nl=False)
+    click.echo(render_yaml(render_objects(workload, front_end)), nl=False)
 
 
 def _workspace(choice: WorkspaceChoice):
