@@ -93,11 +93,14 @@ class Deployments:
         lock = self._locks[service]
         if not lock.acquire(blocking=False):
             raise Conflict(f"another operation on service '{service}' is in progress; wait for it and retry")
+        before = self.reconciler_for(service)  # a delete's target is known only before it
         try:
             yield
         finally:
             lock.release()
-        self.reconciler_for(service).wake(service)
+        after = self.reconciler_for(service)  # a deploy's only after it
+        for reconciler in {id(before): before, id(after): after}.values():
+            reconciler.wake(service)
 
     def ensure_running(self) -> bool:
         """Start the front end again (same port, same routes) when its process is gone; True if restarted."""
