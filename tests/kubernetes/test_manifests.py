@@ -35,7 +35,6 @@ from modelport.backends.kubernetes.manifests import (
     APP_ROOT,
     ScoringWorkload,
     cpu_quantity,
-    keys_secret,
     memory_quantity,
     runtime_env,
     scoring_objects,
@@ -207,11 +206,10 @@ def test_long_names_are_shortened_uniquely_within_63_characters() -> None:
     assert the(first, "Service")["metadata"]["name"] == the(first, "Deployment")["metadata"]["name"]
 
 
-def test_keys_secret_holds_both_keys_and_token_auth_renders_none() -> None:
-    secret = keys_secret("team-ws", target(), "diabetes", {"primary": "p", "secondary": "s"})
-    assert (secret["type"], secret["stringData"]) == ("Opaque", {"primary": "p", "secondary": "s"})
-    assert secret["metadata"]["name"] == objects.keys_secret_name("diabetes")
-    assert not kinds(CONFIGURATIONS["token-auth"](), "Secret")
+def test_keys_live_only_in_the_front_ends_auth_secret() -> None:
+    """A service's keys (and a token service's public keys) are in the front end's Secret, the one place Envoy's
+    controller reads them from: no Secret per service."""
+    assert [s["metadata"]["name"] for s in kinds(CONFIGURATIONS["token-auth"](), "Secret")] == [objects.AUTH_SECRET]
 
 
 def test_init_containers_and_volumes_deliver_the_app() -> None:

@@ -25,7 +25,6 @@ SCORING_SERVICE_PORT = 80
 RUN_AS_USER = 1000
 GPU_RESOURCE = "nvidia.com/gpu"  # the NVIDIA device plugin's resource (what AKS GPU node pools advertise)
 DRAIN_MARGIN_S = 5  # past the longest request, for the front end to stop routing to a terminating replica
-KEY_NAMES = ("primary", "secondary")
 
 
 @dataclass(frozen=True)
@@ -88,19 +87,6 @@ def scoring_objects(w: ScoringWorkload) -> list[dict[str, Any]]:
     """The replica set's Deployment and its ClusterIP Service (port 80 to the runtime's ``SCORING_PORT``), both
     named ``w.name``."""
     return [_deployment(w), _service(w)]
-
-
-def keys_secret(workspace: str, target: KubernetesTarget, endpoint: str, keys: dict[str, str]) -> dict[str, Any]:
-    """An endpoint's key Secret (``objects.keys_secret_name``), Opaque, ``stringData`` ``primary``/``secondary``.
-
-    ``keys``: ``{"primary": str, "secondary": str}``; a missing key raises KeyError (a caller's bug, not a
-    user's). Labelled with the target's labels and the endpoint.
-    """
-    labels = {**objects.target_labels(workspace, target.name), objects.COMPONENT: objects.SCORING,
-              objects.ENDPOINT: endpoint}
-    return {"apiVersion": "v1", "kind": "Secret",
-            "metadata": _metadata(objects.keys_secret_name(endpoint), target, labels),
-            "type": "Opaque", "stringData": {name: keys[name] for name in KEY_NAMES}}
 
 
 class _Dumper(yaml.SafeDumper):

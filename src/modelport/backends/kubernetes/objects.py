@@ -63,11 +63,6 @@ def replica_set_name(endpoint: str, replica_set: str) -> str:
     return _shortened(f"{endpoint}-{replica_set}", 63)
 
 
-def keys_secret_name(endpoint: str) -> str:
-    """The Secret holding an endpoint's keys (``<endpoint>-keys``)."""
-    return _shortened(f"{endpoint}-keys", 63)
-
-
 def _shortened(name: str, limit: int) -> str:
     if len(name) <= limit:
         return name
