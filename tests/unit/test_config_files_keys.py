@@ -75,10 +75,11 @@ def test_strict_mode_refuses_the_unknown_key():
      "dataCollection.storageEnabled true: model data is not collected to storage; log inputs and outputs in run() "
      "if you need them"),
     ({"livenessProbeRequirements": {"initialDelaySeconds": 60}}, ("initial_delay_seconds", 60),
-     "livenessProbeRequirements.initialDelaySeconds 60: local replicas are probed at /-/ready on modelport's own "
-     "schedule (3 failed probes take a replica out of rotation); the Kubernetes backend will apply it"),
+     "livenessProbeRequirements.initialDelaySeconds 60: it is applied on Kubernetes compute targets (the pods' "
+     "probes); local replicas are probed at /-/ready every period_seconds and leave rotation after 3 failed probes"),
     ({"namespace": "models"}, ("namespace", "models"),
-     "namespace \"models\": a local service has no Kubernetes namespace; it is kept for Kubernetes deployments"),
+     "namespace \"models\": a service runs in its compute target's namespace (set when the cluster is attached), or "
+     "in none locally; this value is kept but not used"),
 ])
 def test_a_setting_not_applied_locally_is_kept_with_one_warning(extra, kept, warning):
     with pytest.warns(ConfigWarning) as record:

@@ -75,10 +75,10 @@ ACI_ONLY: tuple[tuple[str, str, str], ...] = (
     ("subnet_name", "subnetName", _VNET),
 )
 
-_PROBES = ("local replicas are probed at /-/ready on modelport's own schedule (3 failed probes take a replica out "
-           "of rotation); the Kubernetes backend will apply it")
+_PROBES = ("it is applied on Kubernetes compute targets (the pods' probes); local replicas are probed at /-/ready "
+           "every period_seconds and leave rotation after 3 failed probes")
 
-# Parameters modelport keeps but does not act on in local deployments: parameter -> what it does instead.
+# Parameters modelport keeps but does not act on (everywhere, or locally): parameter -> what it does instead.
 NOT_APPLIED: dict[str, str] = {
     "enable_app_insights": "there is no Application Insights; replicas export Prometheus metrics at /metrics and "
                            "their logs are read with `modelport service logs`",
@@ -88,7 +88,8 @@ NOT_APPLIED: dict[str, str] = {
     "timeout_seconds": _PROBES,
     "success_threshold": _PROBES,
     "failure_threshold": _PROBES,
-    "namespace": "a local service has no Kubernetes namespace; it is kept for Kubernetes deployments",
+    "namespace": "a service runs in its compute target's namespace (set when the cluster is attached), or in none "
+                 "locally; this value is kept but not used",
 }
 
 KEY = {param: key for param, key, _ in FIELDS} | {param: key for param, key, _ in ACI_ONLY}
