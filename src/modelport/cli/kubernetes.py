@@ -51,7 +51,7 @@ def service_route(workload, key_auth: bool | None = None):
     endpoint's one version (default and control; an AKSENDPOINT config's ``traffic_percentile``, the rest going
     to it as the default) routed to ``workload.replica_set``, its auth, CORS origins and time limit, and
     ``PLACEHOLDER_KEYS`` for the keys a deploy generates. ``key_auth`` as ``render_objects``'."""
-    from ..reconcile.reconciler import Reconciler, VersionObserved
+    from ..reconcile.service_route import VersionObserved, service_route
     from ..sdk.deploy_config import ENDPOINT
     from ..spec import State, traffic
     from ..spec.endpoint import ENDPOINT as ENDPOINT_KIND
@@ -70,7 +70,7 @@ def service_route(workload, key_auth: bool | None = None):
                                       cors_origins=tuple(deploy.get("cors_origins") or ())))
     # not started yet: no ready replica to lend a share to, so each version keeps its split share
     seen = {version.name: VersionObserved(State.TRANSITIONING, "", workload.replica_set)}
-    return Reconciler._service_route(endpoint, seen)
+    return service_route(endpoint, seen)
 
 
 def routing_objects(workload, route) -> list[dict[str, Any]]:

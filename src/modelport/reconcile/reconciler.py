@@ -24,16 +24,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..environments.spec import EnvironmentSpec
 from ..errors import ModelportError
-from ..frontend.routes import ServiceRoute, VersionRoute
-from ..spec import LOCAL_TARGET, Endpoint, EndpointVersion, State, traffic
+from ..frontend.routes import ServiceRoute
+from ..spec import LOCAL_TARGET, Endpoint, EndpointVersion, State
 from ..store.db import Store
 from .autoscale import AutoscaleSettings
 from .backend import Backend, Preparation, ReplicaSetSpec, ReplicaState
+from .service_route import VersionObserved, service_route
 
 logger = logging.getLogger("modelport.reconciler")
 
@@ -63,22 +63,6 @@ class FrontEndPort(Protocol):
     def route_problems(self) -> dict[str, str]:
         """Services whose route failed a request through the front end, with the reason naming the layer
         (replicas, Service, route, TLS); empty when every route answered (or the front end does not check)."""
-
-
-@dataclass
-class VersionObserved:
-    """What one pass saw of a version: its state and reason, the replica set taking its traffic and that
-    set's replicas, and the figures for its status."""
-
-    state: State
-    reason: str
-    serving: str
-    replicas: list[ReplicaState] = field(default_factory=list)
-    status: dict = field(default_factory=dict)
-
-    @property
-    def ready(self) -> list[tuple[str, int]]:
-        return [r.address for r in self.replicas if r.ready and r.address]
 
 
 class Reconciler:
@@ -294,7 +278,7 @@ class Reconciler:
         self._retire_unused(endpoint)
         default = seen[endpoint.default_version.name]
         state, reason = _overall(endpoint, seen)
-        route = self._service_route(endpoint, seen)
+        route = service_route(endpoint, seen)
         shares = {v.name: v.weight for v in route.versions}
         status = {**default.status, "reason": reason, "desired_version": endpoint.default_version.replica_set,
                   "serving_version": default.serving,
@@ -417,33 +401,6 @@ class Reconciler:
                               cpu_limit=deploy.get("cpu_cores_limit"), memory_limit_gb=deploy.get("memory_gb_limit"),
                               gpus=tuple(version.gpus), probe_period_s=deploy.get("period_seconds", 10),
                               version=version.name, deploy=dict(deploy))
-
-    @staticmethod
-    def _service_route(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> ServiceRoute:
-        """The endpoint for the front end: each version's share, ready replicas and mirror share, and how
-        clients are checked. A version with no ready replica (starting, or failed) lends its share to the
-        default version when that one has ready replicas, else to the versions that do, in proportion to their
-        shares (evenly when they have none): while one version can answer, no share goes nowhere."""
-        shares = traffic.split(endpoint)
-        default = endpoint.default_version.name
-        idle = [name for name in shares if not seen[name].ready]
-        ready = [name for name in shares if seen[name].ready]
-        lent = sum(shares[name] for name in idle)
-        if lent and ready:
-            for name in idle:
-                shares[name] = 0.0
-            if default in ready:
-                shares[default] += lent
-            else:
-                total = sum(shares[name] for name in ready)
-                for name in ready:
-                    shares[name] += lent * (shares[name] / total if total else 1 / len(ready))
-        versions = [VersionRoute(v.name, shares.get(v.name, 0.0), seen[v.name].ready, v.mirror_percentile,
-                                 seen[v.name].serving) for v in endpoint.versions]
-        return ServiceRoute(endpoint.name, versions, auth=endpoint.auth,
-                            keys=[k for k in (endpoint.keys.get("primary"), endpoint.keys.get("secondary")) if k],
-                            scoring_timeout_ms=max(v.deploy["scoring_timeout_ms"] for v in endpoint.versions),
-                            cors_origins=tuple(endpoint.cors_origins))
 
 
 def _overall(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> tuple[State, str]:
