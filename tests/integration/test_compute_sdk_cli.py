@@ -1,5 +1,6 @@
 """Compute targets in the SDK and CLI where no cluster is needed: the built-in ``local`` target, what is refused
-with its one-line fix (creating or deleting a cluster, Azure's AKS arguments, an unknown or unreachable target),
+with its one-line fix (creating or deleting a cluster, Azure's AKS arguments with the user's names filled in, an
+unknown or unreachable target),
 and the kubeconfig an attach sends (only the context used, with its files inline, as ``kubectl config view
 --minify --flatten``; no file content repeated in an error). Attaching to a cluster is tested against the API
 emulator in ``tests/kubernetes/test_compute_targets_emulated.py``.
@@ -56,6 +57,9 @@ def test_local_is_the_built_in_target(ws):
                                  "provisioningErrors": [], "properties": {"warnings": []}}
     local.refresh_state()
     assert local.provisioning_state == "Succeeded"
+    refreshed = cli(ws, "refresh", "-n", "local")
+    assert (refreshed.returncode, refreshed.stdout.splitlines()[1].split("\t")[:3]) == \
+        (0, ["local", "Local", "Succeeded"])
     with pytest.raises(InvalidInput, match="^compute target 'local' is Local, not KubernetesCompute"):
         KubernetesCompute(ws, "local")
     with pytest.raises(Conflict, match="^'local' is this machine, built into every workspace: it cannot be "
@@ -92,12 +96,20 @@ def test_azure_arguments_of_aks_attach_are_refused_with_the_kubeconfig_way(ws):
         AksCompute.attach_configuration(resource_group="rg", cluster_name="prod-aks")
     assert str(refused.value) == (
         "resource_group and cluster_name name an AKS cluster in Azure, and modelport reaches a cluster through its "
-        "kubeconfig: run `az aks get-credentials -g RG -n CLUSTER`, then pass the kubeconfig (default "
-        "~/.kube/config) and context CLUSTER instead")
-    attached = cli(ws, "attach", "aks", "-n", "prod-aks", "-i", "/subscriptions/0/resourceGroups/rg/providers/"
-                   "Microsoft.ContainerService/managedClusters/prod-aks")
+        "kubeconfig: run `az aks get-credentials -g rg -n prod-aks`, then pass the kubeconfig (default "
+        "~/.kube/config) and context prod-aks instead")
+    with pytest.raises(InvalidInput, match="^resource_group names an AKS cluster in Azure, .* run `az aks "
+                                           "get-credentials -g rg -n CLUSTER`, .* and context CLUSTER instead$"):
+        AksCompute.attach_configuration(resource_group="rg")
+    resource_id = "/subscriptions/0/resourceGroups/ml-rg/providers/Microsoft.ContainerService/managedClusters/prod-aks"
+    with pytest.raises(InvalidInput, match="^resource_id names .* `az aks get-credentials -g ml-rg -n prod-aks`"):
+        AksCompute.attach_configuration(resource_id=resource_id)
+    attached = cli(ws, "attach", "aks", "-n", "prod", "-i", resource_id)
     assert attached.returncode == 1
-    assert attached.stderr.startswith("Error: --compute-resource-id names an AKS cluster in Azure")
+    assert attached.stderr == (
+        "Error: --compute-resource-id names an AKS cluster in Azure, and modelport reaches a cluster through its "
+        "kubeconfig: run `az aks get-credentials -g ml-rg -n prod-aks`, then pass the kubeconfig (default "
+        "~/.kube/config) and context prod-aks instead\n")
     with pytest.raises(InvalidInput, match="^leaf_domain_label asks Azure for a certificate"):
         AksCompute.attach_configuration(cluster_purpose=ClusterPurpose.DEV_TEST).enable_ssl(leaf_domain_label="ml")
 

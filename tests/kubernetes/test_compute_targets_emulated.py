@@ -5,12 +5,14 @@ asks the API the right things and tells the user the right things; it is not a r
 What a user relies on: the credentials are kept for the owner only and the kubeconfig's token shows up nowhere; a
 cluster and namespace is attached once (a second attachment, in this workspace or another, is refused naming the
 first); every problem is listed at once and nothing is stored then; detach removes exactly the objects labelled
-with the target (attach -> detach -> attach needs no manual step); a deploy records its target.
+with the target (attach -> detach -> attach needs no manual step); a deploy records its target; rotated credentials
+are replaced by refresh with a fresh kubeconfig (for the same cluster only), after which detach works again.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import stat
 import subprocess
@@ -248,6 +250,13 @@ def test_emulated_refresh_reports_what_changed_in_the_cluster(ws, api, tmp_path)
         target.wait_for_completion()
     assert ComputeTarget(ws, "fresh-k8s").provisioning_state == "Failed"  # stored, as of the last check
 
+    failed = cli(ws, "refresh", "-n", "fresh-k8s")  # scripts notice: exit 1, after the row and its problem
+    assert failed.returncode == 1
+    assert failed.stdout.splitlines()[1].split("\t")[:3] == ["fresh-k8s", "Kubernetes", "Failed"]
+    assert failed.stderr.splitlines() == [f"Problem: {problem}", "Error: compute target 'fresh-k8s' is Failed: fix "
+                                          "the problems above and refresh again"]
+    assert cli(ws, "show", "-n", "fresh-k8s").returncode == 0  # show reports; it does not fail
+
     api.nodes = nodes
     refreshed = cli(ws, "refresh", "-n", "fresh-k8s", "-o", "json")
     assert (json.loads(refreshed.stdout)["provisioning_state"], json.loads(refreshed.stdout)["provisioning_errors"]) \
@@ -281,12 +290,122 @@ def test_emulated_a_deploy_records_its_target_and_detach_waits_for_its_services(
     for name in ("sdk-on-k8s", "cli-on-k8s"):
         assert json.loads(api_json(ws, f"/services/{name}"))["compute_target"] == "deploy-k8s"
 
-    with pytest.raises(Conflict, match="^compute target 'deploy-k8s' still runs cli-on-k8s, sdk-on-k8s: delete them "
-                                       "first"):
+    with pytest.raises(Conflict, match="^compute target 'deploy-k8s' still runs services cli-on-k8s, sdk-on-k8s: "
+                                       "delete them first \\(modelport service delete -n cli-on-k8s\\), then detach$"):
+        ComputeTarget(ws, "deploy-k8s").detach()
+    Webservice(ws, "cli-on-k8s").delete()
+    with pytest.raises(Conflict, match="^compute target 'deploy-k8s' still runs service sdk-on-k8s: delete it first "
+                                       "\\(modelport service delete -n sdk-on-k8s\\), then detach$"):
         ComputeTarget(ws, "deploy-k8s").detach()
     for service in Webservice.list(ws):
         service.delete()
     assert ComputeTarget(ws, "deploy-k8s").detach() == ["ConfigMap/modelport-attachment"]
+
+
+def test_emulated_rotated_credentials_are_replaced_by_refresh_with_a_fresh_kubeconfig(ws, api, tmp_path):
+    target = attach(ws, "rot-k8s", kubeconfig_file(api, tmp_path), namespace="ml")
+    rotated = f"rotated-token-{secrets.token_hex(8)}"
+    api.token = rotated  # the cluster's token changed: the stored kubeconfig's is refused (401)
+    fix = "refresh it with a fresh kubeconfig: modelport computetarget refresh -n rot-k8s --kubeconfig FILE"
+
+    target.refresh_state()
+    [problem] = target.provisioning_errors
+    assert problem == f"the Kubernetes API at {api.url} rejected the credentials (401): they are wrong or expired; " \
+        + fix
+    with pytest.raises(Conflict) as refused:
+        target.detach()
+    assert str(refused.value).startswith(f"compute target 'rot-k8s' was not detached: the Kubernetes API at {api.url} "
+                                         f"rejected the credentials (401): they are wrong or expired; {fix}, then "
+                                         "detach again, or detach with force=True")
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    refreshed = cli(ws, "refresh", "-n", "rot-k8s", "--kubeconfig", kubeconfig_file(api, fresh), "-o", "json")
+    assert refreshed.returncode == 0, refreshed.stderr
+    row = json.loads(refreshed.stdout)
+    assert (row["provisioning_state"], row["provisioning_errors"], row["namespace"]) == ("Succeeded", [], "ml")
+    stored = ws._dir.compute / "rot-k8s" / "kubeconfig"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert rotated in stored.read_text() and SECRET not in stored.read_text()
+    assert not [text for text in (refreshed.stdout, refreshed.stderr, server.log_path(ws._dir).read_text())
+                if rotated in text]
+    # the cached connection (old token) was dropped: detach connects with the new credentials, without --force
+    assert target.detach() == ["ConfigMap/modelport-attachment"]
+
+
+def test_emulated_new_credentials_for_another_cluster_or_refused_ones_are_not_stored(ws, api, tmp_path):
+    kubeconfig = kubeconfig_file(api, tmp_path)
+    target = attach(ws, "keep-k8s", kubeconfig)
+    stored = (ws._dir.compute / "keep-k8s" / "kubeconfig").read_text()
+    with ApiEmulator(token=SECRET) as other:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        with pytest.raises(InvalidInput) as refused:
+            target.update_credentials(kubeconfig_file(other, elsewhere))
+        other_url = other.url
+    assert str(refused.value) == (
+        f"compute target 'keep-k8s' is attached to the cluster at {api.url}, and the new kubeconfig's context "
+        f"'emulated' reaches {other_url}: give a kubeconfig for {api.url}, or attach the other cluster under another "
+        "name")
+
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    with pytest.raises(InvalidInput) as refused:
+        target.update_credentials(kubeconfig_file(api, wrong, token="not-the-token"))
+    assert str(refused.value) == (
+        "compute target 'keep-k8s' was not refreshed: a problem (fix and refresh again):\n"
+        f"- the Kubernetes API at {api.url} rejected the credentials (401): they are wrong or expired; refresh it "
+        "with a fresh kubeconfig: modelport computetarget refresh -n keep-k8s --kubeconfig FILE")
+    assert (ws._dir.compute / "keep-k8s" / "kubeconfig").read_text() == stored
+    assert ComputeTarget(ws, "keep-k8s").provisioning_state == "Succeeded"
+
+    local = cli(ws, "refresh", "-n", "local", "--kubeconfig", kubeconfig)
+    assert (local.returncode, local.stderr) == (1, "Error: 'local' is this machine: it has no kubeconfig to replace; "
+                                                   "--kubeconfig and --context are for attached clusters\n")
+
+
+def test_emulated_a_refused_token_at_attach_says_attach_again(ws, api, tmp_path):
+    with pytest.raises(InvalidInput) as refused:
+        attach(ws, "tok-k8s", kubeconfig_file(api, tmp_path, token="expired-token"))
+    assert str(refused.value) == (
+        "compute target 'tok-k8s' was not attached: a problem (fix and attach again):\n"
+        f"- the Kubernetes API at {api.url} rejected the credentials (401): they are wrong or expired; attach again "
+        "with a fresh kubeconfig")
+
+
+def test_emulated_a_namespace_that_does_not_exist_is_a_listed_problem_and_nothing_is_stored(ws, api, tmp_path):
+    attached = cli(ws, "attach", "kubernetes", "-n", "nons-k8s", "--kubeconfig", kubeconfig_file(api, tmp_path),
+                   "--namespace", "doesnotexist")
+    assert (attached.returncode, attached.stdout) == (1, "")
+    assert attached.stderr == (
+        "Error: compute target 'nons-k8s' was not attached: a problem (fix and attach again):\n"
+        f"- namespace 'doesnotexist' does not exist on {api.url}: create it (kubectl create namespace doesnotexist) "
+        "or attach another\n")
+    assert list(ws.compute_targets) == ["local"]
+    assert not (ws._dir.compute / "nons-k8s").exists()
+
+
+def test_emulated_a_system_namespace_is_attached_with_a_warning(ws, api, tmp_path):
+    with pytest.warns(ComputeTargetWarning, match="^namespace 'kube-system' is for the cluster's own components"):
+        target = attach(ws, "sys-k8s", kubeconfig_file(api, tmp_path), namespace="kube-system")
+    assert target.provisioning_state == "Succeeded"
+    assert ComputeTarget(ws, "sys-k8s").warnings == target.warnings  # kept with the target, as of its last check
+
+
+def test_emulated_show_prints_the_main_columns_with_times_in_seconds_and_json_everything(ws, api, tmp_path):
+    attach(ws, "show-k8s", kubeconfig_file(api, tmp_path), namespace="ml")
+    shown = cli(ws, "show", "-n", "show-k8s")
+    assert shown.returncode == 0, shown.stderr
+    header, row = (line.split("\t") for line in shown.stdout.splitlines())
+    assert header == ["name", "type", "provisioning_state", "namespace", "server", "cluster_purpose", "vcpus",
+                      "checked_at"]
+    assert row[:7] == ["show-k8s", "Kubernetes", "Succeeded", "ml", api.url, "FastProd", "12.0"]
+    seconds = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
+    assert seconds.match(row[7])
+    everything = json.loads(cli(ws, "show", "-n", "show-k8s", "-o", "json").stdout)
+    assert {"context", "ingress_service_type", "has_tls", "server_version", "warnings", "provisioning_errors",
+            "created_at"} <= set(everything)
+    assert seconds.match(everything["created_at"]) and seconds.match(everything["checked_at"])
 
 
 def _certificate() -> bytes:

@@ -104,6 +104,16 @@ def test_emulated_wrong_token_is_the_one_problem_named_401(api_emulator: ApiEmul
     assert report.server_version is None and report.vcpus is None
 
 
+def test_emulated_wrong_token_says_the_fix_the_caller_gives(api_emulator: ApiEmulator):
+    cluster = connect(api_emulator.kubeconfig(token="expired-token"))
+    [attaching] = check_attachment(cluster, target(api_emulator)).problems
+    assert attaching == (f"the Kubernetes API at {api_emulator.url} rejected the credentials (401): they are wrong "
+                         "or expired; attach again with a fresh kubeconfig")
+    fix = "refresh it with a fresh kubeconfig: modelport computetarget refresh -n aks-prod --kubeconfig FILE"
+    [attached] = check_attachment(cluster, target(api_emulator), unauthorized_fix=fix).problems
+    assert attached == attaching.replace("attach again with a fresh kubeconfig", fix)
+
+
 def test_emulated_closed_port_is_unreachable_naming_the_url(api_emulator: ApiEmulator):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,7 +1,7 @@
 """Compute targets over HTTP: thin routes over ``operations.compute`` (attach, list, show, refresh, detach).
 
-Called by the SDK's ``ComputeTarget`` family and the CLI's ``computetarget`` group. Attach receives credentials
-(the kubeconfig text, a TLS key); no answer carries them back.
+Called by the SDK's ``ComputeTarget`` family and the CLI's ``computetarget`` group. Attach (and refresh, to replace
+rotated credentials) receives credentials (the kubeconfig text, a TLS key); no answer carries them back.
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ class ComputeAttach(BaseModel):
     ssl_cname: str | None = Field(None, description="the host name the certificate is for")
     image_registry: str | None = Field(None, description="host[:port]/path images are pushed to and pulled from")
     image_builder: str = Field("podman", json_schema_extra=documented(enum=list(IMAGE_BUILDERS)))
+
+
+class ComputeCredentials(BaseModel):
+    """New credentials for an attached cluster (after its token or certificate was rotated)."""
+
+    kubeconfig: str = Field(description="the kubeconfig's YAML text, flattened (certificates and keys inline), for "
+                                        "the same API server the target is attached to")
+    context: str | None = Field(None, description="one of its contexts (default: its current-context)")
 
 
 class ComputeView(BaseModel):
@@ -95,11 +103,19 @@ def show(name: ComputeName, ops: ComputeOperations = Depends(compute)) -> dict:
     return ops.show(name)
 
 
-@router.post("/computes/{name}/refresh", response_model=ComputeView, responses=errors(NotFound))
-def refresh(name: ComputeName, ops: ComputeOperations = Depends(compute)) -> dict:
-    """Run the attach checks again with the stored credentials (``refresh_state``): ``provisioning_state`` is
-    ``Failed`` with every problem in ``provisioning_errors``, or ``Succeeded``."""
-    return ops.refresh(name)
+@router.post("/computes/{name}/refresh", response_model=ComputeView,
+             responses=errors(InvalidInput, NotFound, Conflict))
+def refresh(name: ComputeName, body: ComputeCredentials | None = None,
+            ops: ComputeOperations = Depends(compute)) -> dict:
+    """Run the attach checks again (``refresh_state``): ``provisioning_state`` is ``Failed`` with every problem
+    in ``provisioning_errors``, or ``Succeeded``. Without a body the stored credentials are used; with one (new
+    credentials, e.g. after a token rotation) they are checked as attach checks them and, when everything passes on
+    the same API server, replace the stored ones; else a 400 lists every problem (or names both API servers) and
+    the stored credentials stay. 404 for an unknown target, 409 for ``local`` with a body (it has no
+    credentials)."""
+    if body is None:
+        return ops.refresh(name)
+    return ops.refresh(name, body.kubeconfig, body.context)
 
 
 @router.delete("/computes/{name}", response_model=ComputeDetached, responses=errors(NotFound, Conflict))

@@ -2,11 +2,13 @@
 
 ``attach aks`` (Azure's resource id) and ``create aks`` are refused with the way to attach the cluster through its
 kubeconfig instead. Each command goes through the SDK (``sdk/compute.py``); the kubeconfig and TLS key are read
-here and sent to the control plane, never printed.
+here and sent to the control plane, never printed. ``refresh --kubeconfig`` replaces rotated credentials, and exits
+1 when the target is Failed (after printing it), so scripts notice.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import click
@@ -19,6 +21,9 @@ from .workspace_options import workspace_from, workspace_option
 COLUMNS = ["name", "type", "provisioning_state", "server", "namespace", "context", "cluster_purpose"]
 DETAILS = COLUMNS + ["ingress_service_type", "ssl_cname", "image_registry", "image_builder", "server_version",
                      "vcpus", "provisioning_errors", "warnings", "created_at", "checked_at"]
+# show's and refresh's table: what matters of one target (-o json gives every DETAILS field); its problems and
+# warnings follow it, one line each
+SHOWN = ["name", "type", "provisioning_state", "namespace", "server", "cluster_purpose", "vcpus", "checked_at"]
 _AZURE_ONLY = dict(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
@@ -73,9 +78,9 @@ def attach_kubernetes(name, kubeconfig, context, namespace, cluster_purpose, ing
 @friendly_errors
 def attach_aks(azure_arguments) -> None:
     """Azure's AKS attach: refused with the way to attach the cluster through its kubeconfig."""
-    from ..sdk.compute import azure_arguments_refused
+    from ..sdk.compute import aks_names, azure_arguments_refused
 
-    raise azure_arguments_refused(["--compute-resource-id"])
+    raise azure_arguments_refused(["--compute-resource-id"], *aks_names(_resource_id(list(azure_arguments))))
 
 
 @computetarget_group.group("create")
@@ -127,21 +132,61 @@ def show(name, workspace_choice, output) -> None:
     """Show one compute target (as of its last check)."""
     from ..sdk.compute import ComputeTarget
 
-    emit(output, _row(ComputeTarget(workspace_from(workspace_choice), name)), DETAILS)
+    _emit_one(output, _row(ComputeTarget(workspace_from(workspace_choice), name)))
 
 
 @computetarget_group.command("refresh")
 @click.option("--name", "-n", required=True)
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+              help="New credentials (e.g. after a token rotation): a kubeconfig for the same cluster, checked as "
+                   "attach checks it, then stored in place of the old one.")
+@click.option("--context", default=None, help="Its context (default: its current-context); alone, it is read from "
+                                              "$KUBECONFIG, else ~/.kube/config.")
 @workspace_option
 @output_option
 @friendly_errors
-def refresh(name, workspace_choice, output) -> None:
-    """Check the cluster again: provisioning_state becomes Failed with every problem listed, or Succeeded."""
-    from ..sdk.compute import ComputeTarget
+def refresh(name, kubeconfig, context, workspace_choice, output) -> None:
+    """Check the cluster again: provisioning_state becomes Failed with every problem listed (exit 1), or
+    Succeeded. With --kubeconfig/--context, replace the stored credentials when the new ones pass the checks."""
+    from ..sdk.compute import ComputeTarget, KubernetesCompute
 
     target = ComputeTarget(workspace_from(workspace_choice), name)
-    target.refresh_state()
-    emit(output, _row(target), DETAILS)
+    if kubeconfig is None and context is None:
+        target.refresh_state()
+    elif isinstance(target, KubernetesCompute):
+        target.update_credentials(kubeconfig, context)
+    else:
+        raise InvalidInput(f"'{name}' is this machine: it has no kubeconfig to replace; --kubeconfig and --context "
+                           "are for attached clusters")
+    row = _row(target)
+    _emit_one(output, row)
+    if row["provisioning_state"] == "Failed":
+        click.echo(f"Error: compute target '{name}' is Failed: fix the problems above and refresh again", err=True)
+        sys.exit(1)
+
+
+def _emit_one(output: str, row: dict) -> None:
+    """One target: every field as JSON, or the ``SHOWN`` columns with a ``Problem:`` line per provisioning error
+    and a ``Warning:`` line per warning on stderr."""
+    if output == "json":
+        emit(output, row, DETAILS)
+        return
+    emit(output, row, SHOWN)
+    for problem in row.get("provisioning_errors") or []:
+        click.echo(f"Problem: {problem}", err=True)
+    for warning in row.get("warnings") or []:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+def _resource_id(arguments: list[str]) -> str | None:
+    """The value of ``-i``/``--compute-resource-id`` among Azure's CLI arguments, None without one."""
+    for index, argument in enumerate(arguments):
+        flag, equals, value = argument.partition("=")
+        if flag in ("-i", "--compute-resource-id"):
+            if equals:
+                return value
+            return arguments[index + 1] if index + 1 < len(arguments) else None
+    return None
 
 
 def _row(target) -> dict:

@@ -14,6 +14,10 @@ at once; nothing is stored or made when one fails. An attachment claims its name
 another workspace attaching there later is refused naming it; detach removes every object carrying the target's
 labels (``backends.kubernetes.objects.target_labels``) and nothing else, so attach -> detach -> attach needs no
 manual step.
+
+Refresh runs the checks again with the stored credentials, or, given a new kubeconfig (rotated credentials), checks
+those as attach does and, when they pass on the same cluster, stores them in place of the old ones and restarts
+the target's reconciler with them. A 401 says that way out: ``refresh_fix``.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..backends.kubernetes.cluster import Cluster
+from ..backends.kubernetes.cluster import Cluster, ClusterUnauthorized
 from ..backends.kubernetes.objects import target_labels
+from ..backends.kubernetes.preflight import unauthorized
 from ..errors import Conflict, InvalidInput, ModelportError, NotFound
 from ..spec.compute import FAST_PROD, KUBERNETES, KubernetesTarget
 from ..spec.endpoint import LOCAL_TARGET as LOCAL
@@ -44,6 +49,7 @@ from .compute_checks import (
     check_cluster,
     claim,
     field_problems,
+    missing_namespace,
     problem_list,
     tls_problems,
 )
@@ -81,8 +87,8 @@ class ComputeOperations:
     """The compute targets of one workspace (``store``: its ``Store``; ``workspace``: its ``WorkspaceDir``, whose
     ``compute`` folder holds the credentials). One per control plane: it serialises attach, refresh and detach
     and keeps one ``Cluster`` connection per attached target. ``on_attached(name)`` is called once a target is
-    stored (to start reconciling it), ``on_detaching(name)`` before its objects are removed (to stop first what
-    would make them again)."""
+    stored, or its credentials replaced (to start reconciling it, again), ``on_detaching(name)`` before its
+    objects are removed or its old connection is closed (to stop first what would use it)."""
 
     def __init__(self, store: Store, workspace: WorkspaceDir, on_attached: Callable[[str], None] | None = None,
                  on_detaching: Callable[[str], None] | None = None):
@@ -161,7 +167,7 @@ class ComputeOperations:
                 again = self._name_conflicts(name) + self._place_conflicts(target)
                 if again:
                     raise _refused(name, [], again)
-                cluster.apply(claim(self.workspace.name, target))
+                _claim(cluster, self.workspace.name, target, name, "attach")
                 folder = self._save_credentials(name, request)
                 try:
                     record = self.store.put_compute_target(name, KUBERNETES, _config(target, checked))
@@ -177,20 +183,64 @@ class ComputeOperations:
             self.on_attached(name)
         return _view(record)
 
-    def refresh(self, name: str) -> dict[str, Any]:
-        """Run the checks again with the stored credentials (Azure ML's ``refresh_state``): the view, whose
-        ``provisioning_state`` is ``Failed`` with every problem in ``provisioning_errors`` when one is found,
-        ``Succeeded`` otherwise. NotFound naming the attached targets."""
+    def refresh(self, name: str, kubeconfig: str | None = None, context: str | None = None) -> dict[str, Any]:
+        """Run the checks again (Azure ML's ``refresh_state``): the view, whose ``provisioning_state`` is
+        ``Failed`` with every problem in ``provisioning_errors`` when one is found, ``Succeeded`` otherwise.
+
+        With ``kubeconfig`` (its YAML text; ``context`` one of its contexts, None: its current-context) the new
+        credentials are checked as attach checks them and, when everything passes, replace the stored ones and
+        the target's reconciler restarts with them (``context`` is stored too); InvalidInput listing every problem,
+        or naming both API URLs when the kubeconfig reaches another cluster: the stored credentials and state stay
+        then. NotFound naming the attached targets; Conflict for ``local`` with credentials (it has none)."""
+        if kubeconfig is not None:
+            return self._replace_credentials(name, kubeconfig, context)
+        if context is not None:
+            raise InvalidInput(f"context {context!r} was given without a kubeconfig; give the kubeconfig it is in "
+                               f"(modelport computetarget refresh -n {name} --kubeconfig FILE --context {context})")
         if name == LOCAL:
             return local_view()
         target = self.kubernetes_target(name)
         try:
-            checked = check_cluster(self.cluster_for(name), self.workspace.name, target)
+            checked = check_cluster(self.cluster_for(name), self.workspace.name, target, refresh_fix(name))
         except ModelportError as err:  # the stored kubeconfig no longer connects
             checked = Checked([str(err)], [])
         with self._lock:
             self._record(name)  # NotFound if it was detached meanwhile: a refresh never brings one back
             record = self.store.put_compute_target(name, KUBERNETES, _config(target, checked))
+        return _view(record)
+
+    def _replace_credentials(self, name: str, kubeconfig: str, context: str | None) -> dict[str, Any]:
+        """``refresh`` with a new kubeconfig: check it on the same cluster, then store it and restart the
+        reconciler (which connects anew)."""
+        if name == LOCAL:
+            raise Conflict(f"'{LOCAL}' is this machine: it has no credentials to replace; give a kubeconfig only to "
+                           "refresh an attached cluster")
+        stored = self.kubernetes_target(name)
+        try:
+            cluster = Cluster.connect(kubeconfig, context, stored.namespace)
+        except ModelportError as err:
+            raise InvalidInput(problem_list(name, [str(err)], "refresh")) from None
+        try:
+            if cluster.server != stored.server:
+                raise InvalidInput(f"compute target '{name}' is attached to the cluster at {stored.server}, and the "
+                                   f"new kubeconfig's context {cluster.context!r} reaches {cluster.server}: give a "
+                                   f"kubeconfig for {stored.server}, or attach the other cluster under another name")
+            target = replace(stored, context=cluster.context)
+            checked = check_cluster(cluster, self.workspace.name, target, refresh_fix(name))
+            if checked.errors:
+                raise InvalidInput(problem_list(name, checked.errors, "refresh"))
+            with self._lock:
+                self._record(name)  # NotFound if it was detached meanwhile
+                _claim(cluster, self.workspace.name, target, name, "refresh")  # made again if it went missing
+                _write_private(self._folder(name) / KUBECONFIG_FILE, kubeconfig)
+                record = self.store.put_compute_target(name, KUBERNETES, _config(target, checked))
+        finally:
+            cluster.close()
+        if self.on_detaching is not None:
+            self.on_detaching(name)  # stop the reconciler before its connection is closed
+        self._forget_cluster(name)
+        if self.on_attached is not None:
+            self.on_attached(name)  # reconcile again, connecting with the new credentials
         return _view(record)
 
     def detach(self, name: str, force: bool = False) -> list[str]:
@@ -205,8 +255,9 @@ class ComputeOperations:
         using = sorted(record.name for record in self.store.list_services()
                        if record.config.get("compute_target") == name)
         if using:
-            raise Conflict(f"compute target '{name}' still runs {listing(using)}: delete them first (modelport "
-                           f"service delete -n {using[0]}), then detach")
+            which = f"services {listing(using)}: delete them" if len(using) > 1 else f"service {using[0]}: delete it"
+            raise Conflict(f"compute target '{name}' still runs {which} first (modelport service delete -n "
+                           f"{using[0]}), then detach")
         if self.on_detaching is not None:
             self.on_detaching(name)
         removed: list[str] = []
@@ -216,9 +267,11 @@ class ComputeOperations:
             if not force:
                 if self.on_attached is not None:
                     self.on_attached(name)  # still attached: reconcile it again
-                raise Conflict(f"compute target '{name}' was not detached: {err}; fix that and detach again, or "
-                               f"detach with force=True (modelport computetarget detach --force) to forget it and "
-                               f"leave its objects in namespace '{target.namespace}'") from None
+                fix = unauthorized(err, refresh_fix(name)) if isinstance(err, ClusterUnauthorized) else \
+                    f"{err}; fix that"
+                raise Conflict(f"compute target '{name}' was not detached: {fix}, then detach again, or detach with "
+                               f"force=True (modelport computetarget detach --force) to forget it and leave its "
+                               f"objects in namespace '{target.namespace}'") from None
         with self._lock:
             self.store.delete_compute_target(name)
             shutil.rmtree(self._folder(name), ignore_errors=True)
@@ -294,6 +347,11 @@ class ComputeOperations:
             cluster.close()
 
 
+def refresh_fix(name: str) -> str:
+    """What to do when the API refuses an attached target's credentials (401)."""
+    return f"refresh it with a fresh kubeconfig: modelport computetarget refresh -n {name} --kubeconfig FILE"
+
+
 def deploy_target(store: Store, workspace: str, name: str | None) -> str:
     """The compute target a deploy runs on: ``local`` for None; ``name`` when it is attached to ``workspace``
     (its name); NotFound naming the attached targets otherwise (``not_attached``)."""
@@ -326,7 +384,7 @@ def _view(record: ComputeTargetRecord) -> dict[str, Any]:
             "provisioning_state": config.get("provisioning_state", SUCCEEDED),
             "provisioning_errors": config.get("provisioning_errors", []), "warnings": config.get("warnings", []),
             "server_version": config.get("server_version"), "vcpus": config.get("vcpus"),
-            "created_at": record.created_at.isoformat(), "checked_at": config.get("checked_at")}
+            "created_at": record.created_at.isoformat(timespec="seconds"), "checked_at": config.get("checked_at")}
 
 
 def _config(target: KubernetesTarget, checked: Checked) -> dict[str, Any]:
@@ -335,6 +393,18 @@ def _config(target: KubernetesTarget, checked: Checked) -> dict[str, Any]:
             "provisioning_errors": checked.errors, "warnings": checked.warnings,
             "server_version": checked.server_version, "vcpus": checked.vcpus,
             "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _claim(cluster: Cluster, workspace: str, target: KubernetesTarget, name: str, action: str) -> None:
+    """Apply the claim ConfigMap: the first write, so a namespace that does not exist shows here, refused as one of
+    ``action``'s problems (InvalidInput); other errors are raised as they are."""
+    try:
+        cluster.apply(claim(workspace, target))
+    except ModelportError as err:
+        missing = missing_namespace(err, target)
+        if missing is None:
+            raise
+        raise InvalidInput(problem_list(name, [missing], action)) from None
 
 
 def _refused(name: str, problems: list[str], conflicts: list[str]) -> ModelportError:

@@ -3,9 +3,11 @@
 
 Each check returns one line per problem, so attach can report every problem at once: the target's fields
 (``spec.compute``'s rules, each field on its own), the TLS certificate and key (they parse and belong together,
-with the host name Azure ML asks for), and other attachments' objects in the namespace (what a live attachment
-carries: ``backends.kubernetes.objects.target_labels``, and the claim ConfigMap every attachment makes).
-No line repeats a credential.
+with the host name Azure ML asks for), other attachments' objects in the namespace (what a live attachment
+carries: ``backends.kubernetes.objects.target_labels``, and the claim ConfigMap every attachment makes), a
+namespace that does not exist (the API's 404 when the claim is applied: reading a namespace would need a
+cluster-wide permission, and a namespaced read answers the same for a missing namespace as for an empty one), and
+a warning for Kubernetes' own namespaces. No line repeats a credential.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.kubernetes.cluster import Cluster, ClusterForbidden
+from ..backends.kubernetes.cluster import Cluster, ClusterApiError, ClusterForbidden
 from ..backends.kubernetes.objects import COMPUTE_TARGET, MANAGED_BY, MANAGER, WORKSPACE, target_labels
-from ..backends.kubernetes.preflight import check_attachment
+from ..backends.kubernetes.preflight import ATTACH_AGAIN, check_attachment
 from ..errors import InvalidInput, ModelportError
 from ..spec.compute import KubernetesTarget
 from ..spec.endpoint import LOCAL_TARGET as LOCAL
@@ -24,6 +26,7 @@ from ..store.checks import listing
 CLAIM_CONFIGMAP = "modelport-attachment"  # the labelled ConfigMap by which an attachment claims its namespace
 CLAIM_KINDS = ("ConfigMap", "Deployment", "Service", "Secret")  # where another attachment's objects show
 STAND_IN = "attaching"  # a valid name to check the other fields (and the cluster) with when the given one is not
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")  # Kubernetes' own
 
 
 @dataclass(frozen=True)
@@ -44,17 +47,40 @@ class Checked:
         return self.problems + self.conflicts
 
 
-def check_cluster(cluster: Cluster, workspace: str, target: KubernetesTarget) -> Checked:
-    """``check_attachment``'s findings and, once the cluster answers, the other attachments in the namespace
-    (``workspace``: this workspace's name). Cluster errors become problem lines; nothing is raised."""
-    report = check_attachment(cluster, target)
+def check_cluster(cluster: Cluster, workspace: str, target: KubernetesTarget,
+                  unauthorized_fix: str = ATTACH_AGAIN) -> Checked:
+    """``check_attachment``'s findings (a 401 saying ``unauthorized_fix``), the warning for a system namespace
+    and, once the cluster answers, the other attachments in the namespace (``workspace``: this workspace's name).
+    Cluster errors become problem lines; nothing is raised."""
+    report = check_attachment(cluster, target, unauthorized_fix=unauthorized_fix)
     problems, conflicts = list(report.problems), []
     if report.server_version:
         try:
             conflicts = other_owners(cluster, workspace, target)
         except ModelportError as err:
             problems.append(str(err))
-    return Checked(problems, list(report.warnings), conflicts, report.server_version, report.vcpus)
+    warnings = [*system_namespace_warnings(target.namespace), *report.warnings]
+    return Checked(problems, warnings, conflicts, report.server_version, report.vcpus)
+
+
+def system_namespace_warnings(namespace: str) -> list[str]:
+    """A warning when ``namespace`` is one of Kubernetes' own (``SYSTEM_NAMESPACES``): it works, but modelport's
+    objects would sit among the cluster's components."""
+    if namespace not in SYSTEM_NAMESPACES:
+        return []
+    return [f"namespace '{namespace}' is for the cluster's own components, and modelport's objects would sit among "
+            "them: attach a namespace of your own (kubectl create namespace models; --namespace models) unless you "
+            "mean it"]
+
+
+def missing_namespace(err: ModelportError, target: KubernetesTarget) -> str | None:
+    """The problem line when ``err`` (from a write into ``target.namespace``) is the API's 404 for a namespace that
+    does not exist; None for any other error."""
+    if not (isinstance(err, ClusterApiError) and err.api_status == 404 and
+            f'namespaces "{target.namespace}" not found' in str(err)):
+        return None
+    return (f"namespace '{target.namespace}' does not exist on {target.server}: create it (kubectl create namespace "
+            f"{target.namespace}) or attach another")
 
 
 def other_owners(cluster: Cluster, workspace: str, target: KubernetesTarget) -> list[str]:
@@ -129,11 +155,13 @@ def tls_problems(cert_pem: str | None, key_pem: str | None, cname: str | None) -
     return problems
 
 
-def problem_list(name: str, problems: list[str]) -> str:
-    """The message of a refused attach: a first line, then one ``- problem`` line per problem (what follows a
-    problem's first line, such as a proposed Role's YAML, indented by two spaces)."""
+def problem_list(name: str, problems: list[str], action: str = "attach") -> str:
+    """The message of a refused ``action`` (``attach``, or ``refresh`` with new credentials): a first line, then
+    one ``- problem`` line per problem (what follows a problem's first line, such as a proposed Role's YAML,
+    indented by two spaces)."""
     count = f"{len(problems)} problems" if len(problems) > 1 else "a problem"
-    return "\n".join([f"compute target '{name}' was not attached: {count} (fix and attach again):",
+    done = {"attach": "attached", "refresh": "refreshed"}.get(action, f"{action}ed")
+    return "\n".join([f"compute target '{name}' was not {done}: {count} (fix and {action} again):",
                       *("- " + problem.rstrip("\n").replace("\n", "\n  ") for problem in problems)])
 
 

@@ -5,9 +5,11 @@
 an attached cluster as ``KubernetesCompute``). ``ComputeTarget.attach(ws, name,
 KubernetesCompute.attach_configuration(kubeconfig=..., context=...))`` sends the kubeconfig (read here, cut to the
 context used, file references inline) and the TLS files' text to the control plane, which checks the cluster and
-stores them; they never come back. Creating or deleting a cluster belongs to the cluster's provider: those calls are
-refused, pointing to attach and detach. Used by SDK users, ``Workspace.compute_targets``, ``Model.deploy`` and the
-``computetarget`` CLI.
+stores them; they never come back. After the cluster's credentials were rotated,
+``KubernetesCompute.update_credentials(kubeconfig=..., context=...)`` (modelport's own; CLI: ``computetarget refresh
+--kubeconfig``) sends new ones the same way. Creating or deleting a cluster belongs to the cluster's provider: those
+calls are refused, pointing to attach and detach. Used by SDK users, ``Workspace.compute_targets``, ``Model.deploy``
+and the ``computetarget`` CLI.
 """
 
 from __future__ import annotations
@@ -196,6 +198,18 @@ class KubernetesCompute(ComputeTarget):
         for key in self._PROPERTIES[:11]:  # the settings and what the check read
             setattr(self, key, view.get(key))
 
+    def update_credentials(self, kubeconfig: str | None = None, context: str | None = None) -> None:
+        """Replace the stored credentials with new ones (modelport's own, for rotated tokens or certificates; no
+        Azure ML counterpart): ``kubeconfig`` a file path (None: ``$KUBECONFIG``, else ``~/.kube/config``) and
+        ``context`` one of its contexts (None: its current-context), read as ``attach_configuration`` reads them.
+        The control plane checks them as attach does, on the cluster this target is attached to, and only when
+        everything passes stores them and reconciles with them; the state is then loaded as ``refresh_state``
+        loads it. InvalidInput listing every problem (or naming both API URLs for another cluster); the stored
+        credentials stay then."""
+        body = {"kubeconfig": kubeconfig_text(kubeconfig, context), "context": context}
+        self._load(self.workspace, self.workspace._client.json("POST", f"/computes/{quote(self.name, safe='')}"
+                                                                       "/refresh", json=body))
+
     @staticmethod
     def attach_configuration(kubeconfig: str | None = None, context: str | None = None, namespace: str = "default",
                              cluster_purpose: str | None = None, ingress_service_type: str = "LoadBalancer",
@@ -232,16 +246,34 @@ class AksCompute(KubernetesCompute):
         given = [n for n, v in (("resource_group", resource_group), ("cluster_name", cluster_name),
                                 ("resource_id", resource_id)) if v is not None]
         if given:
-            raise azure_arguments_refused(given)
+            from_id = aks_names(resource_id)
+            raise azure_arguments_refused(given, resource_group or from_id[0], cluster_name or from_id[1])
         return KubernetesCompute.attach_configuration(cluster_purpose=cluster_purpose, **kubernetes)
 
 
-def azure_arguments_refused(given: list[str]) -> InvalidInput:
-    """The error for Azure's ways to name an AKS cluster (``given``: the arguments, as the user wrote them)."""
+def azure_arguments_refused(given: list[str], resource_group: str | None = None,
+                            cluster_name: str | None = None) -> InvalidInput:
+    """The error for Azure's ways to name an AKS cluster (``given``: the arguments, as the user wrote them), with
+    the ``az aks get-credentials`` command filled in with the ``resource_group`` and ``cluster_name`` given (``RG``
+    and ``CLUSTER`` where not)."""
     verb = "name" if len(given) > 1 else "names"
+    group, cluster = resource_group or "RG", cluster_name or "CLUSTER"
     return InvalidInput(f"{' and '.join(given)} {verb} an AKS cluster in Azure, and modelport reaches a cluster "
-                        "through its kubeconfig: run `az aks get-credentials -g RG -n CLUSTER`, then pass the "
-                        "kubeconfig (default ~/.kube/config) and context CLUSTER instead")
+                        f"through its kubeconfig: run `az aks get-credentials -g {group} -n {cluster}`, then pass the "
+                        f"kubeconfig (default ~/.kube/config) and context {cluster} instead")
+
+
+def aks_names(resource_id: str | None) -> tuple[str | None, str | None]:
+    """The resource group and cluster name in an AKS resource id (``/subscriptions/S/resourceGroups/RG/providers/
+    Microsoft.ContainerService/managedClusters/CLUSTER``); None for each part it does not have."""
+    parts = [part for part in (resource_id or "").split("/") if part]
+    lowered = [part.lower() for part in parts]
+
+    def after(key: str) -> str | None:
+        index = lowered.index(key) if key in lowered else -1
+        return parts[index + 1] if 0 <= index < len(parts) - 1 else None
+
+    return after("resourcegroups"), after("managedclusters")
 
 
 def compute_target_name(target: Any) -> str:

@@ -2,8 +2,9 @@
 
 ``operations.compute_checks`` calls ``check_attachment`` on attach and refresh, before anything is created in the
 cluster. It reports every failure at once, each as one line saying what is wrong and what to do: whether the API
-answers (if not, that is the only problem), the server's version, Azure ML's vCPU rule for the cluster purpose, a
-node the front end fits on, and every permission modelport needs (``rbac``), with a Role granting the missing ones.
+answers (if not, that is the only problem; a 401 says the fix the caller gives), the server's version, Azure ML's
+vCPU rule for the cluster purpose, a node the front end fits on, and every permission modelport needs (``rbac``),
+with a Role granting the missing ones.
 A refusal (403) is a finding, never an internal error, and nothing is retried.
 """
 
@@ -22,6 +23,8 @@ from .cluster import Cluster, ClusterError, ClusterForbidden, ClusterTLSError, C
 OLDEST_SUPPORTED = (1, 27)  # older is refused
 NEWEST_TESTED = (1, 33)  # newer only warns
 ROLE_NAME = "modelport-control-plane"  # the Role and ClusterRole the attach report proposes
+ATTACH_AGAIN = "attach again with a fresh kubeconfig"  # what to do about a 401 while attaching
+_GENERIC_401_FIX = "; get a fresh kubeconfig"  # how Cluster's 401 message starts its (generic) fix
 
 
 @dataclass(frozen=True)
@@ -42,17 +45,22 @@ class AttachReport:
 
 
 def check_attachment(cluster: Cluster, target: KubernetesTarget,
-                     front_end_requests: dict[str, dict[str, str]] = objects.FRONT_END_REQUESTS) -> AttachReport:
+                     front_end_requests: dict[str, dict[str, str]] = objects.FRONT_END_REQUESTS,
+                     unauthorized_fix: str = ATTACH_AGAIN) -> AttachReport:
     """Check that ``cluster`` (connected with the kubeconfig to attach, in ``target.namespace``) can host ``target``.
 
     ``front_end_requests``: the front end pod's requests per container (``{"envoy": {"cpu": "250m", "memory":
-    "256Mi"}, ...}``). Raises nothing: every failure, a Cluster error included, becomes a problem line. The API not
-    answering at all (timeout, refused, DNS, TLS, 401) is the one problem reported, naming the API URL."""
+    "256Mi"}, ...}``); ``unauthorized_fix``: what a 401 tells the user to do (attach again, or for an attached
+    target, refresh it with a fresh kubeconfig). Raises nothing: every failure, a Cluster error included, becomes a
+    problem line. The API not answering at all (timeout, refused, DNS, TLS, 401) is the one problem reported,
+    naming the API URL."""
     problems: list[str] = []
     warnings: list[str] = []
     try:
         answer = cluster.version()
-    except (ClusterUnreachable, ClusterTLSError, ClusterUnauthorized) as err:
+    except ClusterUnauthorized as err:
+        return AttachReport([unauthorized(err, unauthorized_fix)], [], None, None)
+    except (ClusterUnreachable, ClusterTLSError) as err:
         return AttachReport([str(err)], [], None, None)
     except ClusterError as err:
         answer = None
@@ -61,6 +69,11 @@ def check_attachment(cluster: Cluster, target: KubernetesTarget,
     vcpus = _node_checks(cluster, target, front_end_requests, problems, warnings)
     problems.extend(_permission_problems(cluster))
     return AttachReport(problems, warnings, server_version, vcpus)
+
+
+def unauthorized(err: ClusterUnauthorized, fix: str) -> str:
+    """``err``'s message (which credentials were rejected, by which API) with ``fix`` as what to do."""
+    return f"{str(err).partition(_GENERIC_401_FIX)[0]}; {fix}"
 
 
 def _version_check(answer: dict[str, Any], problems: list[str], warnings: list[str]) -> str:
