@@ -33,7 +33,6 @@ from modelport import ComputeTarget, KubernetesCompute, Workspace
 from modelport.api.app import create_app
 from modelport.backends.kubernetes.images import front_end_image_name
 from modelport.frontend.envoy_binary import envoy_path
-from modelport.reconcile.backend import Preparation
 from modelport.runtime.supervisor import bind
 from tests.traffic import wait_until
 
@@ -109,6 +108,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
         ws._dir.config_path.write_text(json.dumps({**config, "server_url": control_plane.url}))
         control_plane.start()
         front = FlowFrontEnd(_folder(root / "front"), api.kubeconfig())
+        flowing: Flow | None = None
         try:
             kubeconfig = root / "kubeconfig"
             kubeconfig.write_text(api.kubeconfig())
@@ -116,21 +116,16 @@ def flow(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
                 kubeconfig=str(kubeconfig), namespace=NAMESPACE, ingress_service_type="ClusterIP"))
             front.start_controller("--interval", "0.2", *getattr(request.module, "FLOW_CONTROLLER_ARGS", ()))
             front.start_envoy()
-            # Production issue (see the report): while the front end image's job has not yet found the image, a
-            # deploy is Unhealthy, not Transitioning, and wait_for_deployment stops there. Wait for it first.
-            images_of = control_plane.app.state.context.deployments.clusters.get(TARGET).images
-            images_of.front_end_image()  # starts the job (once), as the first route does
-            assert wait_until(lambda: images_of.front_end_prepared().state is Preparation.READY, timeout=60), \
-                images_of.front_end_prepared()
-            yield Flow(ws, api, kubelet, images, control_plane, target, front)
+            flowing = Flow(ws, api, kubelet, images, control_plane, target, front)
+            yield flowing
         finally:
             try:
                 from modelport import Webservice
 
-                for service in Webservice.list(ws):
+                for service in Webservice.list(flowing.ws if flowing else ws):  # a test may have reconnected it
                     service.delete()
             finally:
-                control_plane.stop()
+                (flowing.control_plane if flowing else control_plane).stop()  # a test may have restarted it
                 front.stop()
                 kubelet.stop()
     assert not kubelet.errors, kubelet.errors

@@ -12,20 +12,21 @@ the ``scoring_uri`` the control plane gives (the front end Service's ClusterIP, 
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 
-from modelport import AksWebservice, ComputeTarget, Environment, InferenceConfig, Model, Webservice
+from modelport import AksWebservice, ComputeTarget, Environment, InferenceConfig, Model, Webservice, Workspace
 from modelport.backends.kubernetes.objects import target_labels
 from modelport.sdk.webservice import WebserviceError
 from tests.conftest import register_weights
 from tests.traffic import Traffic, bearer
 from tests.traffic import wait_until as _wait_until
 
-from .flow import TARGET, Flow, flow  # noqa: F401 - the fixture
+from .flow import TARGET, ControlPlane, Flow, flow  # noqa: F401 - the fixture
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 DEPLOY_TIMEOUT_S = 600  # the first deploy builds the environment, app and front end images into the store
@@ -126,3 +127,28 @@ def test_emulated_init_failure_is_failed_with_the_traceback(flow: Flow, model: M
         service.wait_for_deployment(timeout_sec=60)
     service.delete()
     assert wait_until(lambda: not objects_of(flow, "Deployment", "broken-k8s"), timeout=60)
+
+
+def test_emulated_the_cluster_keeps_serving_while_the_control_plane_is_offline(flow: Flow, model: Model):  # noqa: F811
+    """The front end (controller + Envoy) and the kubelet need no control plane: with it stopped, requests are
+    answered and a killed replica is restarted and routed again; a new control plane re-adopts the service."""
+    service = deploy(flow, "offline-k8s", model)
+    assert healthy(service), service.serialize()
+    key = service.get_keys()[0]
+    flow.control_plane.stop()
+    try:
+        assert [score(flow, "offline-k8s", key).status_code for _ in range(20)] == [200] * 20
+        [pod] = objects_of(flow, "Pod", "offline-k8s")
+        killed = flow.kubelet.pid(pod)
+        flow.kubelet.kill(pod)
+        assert wait_until(lambda: flow.kubelet.pid(pod) not in (None, killed)
+                          and score(flow, "offline-k8s", key).status_code == 200, timeout=120)
+    finally:
+        restarted = ControlPlane(flow.ws)
+        config = json.loads(flow.ws._dir.config_path.read_text())
+        flow.ws._dir.config_path.write_text(json.dumps({**config, "server_url": restarted.url}))
+        flow.control_plane = restarted.start()
+        flow.ws = Workspace.get(flow.ws.name, flow.ws.path)  # a client of the new control plane
+    again = Webservice(flow.ws, "offline-k8s")
+    assert healthy(again) and again.serialize()["status"]["restarts"] >= 1
+    again.delete()

@@ -17,6 +17,7 @@ new Deployment to the version's minimum within a refresh period).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from ...environments.build import tail_lines
@@ -29,7 +30,8 @@ from .cluster import Cluster
 from .image_builds import LOG_FOLDER, ImageBuilds
 from .manifests import SCORING_CONTAINER, ScoringWorkload, runtime_env, scoring_objects
 
-READ_TTL_S = 0.25  # pods read once serve every question about them within this many seconds
+READ_TTL_S = 0.25  # pods (and EndpointSlices) read once serve every question about them within this many seconds
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # the EndpointSlice controller's label naming the slice's Service
 
 
 class KubernetesBackend:
@@ -44,7 +46,7 @@ class KubernetesBackend:
         self.images = images
         self._applied: dict[str, Any] = {}  # replica set key -> what was applied last
         self._never_fits: dict[str, str | None] = {}  # replica set key -> why its pods can never be scheduled
-        self._pods: tuple[float, list[dict]] = (0.0, [])
+        self._reads: dict[str, tuple[float, list[dict]]] = {}  # kind -> (when read, the objects)
 
     # --- what the reconciler asks -------------------------------------------------------------
 
@@ -79,7 +81,12 @@ class KubernetesBackend:
         self._applied[spec.key] = workload
 
     def observe(self, service: str, replica_set: str) -> list[ReplicaState]:
-        return status.replica_states(self._pods_of(service, replica_set), objects.SCORING_PORT)
+        """The replica set's pods as replicas; one is ready once its Service lists it as a ready endpoint (what the
+        front end routes to), not merely when its pod is Ready: so a rolling update moves the traffic only once the
+        new replicas can be reached through the front end."""
+        routable = self._routable(service, replica_set)
+        return [replace(state, ready=state.ready and state.address is not None and state.address[0] in routable)
+                for state in status.replica_states(self._pods_of(service, replica_set), objects.SCORING_PORT)]
 
     def diagnose(self, spec: ReplicaSetSpec, replicas: list[ReplicaState]) -> tuple[State, str] | None:
         pods = self._pods_of(spec.service, spec.replica_set)
@@ -110,7 +117,7 @@ class KubernetesBackend:
         for key in [k for k in self._applied if k.startswith(f"{service}/") and replica_set in (None, k.split("/")[1])]:
             del self._applied[key]
         self.images.forget(service, replica_set)
-        self._pods = (0.0, [])
+        self._reads.clear()
 
     def logs(self, service: str, replica_set: str, num_lines: int = 5000) -> str:
         """Each pod's scoring container log (the one before a restart too); a pod with no log gives its events."""
@@ -162,11 +169,23 @@ class KubernetesBackend:
         return self.cluster.list("Deployment", labels)
 
     def _all_pods(self) -> list[dict]:
-        read_at, pods = self._pods
+        return self._read("Pod")
+
+    def _read(self, kind: str) -> list[dict]:
+        """The target's scoring objects of ``kind``, read once per ``READ_TTL_S``."""
+        read_at, found = self._reads.get(kind, (0.0, []))
         if time.monotonic() - read_at > READ_TTL_S:
-            pods = self.cluster.list("Pod", self._labels())
-            self._pods = (time.monotonic(), pods)
-        return pods
+            found = self.cluster.list(kind, self._labels())
+            self._reads[kind] = (time.monotonic(), found)
+        return found
+
+    def _routable(self, service: str, replica_set: str) -> set[str]:
+        """The addresses the replica set's Service lists as ready in its EndpointSlices."""
+        name = objects.replica_set_name(service, replica_set)
+        return {address for piece in self._read("EndpointSlice")
+                if piece["metadata"].get("labels", {}).get(SERVICE_NAME_LABEL) == name
+                for endpoint in piece.get("endpoints") or [] if (endpoint.get("conditions") or {}).get("ready")
+                for address in endpoint.get("addresses") or []}
 
     def _pods_of(self, service: str, replica_set: str) -> list[dict]:
         return [pod for pod in self._all_pods() if pod["metadata"].get("labels", {}).get(objects.ENDPOINT) == service
