@@ -18,6 +18,8 @@ from contextlib import contextmanager
 
 import httpx
 
+from modelport.frontend.config import REPLICA_SET_HEADER, VERSION_HEADER
+
 OK = "ok"
 
 
@@ -140,3 +142,14 @@ class Traffic:
         counts = self.counts
         by_outcome = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
         return f"{sum(counts.values())} requests ({by_outcome})"
+
+
+def answered_by(response: httpx.Response) -> str:
+    """The version that answered a scoring request, when its header and its body agree; else what went wrong."""
+    if response.status_code != 200:
+        return f"{response.status_code} {response.text[:100]}"
+    named, ran = response.headers.get(VERSION_HEADER), response.json().get("version")
+    if named != ran or not response.headers.get(REPLICA_SET_HEADER, "").startswith(f"{named}-"):
+        return f"{VERSION_HEADER} {named!r}, {REPLICA_SET_HEADER} {response.headers.get(REPLICA_SET_HEADER)!r} " \
+               f"from version {ran!r}"
+    return named

@@ -19,9 +19,8 @@ import pytest
 
 from modelport import AksEndpoint, Endpoint, Environment, InferenceConfig, Model, Webservice
 from modelport.errors import InvalidInput, NotFound
-from modelport.frontend.config import REPLICA_SET_HEADER, VERSION_HEADER
 from tests.conftest import register_weights
-from tests.traffic import Traffic, wait_until
+from tests.traffic import Traffic, answered_by, wait_until
 
 APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 AZURE_ENDPOINT_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "azure_files" / "endpoint" / \
@@ -81,17 +80,6 @@ def reset(endpoint: AksEndpoint, **percentiles: float) -> None:
     current = endpoint.versions
     for name, value in sorted(percentiles.items(), key=lambda item: item[1] - current[item[0]].traffic_percentile):
         endpoint.update_version(name, traffic_percentile=value)
-
-
-def answered_by(response: httpx.Response) -> str:
-    """The version that answered a scoring request, when its header and its body agree; else what went wrong."""
-    if response.status_code != 200:
-        return f"{response.status_code} {response.text[:100]}"
-    named, ran = response.headers.get(VERSION_HEADER), response.json().get("version")
-    if named != ran or not response.headers.get(REPLICA_SET_HEADER, "").startswith(f"{named}-"):
-        return f"{VERSION_HEADER} {named!r}, {REPLICA_SET_HEADER} {response.headers.get(REPLICA_SET_HEADER)!r} " \
-               f"from version {ran!r}"
-    return named
 
 
 def traffic_to(endpoint: AksEndpoint, threads: int = 4) -> Traffic:

@@ -1,7 +1,8 @@
-"""The whole deploy flow's world for ``test_deploy_flow_emulated.py``: a REAL control plane (``create_app`` served
-by uvicorn in a thread of the test process), a REAL front-end controller and a REAL Envoy (local processes, as
-``test_controller_emulated.py`` runs them), against the EMULATED Kubernetes API (``emulator.py``), whose pods an
-EMULATED kubelet (``kubelet.py``) runs as real runtime processes from an EMULATED image store (``local_images.py``).
+"""The world of ``test_deploy_flow_emulated.py`` and ``test_endpoints_flow_emulated.py``: a REAL control plane
+(``create_app`` served by uvicorn in a thread of the test process), a REAL front-end controller and a REAL Envoy
+(local processes, as ``test_controller_emulated.py`` runs them), against the EMULATED Kubernetes API
+(``emulator.py``), whose pods an EMULATED kubelet (``kubelet.py``) runs as real runtime processes from an EMULATED
+image store (``local_images.py``).
 
 The seams, and why they are honest:
 
@@ -9,10 +10,10 @@ The seams, and why they are honest:
   the ``LocalImages`` store the kubelet runs from (the real builder would be podman); the workspace's
   ``config.json`` names it by ``server_url`` (the setting a remote control plane is used through), so the SDK talks
   to it over real HTTP exactly as to any other control plane;
-- the front end image is PRE-SEEDED into the store under its real name (``seed_front_end_image`` says why the
-  store cannot build it), so ``ImageBuilds`` finds it; the front end's Deployment is applied to the emulator, but
-  its pod is not what routes: a pod of the emulated kubelet has no in-cluster API access (no service account token,
-  no ``KUBERNETES_SERVICE_HOST``) and crash-loops. The controller and Envoy run instead as local processes with a
+- the front end image is PRE-SEEDED into the store under its real name (``seed_front_end_image`` says why), so
+  ``ImageBuilds`` finds it; the front end's Deployment is applied to the emulator, but its pod is not what routes:
+  a pod of the emulated kubelet has no in-cluster API access (no service account token, no
+  ``KUBERNETES_SERVICE_HOST``) and crash-loops. The controller and Envoy run instead as local processes with a
   kubeconfig, and the tests score at that Envoy's port; the ``scoring_uri`` the control plane gives (the front end
   Service's ClusterIP) is not reachable from here.
 """
@@ -29,17 +30,20 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from modelport import ComputeTarget, KubernetesCompute, Workspace
+from modelport import ComputeTarget, Environment, InferenceConfig, KubernetesCompute, Model, Workspace
 from modelport.api.app import create_app
 from modelport.backends.kubernetes.images import front_end_image_name
 from modelport.frontend.envoy_binary import envoy_path
 from modelport.runtime.supervisor import bind
+from tests.conftest import register_weights
 from tests.traffic import wait_until
 
 from .emulator import ApiEmulator
 from .kubelet import EmulatedKubelet
 from .local_images import LocalImages
 from .test_controller_emulated import PodFrontEnd
+
+APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 
 TARGET = "myk8s"
 NAMESPACE = "default"
@@ -133,9 +137,8 @@ def flow(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
 
 def seed_front_end_image(images: LocalImages, context: Path) -> str:
     """Put a stand-in for the front end image into the store under its real name, so ``ImageBuilds`` finds it and
-    does not build it. The real one cannot be built by ``LocalImages``: its ``RUN python3 -c "...
-    os.makedirs('/opt/modelport/bin') ..."`` names container paths inside code, which the store cannot map, so it
-    writes to this machine's /opt (and fails the second time). The stand-in has ``envoy`` and ``python`` on its PATH
+    does not build it: the real one installs all of modelport's requirements (about 440 MB) on every run, and is
+    built and run for real by ``test_podman_kube_play.py``. The stand-in has ``envoy`` and ``python`` on its PATH
     so that the kubelet can start the front end pod's containers; they exit (no in-cluster credentials, no
     bootstrap volume) and the pod crash-loops, which nothing here depends on: the local ``FlowFrontEnd`` routes."""
     name = front_end_image_name(None)
@@ -156,3 +159,16 @@ def seed_front_end_image(images: LocalImages, context: Path) -> str:
 def _folder(path: Path) -> Path:
     path.mkdir(parents=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def model(flow: Flow, tmp_path_factory: pytest.TempPathFactory) -> Model:
+    """Model ``echo-model`` (weights ``w-1``) registered in the flow's workspace."""
+    return register_weights(flow.ws, tmp_path_factory.mktemp("model"), "w-1")
+
+
+def inference_config(**variables: str) -> InferenceConfig:
+    """The echo app (``tests/fixtures/deploy_app``) with environment ``flow-env`` and ``variables`` in it."""
+    env = Environment("flow-env")
+    env.environment_variables = dict(variables)
+    return InferenceConfig("score.py", source_directory=APP, environment=env)

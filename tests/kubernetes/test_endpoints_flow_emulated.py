@@ -17,22 +17,18 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import partial
-from pathlib import Path
 
 import httpx
 import pytest
 
-from modelport import AksEndpoint, AksWebservice, ComputeTarget, Environment, InferenceConfig, Model, Webservice
+from modelport import AksEndpoint, AksWebservice, ComputeTarget, Model, Webservice
 from modelport.backends.kubernetes.objects import APPLIED_CONFIGMAP
-from modelport.frontend.config import REPLICA_SET_HEADER, VERSION_HEADER
 from modelport.frontend.routing_state import read_applied
-from tests.conftest import register_weights
-from tests.traffic import Traffic, bearer
+from tests.traffic import Traffic, answered_by, bearer
 from tests.traffic import wait_until as _wait_until
 
-from .flow import TARGET, Flow, flow  # noqa: F401 - the fixture
+from .flow import TARGET, Flow, flow, inference_config, model  # noqa: F401 - the fixtures
 
-APP = Path(__file__).resolve().parents[1] / "fixtures" / "deploy_app"
 DEPLOY_TIMEOUT_S = 600  # the module's first deploy builds the environment and app images into the store
 SCALE_TIMEOUT_S = 240  # new pods start runtime processes on a busy 2-core machine
 # A queued request may wait for its replica's one run() slot longer than Azure's 500 ms on a busy 2-core machine:
@@ -46,17 +42,6 @@ SCALE_DOWN_DELAY_S = 3
 FLOW_CONTROLLER_ARGS = ("--scale-down-delay", str(SCALE_DOWN_DELAY_S))  # read by flow.py's fixture
 wait_until = partial(_wait_until, interval=0.2)
 pytestmark = pytest.mark.timeout(1800)  # the module's first test waits for the images to build (see flow.py)
-
-
-@pytest.fixture(scope="module")
-def model(flow: Flow, tmp_path_factory) -> Model:  # noqa: F811
-    return register_weights(flow.ws, tmp_path_factory.mktemp("model"), "w-1")
-
-
-def inference_config(**variables: str) -> InferenceConfig:
-    env = Environment("flow-env")
-    env.environment_variables = dict(variables)
-    return InferenceConfig("score.py", source_directory=APP, environment=env)
 
 
 def url(flow: Flow, name: str) -> str:  # noqa: F811
@@ -78,17 +63,6 @@ def settled(service: Webservice, timeout: float = DEPLOY_TIMEOUT_S) -> str:
 
     wait_until(done, timeout=timeout)
     return service.state
-
-
-def answered_by(response: httpx.Response) -> str:
-    """The version that answered a scoring request, when its header and its body agree; else what went wrong."""
-    if response.status_code != 200:
-        return f"{response.status_code} {response.text[:100]}"
-    named, ran = response.headers.get(VERSION_HEADER), response.json().get("version")
-    if named != ran or not response.headers.get(REPLICA_SET_HEADER, "").startswith(f"{named}-"):
-        return f"{VERSION_HEADER} {named!r}, {REPLICA_SET_HEADER} {response.headers.get(REPLICA_SET_HEADER)!r} " \
-               f"from version {ran!r}"
-    return named
 
 
 def split(flow: Flow, name: str, requests: int = SPLIT_REQUESTS) -> Counter[str]:  # noqa: F811

@@ -72,9 +72,9 @@ class Deployments:
             self.frontend.start()  # re-adopts the Envoy of an earlier control plane when it still runs
         elif self.frontend.stop_left_running():
             logger.info("stopped the front end an earlier control plane left running with no service")
+        self.clusters.start_all()  # first: the local reconciler must not take their services for unattached ones
         self._thread = threading.Thread(target=self.reconciler.run_forever, name="reconciler", daemon=True)
         self._thread.start()
-        self.clusters.start_all()
 
     def stop(self) -> None:
         """Stop reconciling. Services keep serving (replicas and Envoy outlive the control plane);
@@ -134,8 +134,10 @@ class Deployments:
         self.reconciler_for(service).wait_routed(service, revision)
 
     def _unattached(self, target: str) -> bool:
-        """A compute target no reconciler runs (detached, or its cluster could not be connected to)."""
-        return target != LOCAL_TARGET and target not in self.clusters.names()
+        """A compute target that is not attached (detached since the service was deployed); an attached one whose
+        reconciler could not start keeps its services' last states (the control plane's log says why)."""
+        return (target != LOCAL_TARGET and target not in self.clusters.names()
+                and target not in {record.name for record in self.store.list_compute_targets()})
 
     def reconciler_for(self, service: str) -> Reconciler:
         """The reconciler of the compute target ``service`` runs on (the local one for a service not stored yet, or
