@@ -182,3 +182,14 @@ def test_emulated_removing_a_replica_set_deletes_its_objects_and_nothing_else(wo
     assert objects.replica_set_name(SERVICE, "new-2") in names and {"someone-elses"} <= services
     assert backend.versions(SERVICE) == ["new-2"]
     api.remove("Service", "someone-elses")
+
+
+def test_emulated_objects_deleted_behind_its_back_are_applied_again(world):
+    api, backend, _, _ = world
+    wanted = spec(world, "gone-1")
+    applied(world, wanted)
+    name = objects.replica_set_name(SERVICE, "gone-1")
+    api.remove("Deployment", name)
+    api.remove("Service", name)
+    assert wait_until(lambda: backend.apply(wanted) or api.get_object("Deployment", name) is not None, timeout=10)
+    assert api.get_object("Service", name) is not None

@@ -276,6 +276,24 @@ def test_emulated_detaching_a_cluster_that_is_gone_needs_force(ws, tmp_path):
     assert list(ws.compute_targets) == ["local"]
 
 
+def test_emulated_services_on_a_cluster_that_is_gone_are_listed_and_can_be_deleted(ws, tmp_path):
+    """A cluster that went away for good: its services are still listed (their state says why), deleting them
+    works (their objects stay, labelled, for the cluster's next pass), and the target is then forgotten with --force."""
+    model = register_weights(ws, tmp_path, "w-1")
+    config = InferenceConfig("score.py", source_directory=APP, environment=Environment("compute-test-env"))
+    with ApiEmulator(token=SECRET) as api:
+        attach(ws, "gone-k8s", kubeconfig_file(api, tmp_path))
+        Model.deploy(ws, "on-gone-k8s", [model], config, AksWebservice.deploy_configuration(num_replicas=1),
+                     deployment_target=ComputeTarget(ws, "gone-k8s"))
+    assert [s.name for s in Webservice.list(ws)] == ["on-gone-k8s"]
+    assert Webservice(ws, "on-gone-k8s").scoring_uri is None  # no front end to name
+    Webservice(ws, "on-gone-k8s").delete()
+    assert Webservice.list(ws) == []
+    forced = cli(ws, "detach", "-n", "gone-k8s", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert list(ws.compute_targets) == ["local"]
+
+
 def test_emulated_a_deploy_records_its_target_and_detach_waits_for_its_services(ws, api, tmp_path):
     attach(ws, "deploy-k8s", kubeconfig_file(api, tmp_path))
     model = register_weights(ws, tmp_path, "w-1")

@@ -13,7 +13,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 from .. import backends
-from ..errors import Conflict, ModelportError
+from ..errors import ClusterError, Conflict, ModelportError
 from ..frontend.envoy import FrontEnd
 from ..frontend.routes import ClientLimits, ServiceRoute
 from ..operations.compute import ComputeOperations
@@ -153,7 +153,11 @@ class Deployments:
     def remove(self, service: str, compute_target: str = LOCAL_TARGET) -> None:
         """Stop a deleted service's replicas now, not at the next reconcile pass, and delete its files."""
         running = self.clusters.get(compute_target)
-        (running.backend if running else self.backend).remove(service)
+        try:
+            (running.backend if running else self.backend).remove(service)
+        except ClusterError as err:  # its objects stay labelled: the target's next pass that reaches it removes them
+            logger.warning("the objects of deleted service %s stay on %s until it can be reached: %s", service,
+                           compute_target, err)
         self.autoscaler.forget(service)
 
     def scoring_base(self, service: str) -> str | None:
@@ -162,7 +166,10 @@ class Deployments:
         target = self._target_of(service)
         if target != LOCAL_TARGET:
             running = self.clusters.get(target)
-            url = running.front_end.url() if running else None
+            try:
+                url = running.front_end.url() if running else None
+            except ModelportError:  # the cluster cannot be reached now: the service's state says so
+                url = None
             return f"{url}/api/v1/service/{service}" if url else None
         return f"{self.frontend.url}/api/v1/service/{service}" if self.frontend.pid else None
 

@@ -265,7 +265,7 @@ class Reconciler:
         try:
             return self.front_end.route_problems()
         except ModelportError as err:
-            logger.warning("could not read the front end's route checks: %s", err)
+            self._warn(f"could not read the route checks of the front end of {self.compute_target}: {err}")
             return {}
 
     # --- one endpoint --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ...reconcile.backend import Preparation, Prepared, ReplicaSetSpec, ReplicaS
 from ...spec import Endpoint, EndpointVersion, State
 from ...spec.compute import KubernetesTarget
 from . import objects, scheduling, status
-from .cluster import Cluster
+from .cluster import Cluster, ClusterApiError
 from .image_builds import LOG_FOLDER, ImageBuilds
 from .manifests import SCORING_CONTAINER, ScoringWorkload, runtime_env, scoring_objects
 
@@ -74,8 +74,10 @@ class KubernetesBackend:
     def apply(self, spec: ReplicaSetSpec) -> None:
         """Apply the replica set's Deployment and Service when what they should be changed."""
         workload = self._workload(spec)
-        if self._applied.get(spec.key) == workload:
-            return
+        if self._applied.get(spec.key) == workload and all(
+                any(found["metadata"]["name"] == workload.name for found in self._read(kind))
+                for kind in ("Deployment", "Service")):
+            return  # unchanged, and both still there (one deleted behind our back is applied again)
         for manifest in scoring_objects(workload):
             self.cluster.apply(manifest)
         self._applied[spec.key] = workload
@@ -126,7 +128,10 @@ class KubernetesBackend:
             name = pod["metadata"]["name"]
             text = self.cluster.pod_log(name, SCORING_CONTAINER, tail_lines=num_lines)
             if _restarted(pod):  # the run before the restart holds the crash (e.g. init()'s traceback)
-                before = self.cluster.pod_log(name, SCORING_CONTAINER, tail_lines=num_lines, previous=True)
+                try:
+                    before = self.cluster.pod_log(name, SCORING_CONTAINER, tail_lines=num_lines, previous=True)
+                except ClusterApiError:  # the kubelet no longer keeps it (e.g. the node restarted)
+                    before = ""
                 text = f"{before}--- restarted ---\n{text}" if before.strip() else text
             if not text.strip():
                 events = [e for e in self.cluster.events() if e.get("involvedObject", {}).get("name") == name]
