@@ -109,7 +109,8 @@ def detach(name, force, workspace_choice) -> None:
     from ..sdk.compute import ComputeTarget
 
     removed = ComputeTarget(workspace_from(workspace_choice), name).detach(force=force)
-    click.echo(f"Detached {name}; removed {len(removed)} objects" + (f": {', '.join(removed)}" if removed else ""))
+    count = f"{len(removed)} object" + ("" if len(removed) == 1 else "s")
+    click.echo(f"Detached {name}; removed {count}" + (f": {', '.join(removed)}" if removed else ""))
 
 
 @computetarget_group.command("list")

@@ -124,7 +124,7 @@ def kubernetes_group() -> None:
               help="deploymentconfig.json as Azure ML writes it (computeType AKS or Kubernetes).")
 @click.option("--ct", "--compute-target", "compute_target", default=None,
               help=f"The compute target (default: the config's, else {DEFAULT_TARGET!r}): an attached one's settings "
-                   "are used; otherwise the namespace, Service type and TLS flags'.")
+                   "are used; otherwise the namespace, Service type and TLS flags are.")
 @click.option("--image", default=None,
               help="The scoring image (default: the app image name a deploy builds, which needs a workspace).")
 @click.option("--front-end-image", default=None,
