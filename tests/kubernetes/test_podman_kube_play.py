@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from modelport.backends.kubernetes import images
-from modelport.backends.kubernetes.builders import registry_has
+from modelport.backends.kubernetes.builders import ImageBuildFailed, registry_has
 from modelport.backends.kubernetes.frontend_manifests import controller_command, envoy_command
 from modelport.backends.kubernetes.image_builds import ImageBuilds
 from modelport.backends.kubernetes.manifests import ScoringWorkload, runtime_env, scoring_objects, to_yaml
@@ -245,3 +245,16 @@ def test_front_end_image_runs_the_commands_the_front_end_pod_gives(on_base_image
     envoy = on_base_image.run("run", "--rm", "--network=none", image, envoy_command()[0], "--version")
     assert "1.40.0" in envoy.stdout
     assert on_base_image.run("run", "--rm", image, "id", "-u").stdout.strip() == "1000"
+
+
+def test_a_base_image_that_cannot_be_pulled_is_named_with_the_setting_to_change(podman: Podman, tmp_path: Path):  # noqa: F811
+    """An offline builder cannot pull the default base image: the failure names the base image and
+    MODELPORT_BASE_IMAGE, not only the build log."""
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Containerfile").write_text("FROM 127.0.0.1:9/nowhere/python:3.11\nRUN true\n")
+    with open(tmp_path / "build.log", "w") as log, pytest.raises(ImageBuildFailed) as failed:
+        podman.builder().build(context, "localhost/modelport-test-unpullable:1", log)
+    assert str(failed.value).startswith("the base image 127.0.0.1:9/nowhere/python:3.11 could not be pulled: make it "
+                                        "pullable by the builder, or set MODELPORT_BASE_IMAGE to an image the builder "
+                                        "has (then restart the control plane: modelport server stop)")

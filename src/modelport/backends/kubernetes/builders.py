@@ -39,6 +39,9 @@ from ...spec.compute import KubernetesTarget
 from . import objects
 
 LOG_TAIL_LINES = 20
+BASE_IMAGE_VARIABLE = "MODELPORT_BASE_IMAGE"  # the environment images' base image (images.base_image)
+_PULL_FAILED = re.compile(r"pull|initializing source|manifest unknown|no such host|dial tcp|unauthorized",
+                          re.IGNORECASE)
 KANIKO_IMAGE = os.environ.get("MODELPORT_KANIKO_IMAGE", "gcr.io/kaniko-project/executor:v1.23.2")
 KANIKO_CONTEXT_LIMIT = 900 * 1024  # bytes of gzipped context; a ConfigMap (with its metadata) holds 1 MiB
 KANIKO_TIMEOUT_S = 3600.0
@@ -107,8 +110,16 @@ class CliBuilder:
             return False
 
     def build(self, context: Path, image: str, log: IO[str]) -> None:
-        self._run([self.executable, "build", "--network=none", "--file", str(context / "Containerfile"),
-                   "--tag", image, str(context)], image, "the image build failed", log)
+        try:
+            self._run([self.executable, "build", "--network=none", "--file", str(context / "Containerfile"),
+                       "--tag", image, str(context)], image, "the image build failed", log)
+        except ImageBuildFailed as failed:
+            base = _base_image(context)
+            if base and base in failed.log_tail and _PULL_FAILED.search(failed.log_tail):
+                raise ImageBuildFailed(image, f"the base image {base} could not be pulled: make it pullable by the "
+                                       f"builder, or set {BASE_IMAGE_VARIABLE} to an image the builder has (then "
+                                       "restart the control plane: modelport server stop)", failed.log_tail) from None
+            raise
 
     def push(self, image: str, log: IO[str]) -> None:
         self._run([self.executable, "push", image], image, "pushing the image failed", log)
@@ -280,6 +291,14 @@ def registry_has(image: str, insecure: bool = False, timeout_s: float = REGISTRY
             return answer.status_code == 200
     except (httpx.HTTPError, ValueError):
         return False
+
+
+def _base_image(context: Path) -> str | None:
+    """The image a build context starts ``FROM`` (its Containerfile's first ``FROM``)."""
+    for line in (context / "Containerfile").read_text().splitlines():
+        if line.upper().startswith("FROM "):
+            return line.split()[1]
+    return None
 
 
 def _registry_host(image: str) -> str | None:

