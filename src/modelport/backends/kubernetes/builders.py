@@ -114,7 +114,7 @@ class CliBuilder:
             self._run([self.executable, "build", "--network=none", "--file", str(context / "Containerfile"),
                        "--tag", image, str(context)], image, "the image build failed", log)
         except ImageBuildFailed as failed:
-            base = _base_image(context)
+            base = _base_image(context) if failed.log_tail else None  # no log: the engine did not even start
             if base and base in failed.log_tail and _PULL_FAILED.search(failed.log_tail):
                 raise ImageBuildFailed(image, f"the base image {base} could not be pulled: make it pullable by the "
                                        f"builder, or set {BASE_IMAGE_VARIABLE} to an image the builder has (then "
@@ -294,8 +294,11 @@ def registry_has(image: str, insecure: bool = False, timeout_s: float = REGISTRY
 
 
 def _base_image(context: Path) -> str | None:
-    """The image a build context starts ``FROM`` (its Containerfile's first ``FROM``)."""
-    for line in (context / "Containerfile").read_text().splitlines():
+    """The image a build context starts ``FROM`` (its Containerfile's first ``FROM``; None without one)."""
+    containerfile = context / "Containerfile"
+    if not containerfile.is_file():
+        return None
+    for line in containerfile.read_text().splitlines():
         if line.upper().startswith("FROM "):
             return line.split()[1]
     return None
