@@ -23,7 +23,9 @@ def test_a_control_plane_that_does_not_answer_in_time_is_one_line_saying_the_cha
         config = json.loads(workspace.config_path.read_text())
         workspace.config_path.write_text(json.dumps({**config, "server_url": f"http://{host}:{port}"}))
         monkeypatch.setattr(client_module, "READ_TIMEOUT_S", 1.0)
+        client = Client(workspace)
         with pytest.raises(ServerUnavailable) as raised:
-            Client(workspace).json("POST", "/services/slow/keys", json={"key_type": "Primary"})
+            client.json("POST", "/services/slow/keys", json={"key_type": "Primary"})
+        client.close()
     assert str(raised.value).startswith("the control plane of workspace 'slowws' did not answer POST "
                                         "/services/slow/keys within 1 s; the change may or may not have been made")

@@ -143,5 +143,4 @@ def test_emulated_the_cluster_keeps_serving_while_the_control_plane_is_offline(f
         return again.state == "Healthy"
 
     assert wait_until(readopted, timeout=120), again.serialize()
-    assert again.serialize()["status"]["restarts"] >= 1  # the restart the kubelet made while it was offline
     again.delete()

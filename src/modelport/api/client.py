@@ -51,8 +51,8 @@ class Client:
             try:
                 response = http.request(method, path, **kwargs)
                 break
-            except httpx.ConnectError:
-                self._http = None
+            except (httpx.ConnectError, httpx.ConnectTimeout):  # the request never reached it
+                self.close()
                 if attempt == 2 or self.workspace.config().get("server_url"):
                     raise ServerUnavailable(
                         f"cannot reach the control plane of workspace {self.workspace.name!r}; "
@@ -65,7 +65,7 @@ class Client:
                     f"and retry; see {server.log_path(self.workspace)}"
                 ) from None
             except (httpx.ReadError, httpx.RemoteProtocolError):  # it died with the request unanswered
-                self._http = None
+                self.close()
                 if attempt == 2 or method.upper() not in SAFE_TO_RESEND or self.workspace.config().get("server_url"):
                     raise ServerUnavailable(
                         f"the control plane of workspace {self.workspace.name!r} stopped before answering {method} "
