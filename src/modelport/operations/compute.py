@@ -53,11 +53,12 @@ from .compute_checks import (
     problem_list,
     tls_problems,
 )
+from .compute_views import SUCCEEDED, local_view, not_attached, view
 
 if TYPE_CHECKING:
     from ..api.workspace_dir import WorkspaceDir
 
-SUCCEEDED, FAILED = "Succeeded", "Failed"  # Azure ML's provisioning states of an attached compute
+FAILED = "Failed"  # Azure ML's provisioning state of an attached compute whose last check failed
 # what modelport makes in a namespace, in the order detach removes it: workloads first, then what they use (their
 # ReplicaSets, Pods and EndpointSlices go with them, by Kubernetes' garbage collection)
 OWNED_KINDS = ("Deployment", "Job", "Service", "ConfigMap", "Secret", "RoleBinding", "Role", "ServiceAccount")
@@ -104,13 +105,13 @@ class ComputeOperations:
 
     def list(self) -> list[dict[str, Any]]:
         """Every compute target's view (see ``show``): ``local`` first, then the attached ones by name."""
-        return [local_view(), *(_view(record) for record in self.store.list_compute_targets())]
+        return [local_view(), *(view(record) for record in self.store.list_compute_targets())]
 
     def show(self, name: str) -> dict[str, Any]:
         """A target's view: its settings (``KubernetesTarget`` fields), ``type`` (``Local`` or ``Kubernetes``),
         Azure ML's ``provisioning_state`` and ``provisioning_errors``, ``warnings``, ``server_version``, ``vcpus``,
         ``created_at`` and ``checked_at`` (ISO 8601). No credential. NotFound naming the attached targets."""
-        return local_view() if name == LOCAL else _view(self._record(name))
+        return local_view() if name == LOCAL else view(self._record(name))
 
     def kubernetes_target(self, name: str) -> KubernetesTarget:
         """The attached cluster ``name``; NotFound naming the attached targets, InvalidInput for ``local``."""
@@ -181,7 +182,7 @@ class ComputeOperations:
             cluster.close()
         if self.on_attached is not None:
             self.on_attached(name)
-        return _view(record)
+        return view(record)
 
     def refresh(self, name: str, kubeconfig: str | None = None, context: str | None = None) -> dict[str, Any]:
         """Run the checks again (Azure ML's ``refresh_state``): the view, whose ``provisioning_state`` is
@@ -207,7 +208,7 @@ class ComputeOperations:
         with self._lock:
             self._record(name)  # NotFound if it was detached meanwhile: a refresh never brings one back
             record = self.store.put_compute_target(name, KUBERNETES, _config(target, checked))
-        return _view(record)
+        return view(record)
 
     def _replace_credentials(self, name: str, kubeconfig: str, context: str | None) -> dict[str, Any]:
         """``refresh`` with a new kubeconfig: check it on the same cluster, then store it and restart the
@@ -241,7 +242,7 @@ class ComputeOperations:
         self._forget_cluster(name)
         if self.on_attached is not None:
             self.on_attached(name)  # reconcile again, connecting with the new credentials
-        return _view(record)
+        return view(record)
 
     def detach(self, name: str, force: bool = False) -> list[str]:
         """Remove every object labelled with this target from its namespace, then forget the target and its
@@ -350,41 +351,6 @@ class ComputeOperations:
 def refresh_fix(name: str) -> str:
     """What to do when the API refuses an attached target's credentials (401)."""
     return f"refresh it with a fresh kubeconfig: modelport computetarget refresh -n {name} --kubeconfig FILE"
-
-
-def deploy_target(store: Store, workspace: str, name: str | None) -> str:
-    """The compute target a deploy runs on: ``local`` for None; ``name`` when it is attached to ``workspace``
-    (its name); NotFound naming the attached targets otherwise (``not_attached``)."""
-    if name is None or name == LOCAL:
-        return LOCAL
-    if name not in {record.name for record in store.list_compute_targets()}:
-        raise not_attached(store, workspace, name)
-    return name
-
-
-def not_attached(store: Store, workspace: str, name: str) -> NotFound:
-    """The error for a compute target name that is not attached, naming those that are."""
-    attached = [f"'{record.name}'" for record in store.list_compute_targets()]
-    return NotFound(f"compute target '{name}' is not attached to workspace '{workspace}'; its targets are "
-                    f"'{LOCAL}' (this machine){''.join(f', {a}' for a in attached)}: deploy to one of them "
-                    f"(--ct NAME, SDK: deployment_target=), or attach the cluster first (modelport computetarget "
-                    "attach kubernetes, SDK: ComputeTarget.attach)")
-
-
-def local_view() -> dict[str, Any]:
-    """The built-in ``local`` target's view."""
-    return {"name": LOCAL, "type": "Local", "provisioning_state": SUCCEEDED, "provisioning_errors": [],
-            "warnings": []}
-
-
-def _view(record: ComputeTargetRecord) -> dict[str, Any]:
-    config = record.config
-    settings = {key: config.get(key) for key in KubernetesTarget.__dataclass_fields__}
-    return {**settings, "name": record.name, "type": record.type,
-            "provisioning_state": config.get("provisioning_state", SUCCEEDED),
-            "provisioning_errors": config.get("provisioning_errors", []), "warnings": config.get("warnings", []),
-            "server_version": config.get("server_version"), "vcpus": config.get("vcpus"),
-            "created_at": record.created_at.isoformat(timespec="seconds"), "checked_at": config.get("checked_at")}
 
 
 def _config(target: KubernetesTarget, checked: Checked) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ..sdk.deploy_config import ENDPOINT, DeploymentConfig, check_service_name
 from ..spec import DEFAULT_VERSION, WEBSERVICE, Endpoint, EndpointVersion, ModelRef, traffic
 from ..spec import ENDPOINT as ENDPOINT_KIND
 from ..store.records import ServiceRecord
-from .compute import deploy_target
+from .compute_views import deploy_target
 
 DEFAULT_ENVIRONMENT = {"name": "modelport-default", "python": {"condaDependencies": {"dependencies": []}}}
 _AUTH_WORDS = {"key": "uses key auth", "token": "uses token auth", "none": "has auth disabled (auth_enabled=False)"}

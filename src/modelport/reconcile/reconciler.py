@@ -24,15 +24,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from ..environments.spec import EnvironmentSpec
 from ..errors import ModelportError
 from ..frontend.routes import ServiceRoute
 from ..spec import LOCAL_TARGET, Endpoint, EndpointVersion, State
+from ..spec.endpoint import replica_set_owner
 from ..store.db import Store
 from .autoscale import AutoscaleSettings
 from .backend import Backend, Preparation, ReplicaSetSpec, ReplicaState
+from .front_end_port import FrontEndPort, FrontEndStarting
 from .service_route import VersionObserved, service_route
 
 logger = logging.getLogger("modelport.reconciler")
@@ -44,25 +45,6 @@ BATCH_S = 0.25  # an endpoint due this soon is reconciled with the ones due now
 STEADY_INTERVAL_S = 2.0  # between passes when every endpoint is steady
 REPEAT_WARNING_S = 300.0  # the same warning is logged again after this long at the earliest
 WAIT_ROUTED_S = 120.0  # how long an operation waits for the front end (a pass may be building an environment)
-
-
-class FrontEndStarting(ModelportError):
-    """Raised by a front end's ``ensure_running`` while it is being made (its image built, its pod started): the
-    services it will route wait in Transitioning with this reason, not Unhealthy."""
-
-
-class FrontEndPort(Protocol):
-    """What the reconciler needs of a front end: keep it running and give it the routes."""
-
-    def ensure_running(self) -> bool:
-        """Start the front end if it is not running; True when it was (re)started now. Raises ModelportError."""
-
-    def apply(self, routes: list[ServiceRoute]) -> None:
-        """Route exactly ``routes``; returns once they are served. Raises ModelportError."""
-
-    def route_problems(self) -> dict[str, str]:
-        """Services whose route failed a request through the front end, with the reason naming the layer
-        (replicas, Service, route, TLS); empty when every route answered (or the front end does not check)."""
 
 
 class Reconciler:
@@ -320,7 +302,7 @@ class Reconciler:
         owners = {v.name for v in endpoint.versions}
         candidates = []
         for replica_set in self.backend.versions(endpoint.name):
-            owner, generation = _owner(replica_set)
+            owner, generation = replica_set_owner(replica_set)
             if replica_set != version.replica_set and (owner == version.name or (
                     version.is_default and owner not in owners)):
                 candidates.append((generation, replica_set))
@@ -338,7 +320,7 @@ class Reconciler:
         owners = {v.name for v in endpoint.versions}
         default = endpoint.default_version.name
         for replica_set in self.backend.versions(endpoint.name):
-            owner, _ = _owner(replica_set)
+            owner, _ = replica_set_owner(replica_set)
             successor = promoted.get(owner if owner in owners else default)
             if replica_set in wanted or successor is None or successor == replica_set:
                 continue
@@ -417,10 +399,3 @@ def _overall(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> tuple[Stat
             if version.state is state:
                 return (State.UNHEALTHY if state is State.FAILED else state), f"version {name}: {version.reason}"
     return State.HEALTHY, ""
-
-
-def _owner(replica_set: str) -> tuple[str, int]:
-    """The version a replica set belongs to and its generation (``blue-3`` → ``("blue", 3)``); a name
-    without a generation (an earlier modelport's ``v3``) belongs to no version."""
-    owner, _, generation = replica_set.rpartition("-")
-    return (owner, int(generation)) if owner and generation.isdigit() else ("", -1)

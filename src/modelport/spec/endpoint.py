@@ -88,6 +88,13 @@ class EndpointVersion:
                    is_control=bool(data.get("is_control")), mirror_percentile=data.get("mirror_percentile", 0))
 
 
+def replica_set_owner(replica_set: str) -> tuple[str, int]:
+    """The version a replica set belongs to and its generation (``blue-3`` → ``("blue", 3)``); a name without a
+    generation (an earlier modelport's ``v3``) belongs to no version (``("", -1)``)."""
+    owner, _, generation = replica_set.rpartition("-")
+    return (owner, int(generation)) if owner and generation.isdigit() else ("", -1)
+
+
 @dataclass(frozen=True)
 class TrafficAssignment:
     """Who got which share at one moment (kept so ``rollback`` can return to it): percentile, default and
