@@ -40,6 +40,14 @@ class Unauthorized(ModelportError):
     code = "Unauthorized"
 
 
+class Forbidden(ModelportError):
+    """The caller is known but the request is refused: a Studio change without its CSRF token, or from
+    another site."""
+
+    status = 403
+    code = "Forbidden"
+
+
 class MethodNotAllowed(ModelportError):
     """The path exists, but not with this HTTP method: the ``Allow`` header lists the methods it has."""
 

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import hmac
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .. import __version__
-from ..errors import NotFound, Unauthorized
+from ..errors import Forbidden, NotFound, Unauthorized
 from ..operations.compute import ComputeOperations
 from ..operations.endpoints import EndpointOperations
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
+from ..studio import pages as studio_pages
+from ..studio.history import MetricsHistory
+from ..studio.session import COOKIE, CSRF_HEADER, SAFE_METHODS, StudioSessions
 from . import routes_blobs, routes_compute, routes_environments, routes_models, routes_services, routes_snapshots
 from .context import Context
 from .deployments import Deployments
 from .metrics import EndpointMetrics
 from .openapi_errors import answer_errors_as_declared, errors
-from .schemas import Health, WorkspaceView
+from .schemas import Health, StudioLink, WorkspaceView
 from .workspace_dir import WorkspaceDir
 
 BEARER = HTTPBearer(auto_error=False, description="the workspace token (the file named in the 401 message)")
@@ -35,26 +37,39 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     deployments = Deployments(workspace, store, artifacts, compute)
     context = Context(workspace=workspace, store=store, artifacts=artifacts, deployments=deployments,
                       operations=EndpointOperations(store, artifacts, deployments))
-    token = workspace.token()
+    sessions = StudioSessions(workspace.token())
+    collector = EndpointMetrics(store, deployments.frontend)
+    history = MetricsHistory(collector.collect)
 
-    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:
-        given = credentials.credentials if credentials else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
+    def authorize(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:
+        """The workspace token as a bearer token, or a Studio session cookie; a change made with the cookie
+        also needs the page's CSRF token and must come from this server's own pages."""
+        if credentials is not None and sessions.token_matches(credentials.credentials):
+            return
+        nonce = None if credentials is not None else sessions.session_nonce(request.cookies.get(COOKIE))
+        if nonce is None:
             raise Unauthorized(
                 "missing or wrong workspace token: send 'Authorization: Bearer <token>' with the token in "
                 f"{workspace.token_path}"
             )
+        if request.method not in SAFE_METHODS and not (
+                _same_origin(request) and sessions.csrf_matches(nonce, request.headers.get(CSRF_HEADER))):
+            raise Forbidden(f"a change made from Studio needs the page's CSRF token ({CSRF_HEADER}) and must come "
+                            "from this control plane's own pages: reload the page and try again")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         deployments.start()
+        history.start()
         yield
+        history.stop()
         deployments.stop()
 
     app = FastAPI(title="modelport control plane", version=__version__, lifespan=lifespan,
                   description=f"Workspace {workspace.name!r}: models, environments, snapshots, services.")
     app.state.context = context
     app.state.compute = compute  # routes_compute's dependency
+    app.state.metrics_history = history  # Studio's plots
     answer_errors_as_declared(app)
 
     @app.get("/healthz", tags=["server"], response_model=Health)
@@ -68,7 +83,7 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
         app.include_router(router, prefix="/api/v1", dependencies=protected, responses=errors(Unauthorized))
 
     registry = CollectorRegistry()
-    registry.register(EndpointMetrics(store, deployments.frontend))
+    registry.register(collector)
 
     @app.get("/metrics", dependencies=protected, include_in_schema=False)
     def metrics() -> PlainTextResponse:
@@ -85,7 +100,22 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
         return {"name": config["workspace_name"], "path": str(workspace.root.parent), "created": config.get("created"),
                 "store": _redacted(context.store.url)}
 
+    @app.post("/api/v1/studio/links", dependencies=protected, include_in_schema=False, response_model=StudioLink)
+    def studio_link(request: Request) -> dict:
+        """A one-time Studio sign-in link (``modelport studio`` prints and opens it)."""
+        return {"url": f"{str(request.base_url).rstrip('/')}/studio/login?code={sessions.new_link_code()}"}
+
+    studio_pages.install(app, sessions)
     return app
+
+
+def _same_origin(request: Request) -> bool:
+    """Whether a browser request comes from this server's own pages: its ``Origin`` (sent by browsers on every
+    state-changing fetch) names this host, and ``Sec-Fetch-Site`` (when sent) says same-origin."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host", ""):
+        return False
+    return request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
 
 
 def _redacted(url: str) -> str:

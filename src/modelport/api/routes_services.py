@@ -54,8 +54,8 @@ class KeyRegeneration(BaseModel):
     set_key: str | None = None
 
 
-class VersionBody(ServiceUpdate):
-    """A version to create or change: what it runs (None: the default version's, or unchanged) and its traffic."""
+class TrafficSettings(BaseModel):
+    """A version's traffic settings (None: unchanged)."""
 
     traffic_percentile: float | None = Field(None, json_schema_extra=documented(minimum=0, maximum=100))
     is_default: bool | None = None
@@ -67,8 +67,18 @@ class VersionBody(ServiceUpdate):
                             self.mirror_percentile)
 
 
+class VersionBody(ServiceUpdate, TrafficSettings):
+    """A version to create or change: what it runs (None: the default version's, or unchanged) and its traffic."""
+
+
 class NewVersion(VersionBody):
     version_name: str
+
+
+class TrafficChange(BaseModel):
+    """New traffic settings of some versions, applied together or not at all."""
+
+    versions: dict[str, TrafficSettings] = Field(json_schema_extra=documented(minProperties=1))
 
 
 class Promotion(BaseModel):
@@ -83,24 +93,24 @@ CHANGES = errors(InvalidInput, NotFound, Conflict, FrontEndError)
 def deploy(body: Deployment, ctx: Context = Depends(context)) -> dict:
     """Record a service's (or, with AksEndpoint settings, an endpoint's) desired state; the reconciler makes
     it run (poll GET /services/{name})."""
-    return _view(ctx, ctx.operations.deploy(body.name, _version_input(body), body.overwrite))
+    return service_view(ctx, ctx.operations.deploy(body.name, _version_input(body), body.overwrite))
 
 
 @router.get("/services", response_model=list[ServiceView])
 def list_services(ctx: Context = Depends(context)) -> list[dict]:
-    return [_view(ctx, r) for r in ctx.store.list_services()]
+    return [service_view(ctx, r) for r in ctx.store.list_services()]
 
 
 @router.get("/services/{name}", response_model=ServiceView, responses=errors(NotFound))
 def get_service(name: str, ctx: Context = Depends(context)) -> dict:
-    return _view(ctx, ctx.store.get_service(name))
+    return service_view(ctx, ctx.store.get_service(name))
 
 
 @router.patch("/services/{name}", response_model=ServiceView, responses=CHANGES)
 def update(name: str, body: ServiceUpdate, ctx: Context = Depends(context)) -> dict:
     """A web service: a rolling update (new replicas take over when ready). An endpoint: its auth, CORS,
     description and tags."""
-    return _view(ctx, ctx.operations.update(name, _version_input(body)))
+    return service_view(ctx, ctx.operations.update(name, _version_input(body)))
 
 
 @router.delete("/services/{name}", response_model=Deleted, responses=errors(NotFound, Conflict))
@@ -114,32 +124,40 @@ def delete(name: str, ctx: Context = Depends(context)) -> dict:
 def create_version(name: str, body: NewVersion, ctx: Context = Depends(context)) -> dict:
     """AksEndpoint.create_version: returns once the front end routes the new traffic assignment (a version
     whose replicas are not ready yet gets its share once they are; the default version serves it meanwhile)."""
-    return _view(ctx, ctx.operations.create_version(name, body.version_name, _version_input(body),
+    return service_view(ctx, ctx.operations.create_version(name, body.version_name, _version_input(body),
                                                     body.traffic_input()))
 
 
 @router.patch("/services/{name}/versions/{version}", response_model=ServiceView, responses=CHANGES)
 def update_version(name: str, version: str, body: VersionBody, ctx: Context = Depends(context)) -> dict:
     """AksEndpoint.update_version: traffic at once; what it runs by a rolling update."""
-    return _view(ctx, ctx.operations.update_version(name, version, _version_input(body), body.traffic_input()))
+    return service_view(ctx, ctx.operations.update_version(name, version, _version_input(body), body.traffic_input()))
 
 
 @router.delete("/services/{name}/versions/{version}", response_model=ServiceView, responses=CHANGES)
 def delete_version(name: str, version: str, ctx: Context = Depends(context)) -> dict:
     """AksEndpoint.delete_version (not the default version while others exist)."""
-    return _view(ctx, ctx.operations.delete_version(name, version))
+    return service_view(ctx, ctx.operations.delete_version(name, version))
+
+
+@router.put("/services/{name}/traffic", response_model=ServiceView, responses=CHANGES)
+def set_traffic(name: str, body: TrafficChange, ctx: Context = Depends(context)) -> dict:
+    """Change the traffic settings of several versions together: all of them or, when a rule is broken (the
+    message names it), none."""
+    changes = {version: settings.traffic_input() for version, settings in body.versions.items()}
+    return service_view(ctx, ctx.operations.set_traffic(name, changes))
 
 
 @router.post("/services/{name}/promote", response_model=ServiceView, responses=CHANGES)
 def promote(name: str, body: Promotion, ctx: Context = Depends(context)) -> dict:
     """The version takes 100 % of the traffic and becomes default and control."""
-    return _view(ctx, ctx.operations.promote(name, body.version_name))
+    return service_view(ctx, ctx.operations.promote(name, body.version_name))
 
 
 @router.post("/services/{name}/rollback", response_model=ServiceView, responses=CHANGES)
 def rollback(name: str, ctx: Context = Depends(context)) -> dict:
     """Back to the traffic assignment before the last change."""
-    return _view(ctx, ctx.operations.rollback(name))
+    return service_view(ctx, ctx.operations.rollback(name))
 
 
 @router.get("/services/{name}/history", response_model=TrafficHistoryView, responses=errors(NotFound))
@@ -192,7 +210,7 @@ def _version_input(body: Deployment | ServiceUpdate) -> VersionInput:
                         body.deploy)
 
 
-def _view(ctx: Context, record) -> dict:
+def service_view(ctx: Context, record) -> dict:
     """A service or endpoint as the SDK shows it: state, error, URIs, versions and settings (no keys)."""
     endpoint = record.endpoint
     status = record.status

@@ -49,6 +49,12 @@ class WorkspaceView(BaseModel):
     store: str = Field(description="the database URL, without its password")
 
 
+class StudioLink(BaseModel):
+    """A one-time Studio sign-in link."""
+
+    url: str
+
+
 class BlobStored(BaseModel):
     """An uploaded blob; ``stored`` is False when the workspace held it already."""
 

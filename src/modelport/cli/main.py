@@ -11,6 +11,7 @@ from .kubernetes import kubernetes_group
 from .model import model_group
 from .server import server_group
 from .service import deploy_command, service_group
+from .studio import studio_command
 from .workspace import workspace_group
 
 
@@ -21,7 +22,7 @@ def cli() -> None:
 
 
 for command in (serve_command, server_group, workspace_group, model_group, environment_group, service_group,
-                endpoint_group, computetarget_group, kubernetes_group):
+                endpoint_group, computetarget_group, kubernetes_group, studio_command):
     cli.add_command(command)
 
 model_group.add_command(deploy_command)

@@ -62,6 +62,15 @@ def build_log_path(spec: EnvironmentSpec, logs_root: Path) -> Path:
     return Path(logs_root) / f"{spec.content_hash()[:16]}.log"
 
 
+def local_build_state(spec: EnvironmentSpec, envs_root: Path) -> str:
+    """Where the local build of ``spec`` under ``envs_root`` stands: ``Built``, ``Building`` (a build's staging
+    folder exists; one a killed build left reads so until the next build clears it) or ``Not built``."""
+    key, root = spec.content_hash()[:16], Path(envs_root)
+    if (root / key / MARKER).is_file():
+        return "Built"
+    return "Building" if any(root.glob(f".{key}.*")) else "Not built"
+
+
 def tail_lines(path: Path, num_lines: int) -> str:
     """The last ``num_lines`` lines of a text file ("" when it does not exist)."""
     if not path.exists():

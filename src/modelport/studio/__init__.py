@@ -1,0 +1,1 @@
+"""Studio: the workspace's web UI, served by the control plane."""

@@ -1,0 +1,72 @@
+"""What Studio's pages show, gathered from the store and the operations the API routes use.
+
+Each function returns plain dicts and lists for a template; nothing here renders HTML or changes state.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from ..api.context import Context
+from ..api.routes_services import service_view
+from ..environments.build import build_log_path, local_build_state, tail_lines
+from ..environments.spec import EnvironmentSpec
+from ..operations.compute import ComputeOperations
+
+STATE_ORDER = {"Failed": 0, "Unhealthy": 1, "Transitioning": 2, "Healthy": 3}
+BUILD_LOG_LINES = 400
+
+
+def services(ctx: Context) -> list[dict[str, Any]]:
+    """Every service and endpoint as the API shows it (``ServiceView``), failing ones first, then by name."""
+    views = [service_view(ctx, record) for record in ctx.store.list_services()]
+    return sorted(views, key=lambda v: (STATE_ORDER.get(v["state"], 2), v["name"]))
+
+
+def overview(ctx: Context, compute: ComputeOperations) -> dict[str, Any]:
+    """Counts of what the workspace holds and its services, failing first."""
+    models = ctx.store.list_models()
+    listed = services(ctx)
+    states: dict[str, int] = defaultdict(int)
+    for view in listed:
+        states[view["state"]] += 1
+    return {"services": listed, "states": dict(states),
+            "counts": {"models": len({m.name for m in models}), "model versions": len(models),
+                       "environments": len(ctx.store.list_environments()),
+                       "endpoints": sum(v["kind"] == "endpoint" for v in listed),
+                       "web services": sum(v["kind"] == "webservice" for v in listed),
+                       "compute targets": len(compute.list())}}
+
+
+def models(ctx: Context) -> list[dict[str, Any]]:
+    """Model versions newest first, each with ``used_by``: the services whose versions load it."""
+    used_by: dict[str, set[str]] = defaultdict(set)
+    for record in ctx.store.list_services():
+        for version in record.endpoint.versions:
+            for model in version.models:
+                used_by[model.id].add(record.name)
+    return [{**m.to_dict(), "used_by": sorted(used_by[m.id])} for m in ctx.store.list_models()]
+
+
+def environments(ctx: Context) -> list[dict[str, Any]]:
+    """Environment versions with their local build state (``local_build_state``)."""
+    return [{**record.to_dict(), "build_state": _build(ctx, record.spec)["state"]}
+            for record in ctx.store.list_environments()]
+
+
+def environment(ctx: Context, name: str, version: str) -> dict[str, Any]:
+    """One environment version: its spec, content hash, build state and the tail of its build log."""
+    record = ctx.store.get_environment(name, version)
+    return {**record.to_dict(), "build": _build(ctx, record.spec)}
+
+
+def environment_build(ctx: Context, name: str, version: str) -> dict[str, Any]:
+    """The build state and log tail of one environment version (``{"state", "log"}``), for live polling."""
+    return _build(ctx, ctx.store.get_environment(name, version).spec)
+
+
+def _build(ctx: Context, spec_dict: dict[str, Any]) -> dict[str, Any]:
+    spec = EnvironmentSpec.from_dict(spec_dict)
+    log = build_log_path(spec, ctx.workspace.logs)
+    return {"state": local_build_state(spec, ctx.workspace.envs), "log": tail_lines(log, BUILD_LOG_LINES)}
