@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from .. import __version__
 from ..api.context import Context
 from ..api.routes_services import service_view
-from ..errors import NotFound, Unauthorized
+from ..errors import Forbidden, NotFound, Unauthorized
 from ..store.artifacts import read_manifest
 from . import views
 from .session import COOKIE, SESSION_S, StudioSessions
@@ -129,7 +129,7 @@ def login(request: Request, token: str = Form(""), next: str = Form("/studio/"))
 def logout(request: Request, csrf_token: str = Form(""), nonce: str = Depends(asset_session)) -> Response:
     """Sign out (the form carries the page's CSRF token)."""
     if not _sessions(request).csrf_matches(nonce, csrf_token):
-        raise Unauthorized("sign-out needs the page's CSRF token: reload the page and sign out again")
+        raise Forbidden("sign-out needs the page's CSRF token: reload the page and sign out again")
     response = RedirectResponse("/studio/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -50,9 +50,14 @@ def models(ctx: Context) -> list[dict[str, Any]]:
 
 
 def environments(ctx: Context) -> list[dict[str, Any]]:
-    """Environment versions with their local build state (``local_build_state``)."""
-    return [{**record.to_dict(), "build_state": _build(ctx, record.spec)["state"]}
-            for record in ctx.store.list_environments()]
+    """Environment versions with their local build state (``local_build_state``) and ``used_by``: the services
+    whose versions run an environment of that name."""
+    used_by: dict[str, set[str]] = defaultdict(set)
+    for record in ctx.store.list_services():
+        for version in record.endpoint.versions:
+            used_by[version.environment["name"]].add(record.name)
+    return [{**record.to_dict(), "build_state": _build(ctx, record.spec)["state"],
+             "used_by": sorted(used_by[record.name])} for record in ctx.store.list_environments()]
 
 
 def environment(ctx: Context, name: str, version: str) -> dict[str, Any]:

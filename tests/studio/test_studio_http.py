@@ -1,0 +1,119 @@
+"""Studio over plain HTTP against a real control plane: nothing without the token, the session cookie's flags,
+one-time links, CSRF on every change made with the cookie, and the pages' security headers."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from modelport.api import server
+
+PAGES = ["/studio/", "/studio/models", "/studio/environments", "/studio/services", "/studio/computes"]
+ASSETS = ["/studio/static/studio.js", "/studio/static/plots.js", "/studio/static/studio.css",
+          "/studio/static/vendor/uplot/uPlot.iife.min.js", "/studio/api/services/none/history"]
+ENVIRONMENT = {"name": "csrf-env", "version": "1", "python": {"userManagedDependencies": True}}
+
+
+@pytest.fixture(scope="module")
+def plane(new_workspace):
+    ws = new_workspace("studiohttp")
+    return server.ensure_running(ws._dir), ws._dir.token()
+
+
+def signed_in(url: str, token: str) -> tuple[httpx.Client, str]:
+    """A client holding a Studio session (signed in with the token) and its page's CSRF token."""
+    client = httpx.Client(base_url=url, timeout=30)
+    assert client.post("/studio/login", data={"token": token, "next": "/studio/"}).status_code == 303
+    page = client.get("/studio/").text
+    return client, re.search(r'name="csrf-token" content="([0-9a-f]+)"', page).group(1)
+
+
+def environments(url: str, token: str) -> list[str]:
+    answer = httpx.get(f"{url}/api/v1/environments", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    return [e["name"] for e in answer.json()]
+
+
+def test_no_page_asset_or_figure_without_signing_in(plane):
+    url, _ = plane
+    anonymous = httpx.Client(base_url=url, timeout=30)
+    for page in PAGES:
+        answer = anonymous.get(page)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/studio/login?next="), page
+    for asset in ASSETS:
+        assert anonymous.get(asset).status_code == 401, asset
+    forged = httpx.Client(base_url=url, timeout=30, cookies={"modelport_studio": "abc.9999999999." + "0" * 64})
+    assert forged.get("/studio/").status_code == 303
+    assert forged.get("/studio/static/studio.js").status_code == 401
+    assert forged.get("/api/v1/services").status_code == 401
+
+
+def test_signing_in_sets_an_httponly_samesite_strict_cookie_and_only_with_the_token(plane):
+    url, token = plane
+    client = httpx.Client(base_url=url, timeout=30)
+    wrong = client.post("/studio/login", data={"token": "not-it", "next": "/studio/"})
+    assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+    assert "not this workspace" in wrong.text
+    right = client.post("/studio/login", data={"token": token, "next": "//evil.example/studio/"})
+    assert right.status_code == 303 and right.headers["location"] == "/studio/"  # never another site
+    cookie = right.headers["set-cookie"]
+    assert cookie.startswith("modelport_studio=")
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/"} <= flags
+    assert token not in cookie
+    for page in PAGES:
+        answer = client.get(page)
+        assert answer.status_code == 200, page
+        assert "script-src 'self'" in answer.headers["content-security-policy"]
+        assert answer.headers["x-frame-options"] == "DENY" and answer.headers["cache-control"] == "no-store"
+    for asset in ASSETS[:-1]:
+        assert client.get(asset).status_code == 200, asset
+
+
+def test_a_one_time_link_signs_in_once(plane):
+    url, token = plane
+    assert httpx.post(f"{url}/api/v1/studio/links", timeout=30).status_code == 401  # links need the token
+    link = httpx.post(f"{url}/api/v1/studio/links", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    target = link.json()["url"]
+    assert target.startswith(f"{url}/studio/login?code=") and token not in target
+    first = httpx.Client(timeout=30)
+    assert first.get(target).status_code == 303 and first.get(f"{url}/studio/").status_code == 200
+    second = httpx.Client(timeout=30)
+    reused = second.get(target)
+    assert reused.status_code == 401 and "set-cookie" not in reused.headers
+    assert "used already or has expired" in reused.text
+
+
+def test_changes_made_with_the_cookie_need_the_csrf_token_and_the_same_origin(plane):
+    url, token = plane
+    client, csrf = signed_in(url, token)
+    host = httpx.URL(url).netloc.decode()
+    refused = [
+        {},
+        {"X-CSRF-Token": "0" * 64},
+        {"X-CSRF-Token": csrf, "Origin": "http://evil.example"},
+        {"X-CSRF-Token": csrf, "Origin": f"http://{host}", "Sec-Fetch-Site": "cross-site"},
+    ]
+    for headers in refused:
+        answer = client.post("/api/v1/environments", json=ENVIRONMENT, headers=headers)
+        assert answer.status_code == 403, headers
+        assert "CSRF token" in answer.json()["message"]
+    assert "csrf-env" not in environments(url, token)  # nothing changed
+    made = client.post("/api/v1/environments", json=ENVIRONMENT,
+                       headers={"X-CSRF-Token": csrf, "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"})
+    assert made.status_code == 201, made.text
+    assert "csrf-env" in environments(url, token)
+    # another session's CSRF token does not do
+    _, other_csrf = signed_in(url, token)
+    assert client.delete("/api/v1/computes/none", headers={"X-CSRF-Token": other_csrf}).status_code == 403
+
+
+def test_signing_out_needs_the_csrf_token_and_ends_the_cookie(plane):
+    url, token = plane
+    client, csrf = signed_in(url, token)
+    assert client.post("/studio/logout", data={"csrf_token": "wrong"}).status_code == 403
+    assert client.get("/studio/").status_code == 200
+    out = client.post("/studio/logout", data={"csrf_token": csrf})
+    assert out.status_code == 303 and 'modelport_studio=""' in out.headers["set-cookie"]
+    assert client.get("/studio/").status_code == 303
