@@ -172,6 +172,58 @@ def test_a_regenerated_key_is_shown_and_the_old_one_refused(browser, endpoint):
     assert httpx.post(endpoint.scoring_uri, content=body, headers=bearer(new), timeout=30).status_code == 200
 
 
+def test_a_version_tail_shows_its_replica_log(browser, endpoint):
+    browser.open(f"{browser.base}/studio/services/shop")
+    browser.driver.find_element(By.CSS_SELECTOR, 'details.log-tail[data-version="green"] summary').click()
+    tail = browser.wait_for(lambda _: text(browser, 'details[data-version="green"] pre'), timeout_s=30,
+                            message="the log tail should fill")
+    assert tail != "(no log lines yet)"
+    assert tail.splitlines()[-1] in endpoint.get_logs(num_lines=200, version_name="green")  # green's own log
+
+
+def test_a_version_is_added_promoted_rolled_back_and_deleted_from_the_page(browser, endpoint, ws):
+    browser.open(f"{browser.base}/studio/services/shop")
+    before = desired_traffic(ws)
+    browser.driver.find_element(By.ID, "new-version-name").send_keys("red")
+    browser.driver.find_element(By.CSS_SELECTOR, "#add-version-form button[type=submit]").click()
+    browser.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-version="red"]'), timeout_s=120,
+                     message="the new version should be listed")
+    assert desired_traffic(ws)["red"] == (0, False, False, 0)
+    click_action(browser, "promote", "red")
+    browser.wait_for(lambda d: d.find_element(By.ID, "default-red").is_selected(), timeout_s=60,
+                     message="promote should make red the default")
+    assert desired_traffic(ws)["red"][1:3] == (True, True)
+    browser.driver.find_element(By.CSS_SELECTOR, '[data-action="rollback"]').click()
+    browser.wait_for(lambda d: d.find_element(By.ID, "default-blue").is_selected(), timeout_s=60,
+                     message="rollback should make blue the default again")
+    assert {k: v for k, v in desired_traffic(ws).items() if k != "red"} == before
+    click_action(browser, "delete-version", "red")
+    alert = browser.wait_for(lambda d: d.switch_to.alert, message="Delete should ask first")
+    assert "red" in alert.text and "shop" in alert.text
+    alert.accept()
+    browser.wait_for(lambda d: not d.find_elements(By.CSS_SELECTOR, 'tr[data-version="red"]'), timeout_s=60,
+                     message="the deleted version should go")
+    assert sorted(desired_traffic(ws)) == ["blue", "green"]
+
+
+def test_deleting_the_endpoint_needs_its_name_typed(browser, endpoint, ws):
+    browser.open(f"{browser.base}/studio/services/shop")
+    assert "Type shop to delete" in text(browser, "#delete-service-form label")
+    browser.driver.find_element(By.ID, "confirm-name").send_keys("sho")
+    browser.driver.find_element(By.CSS_SELECTOR, "#delete-service-form button[type=submit]").click()
+    assert "Type shop exactly" in browser.wait_for(lambda _: text(browser, "#delete-message"))
+    assert [s.name for s in Webservice.list(ws)] == ["shop"]
+    browser.driver.find_element(By.ID, "confirm-name").send_keys("p")
+    browser.driver.find_element(By.CSS_SELECTOR, "#delete-service-form button[type=submit]").click()
+    browser.wait_for(lambda d: d.current_url.endswith("/studio/services"), timeout_s=60,
+                     message="deleting should go back to the list")
+    assert "shop" not in text(browser, "main") and Webservice.list(ws) == []
+
+
+def click_action(browser: Browser, action: str, version: str) -> None:
+    browser.driver.find_element(By.CSS_SELECTOR, f'[data-action="{action}"][data-version="{version}"]').click()
+
+
 def desired_traffic(ws) -> dict[str, tuple]:
     """Each version's traffic settings as the control plane holds them."""
     return {v.name: (v.traffic_percentile, v.is_default, v.is_control_version_type, v.mirror_percentile)

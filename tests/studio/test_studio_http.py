@@ -71,6 +71,15 @@ def test_signing_in_sets_an_httponly_samesite_strict_cookie_and_only_with_the_to
         assert client.get(asset).status_code == 200, asset
 
 
+def test_a_missing_service_or_environment_is_a_404_page_naming_it(plane):
+    url, token = plane
+    client, _ = signed_in(url, token)
+    for path, name in (("/studio/services/nope", "nope"), ("/studio/environments/absent/1", "absent")):
+        answer = client.get(path)
+        assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html"), path
+        assert name in answer.text and "Not found" in answer.text
+
+
 def test_a_one_time_link_signs_in_once(plane):
     url, token = plane
     assert httpx.post(f"{url}/api/v1/studio/links", timeout=30).status_code == 401  # links need the token

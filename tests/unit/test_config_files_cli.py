@@ -161,6 +161,7 @@ NO_RECORD = {
     "modelport computetarget create aks": "the refusal: clusters are created by their provider",
     "modelport computetarget detach": "the objects removed from the cluster",
     "modelport kubernetes render": "the Kubernetes objects, as YAML",
+    "modelport studio": "Studio's address and a one-time sign-in link",
 }
 
 

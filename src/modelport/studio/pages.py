@@ -83,6 +83,13 @@ def _render(request: Request, template: str, nonce: str, section: str, status_co
     return response
 
 
+def _missing(request: Request, nonce: str, section: str, err: NotFound) -> Response:
+    """A 404 page naming what is missing (the store's message), with a link back to its list."""
+    href, label = next((h, text) for key, h, text in NAV if key == section)
+    return _render(request, "missing.html", nonce, section, status_code=404, message=str(err), back_href=href,
+                   back_label=label.lower())
+
+
 # --- sign-in ---------------------------------------------------------------------------------------------------
 
 def _safe_next(target: str | None) -> str:
@@ -177,8 +184,11 @@ def environments_page(request: Request, nonce: str = Depends(page_session)) -> R
 
 @router.get("/studio/environments/{name}/{version}", response_class=HTMLResponse)
 def environment_page(name: str, version: str, request: Request, nonce: str = Depends(page_session)) -> Response:
-    return _render(request, "environment.html", nonce, "environments",
-                   env=views.environment(_ctx(request), name, version))
+    try:
+        env = views.environment(_ctx(request), name, version)
+    except NotFound as err:
+        return _missing(request, nonce, "environments", err)
+    return _render(request, "environment.html", nonce, "environments", env=env)
 
 
 @router.get("/studio/services", response_class=HTMLResponse)
@@ -189,7 +199,11 @@ def services_page(request: Request, nonce: str = Depends(page_session)) -> Respo
 @router.get("/studio/services/{name}", response_class=HTMLResponse)
 def service_page(name: str, request: Request, nonce: str = Depends(page_session)) -> Response:
     ctx = _ctx(request)
-    return _render(request, "service.html", nonce, "services", service=service_view(ctx, ctx.store.get_service(name)))
+    try:
+        record = ctx.store.get_service(name)
+    except NotFound as err:
+        return _missing(request, nonce, "services", err)
+    return _render(request, "service.html", nonce, "services", service=service_view(ctx, record))
 
 
 @router.get("/studio/computes", response_class=HTMLResponse)
