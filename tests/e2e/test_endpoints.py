@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from modelport import AksEndpoint, Endpoint, Environment, InferenceConfig, Model, Webservice
+from modelport.api import server
 from modelport.errors import InvalidInput, NotFound
 from tests.conftest import register_weights
 from tests.traffic import Traffic, answered_by, wait_until
@@ -203,6 +204,37 @@ def test_a_rule_violation_says_which_rule_and_changes_nothing(ws, three, rule):
         for name in extra:
             three.delete_version(name)
     assert list(Webservice(ws, "three").versions) == ["blue", "green", "red"]
+
+
+def test_the_traffic_of_several_versions_changes_together_or_not_at_all(ws, three):
+    """``PUT /services/<name>/traffic`` (Studio's traffic form): one change, one history entry; a broken rule,
+    an unknown version or no version changes nothing."""
+    reset(three, green=30, red=30)
+    url = f"{server.ensure_running(ws._dir)}/api/v1/services/three/traffic"
+    headers = {"Authorization": f"Bearer {ws._dir.token()}"}
+    before = desired(ws, "three")
+    refused = {
+        "the sum": ({"green": {"traffic_percentile": 60}, "red": {"traffic_percentile": 50}}, 400,
+                    "the traffic percentiles of endpoint 'three' add up to 110 (green 60, red 50); their sum may be "
+                    "at most 100: lower one first"),
+        "an unknown version": ({"green": {"traffic_percentile": 10}, "teal": {"traffic_percentile": 10}}, 404, "teal"),
+        "no version": ({}, 400, "name at least one version of endpoint 'three' whose traffic to change"),
+    }
+    for case, (versions, status, message) in refused.items():
+        answer = httpx.put(url, json={"versions": versions}, headers=headers, timeout=60)
+        assert (answer.status_code, message in answer.json()["message"]) == (status, True), (case, answer.text)
+        assert desired(ws, "three") == before, case
+    answer = httpx.put(url, json={"versions": {"green": {"traffic_percentile": 60}, "red": {
+        "traffic_percentile": 10, "is_default": True, "is_control_version_type": True}}}, headers=headers, timeout=60)
+    assert answer.status_code == 200, answer.text
+    versions = answer.json()["versions"]
+    shown = {n: (v["traffic_percentile"], v["is_default"], v["is_control"]) for n, v in versions.items()}
+    assert shown == {"blue": (0, False, False), "green": (60, False, False), "red": (10, True, True)}
+    *_, last, current = three.history()
+    assert (last.percentiles, last.default, last.reason) == ({"blue": 0, "green": 30, "red": 30}, "blue",
+                                                             "set traffic of green, red")
+    three.rollback()
+    assert desired(ws, "three")[0] == before[0]
 
 
 def test_promote_and_rollback_under_load_lose_no_request(ws, three):

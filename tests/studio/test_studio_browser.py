@@ -75,8 +75,15 @@ def text(browser: Browser, selector: str) -> str:
     return browser.driver.find_element(By.CSS_SELECTOR, selector).text
 
 
+UNLABELLED = """return Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea, button'))
+  .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+  .map((e) => e.outerHTML);"""
+
+
 def both_widths(browser: Browser, name: str) -> None:
-    """Screenshots of the page at 1280 px and at a phone's width; the page never scrolls sideways on a phone."""
+    """Screenshots of the page at 1280 px and at a phone's width; the page never scrolls sideways on a phone, and
+    every control has a label a screen reader can say (keyboard users reach them all: they are native controls)."""
+    assert browser.driver.execute_script(UNLABELLED) == [], f"{name}: controls without a label"
     browser.screenshot(f"{name}-1280")
     browser.set_width(*PHONE)
     overflow = browser.driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
@@ -101,6 +108,7 @@ def test_every_page_shows_the_workspace(browser, endpoint):
     browser.driver.find_element(By.LINK_TEXT, "studio-test-env").click()
     browser.wait_for(lambda d: "Content hash" in text(browser, "main"))
     assert text(browser, "#build-state") == "Built"
+    assert "build of environment studio-test-env" in text(browser, "#build-log")
     both_widths(browser, "environment")
 
 

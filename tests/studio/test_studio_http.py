@@ -3,11 +3,14 @@ one-time links, CSRF on every change made with the cookie, and the pages' securi
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 
 import httpx
 import pytest
 
+from modelport import Model
 from modelport.api import server
 
 PAGES = ["/studio/", "/studio/models", "/studio/environments", "/studio/services", "/studio/computes"]
@@ -17,9 +20,13 @@ ENVIRONMENT = {"name": "csrf-env", "version": "1", "python": {"userManagedDepend
 
 
 @pytest.fixture(scope="module")
-def plane(new_workspace):
-    ws = new_workspace("studiohttp")
-    return server.ensure_running(ws._dir), ws._dir.token()
+def workspace(new_workspace):
+    return new_workspace("studiohttp")
+
+
+@pytest.fixture(scope="module")
+def plane(workspace):
+    return server.ensure_running(workspace._dir), workspace._dir.token()
 
 
 def signed_in(url: str, token: str) -> tuple[httpx.Client, str]:
@@ -78,6 +85,24 @@ def test_a_missing_service_or_environment_is_a_404_page_naming_it(plane):
         answer = client.get(path)
         assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html"), path
         assert name in answer.text and "Not found" in answer.text
+
+
+def test_models_download_as_their_file_or_their_folder_zipped(plane, workspace, tmp_path):
+    url, token = plane
+    (tmp_path / "weights.bin").write_bytes(b"\x00weights\xff")
+    (tmp_path / "folder" / "sub").mkdir(parents=True)
+    (tmp_path / "folder" / "sub" / "config.json").write_text('{"a": 1}')
+    (tmp_path / "folder" / "top.txt").write_text("top")
+    Model.register(workspace, str(tmp_path / "weights.bin"), "single")
+    Model.register(workspace, str(tmp_path / "folder"), "several")
+    client, _ = signed_in(url, token)
+    assert httpx.get(f"{url}/studio/models/single/1/download", timeout=30).status_code == 401
+    single = client.get("/studio/models/single/1/download")
+    assert single.content == b"\x00weights\xff" and 'filename="weights.bin"' in single.headers["content-disposition"]
+    several = zipfile.ZipFile(io.BytesIO(client.get("/studio/models/several/1/download").content))
+    assert {n: several.read(n) for n in several.namelist()} == {"folder/sub/config.json": b'{"a": 1}',
+                                                                 "folder/top.txt": b"top"}
+    assert client.get("/studio/models/single/9/download").status_code == 404
 
 
 def test_a_one_time_link_signs_in_once(plane):

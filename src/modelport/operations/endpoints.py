@@ -159,13 +159,15 @@ class EndpointOperations:
         """Change the traffic settings of several versions at once (``changes``: version name -> its new
         settings; None fields stay): checked and saved together, so a rule violation changes nothing and no
         split between two changes is ever routed (Studio's traffic form; one history entry to roll back)."""
+        if not changes:
+            raise InvalidInput(f"name at least one version of endpoint '{name}' whose traffic to change")
         with self.deployments.operation(name):
             current = self._endpoint(name)
             endpoint = current
             for version_name, given in changes.items():
                 _version_of(current, version_name)  # NotFound naming the versions there are
                 endpoint = _with_traffic(endpoint, version_name, given)
-            return self._save_traffic(current, endpoint, f"set traffic of {', '.join(changes) or 'no version'}")
+            return self._save_traffic(current, endpoint, f"set traffic of {', '.join(changes)}")
 
     def delete_version(self, name: str, version_name: str) -> ServiceRecord:
         """``AksEndpoint.delete_version``; the default version goes only once another one is the default."""
