@@ -16,7 +16,8 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 
-from modelport import AksEndpoint, Environment, InferenceConfig, Model, Webservice
+from modelport import AksEndpoint, AksWebservice, Environment, InferenceConfig, Model, Webservice
+from modelport.sdk.webservice import WebserviceError
 from tests.conftest import FIXTURES, register_weights
 from tests.studio.browser import DESKTOP, PHONE, Browser, artifacts_dir, browser_missing
 from tests.traffic import Traffic, answered_by, bearer
@@ -58,6 +59,18 @@ def endpoint(ws, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def broken(ws, endpoint):
+    """Web service ``broken``: its init() raises, so it is Failed."""
+    env = Environment("studio-test-env")
+    env.environment_variables = {"FAIL_INIT": "1"}
+    service = Model.deploy(ws, "broken", [Model(ws, "echo-model")], InferenceConfig("score.py", source_directory=APP,
+                           environment=env), AksWebservice.deploy_configuration(num_replicas=1, auth_enabled=False))
+    with pytest.raises(WebserviceError, match="init exploded on purpose"):
+        service.wait_for_deployment(timeout_sec=60)
+    return service
+
+
+@pytest.fixture(scope="module")
 def browser(ws, endpoint):
     """A browser signed in with the one-time link ``modelport studio --no-browser`` prints."""
     printed = subprocess.run([sys.executable, "-m", "modelport.cli.main", "studio", "--no-browser"],
@@ -92,6 +105,14 @@ def both_widths(browser: Browser, name: str) -> None:
     assert overflow <= 0, f"{name}: the page is {overflow} px wider than a phone's screen"
 
 
+def test_the_overview_lists_failing_services_first_with_their_reason(browser, endpoint, broken):
+    browser.open(f"{browser.base}/studio/")
+    rows = browser.driver.find_elements(By.CSS_SELECTOR, "main table tbody tr")
+    assert [row.find_element(By.CSS_SELECTOR, "td").text for row in rows] == ["broken", "shop"]
+    assert "Failed" in rows[0].text and "init exploded on purpose" in rows[0].text
+    assert "Healthy" in rows[1].text
+
+
 def test_every_page_shows_the_workspace(browser, endpoint):
     pages = {"overview": ("/studio/", ["shop", "endpoints"]),
              "models": ("/studio/models", ["echo-model", "shop", "Download"]),
@@ -124,6 +145,8 @@ def test_the_endpoint_page_shows_its_versions_and_traffic(browser, endpoint):
     assert "$KEY" in text(browser, "#curl") and endpoint.get_keys()[0] not in browser.driver.page_source
     browser.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-plot="rps"] canvas'),
                      message="the requests plot should be drawn")
+    loaded = browser.driver.execute_script("return performance.getEntriesByType('resource').map((r) => r.name)")
+    assert loaded and all(url.startswith(f"{browser.base}/studio/") for url in loaded), loaded  # works offline
     both_widths(browser, "endpoint")
 
 
@@ -220,12 +243,12 @@ def test_deleting_the_endpoint_needs_its_name_typed(browser, endpoint, ws):
     browser.driver.find_element(By.ID, "confirm-name").send_keys("sho")
     browser.driver.find_element(By.CSS_SELECTOR, "#delete-service-form button[type=submit]").click()
     assert "Type shop exactly" in browser.wait_for(lambda _: text(browser, "#delete-message"))
-    assert [s.name for s in Webservice.list(ws)] == ["shop"]
+    assert "shop" in [s.name for s in Webservice.list(ws)]
     browser.driver.find_element(By.ID, "confirm-name").send_keys("p")
     browser.driver.find_element(By.CSS_SELECTOR, "#delete-service-form button[type=submit]").click()
     browser.wait_for(lambda d: d.current_url.endswith("/studio/services"), timeout_s=60,
                      message="deleting should go back to the list")
-    assert "shop" not in text(browser, "main") and Webservice.list(ws) == []
+    assert "shop" not in text(browser, "main") and [s.name for s in Webservice.list(ws)] == ["broken"]
 
 
 def click_action(browser: Browser, action: str, version: str) -> None:

@@ -208,7 +208,7 @@ def service_page(name: str, request: Request, nonce: str = Depends(page_session)
 
 @router.get("/studio/computes", response_class=HTMLResponse)
 def computes_page(request: Request, nonce: str = Depends(page_session)) -> Response:
-    return _render(request, "computes.html", nonce, "computes", computes=request.app.state.compute.list())
+    return _render(request, "computes.html", nonce, "computes", computes=views.computes(request.app.state.compute))
 
 
 # --- what the pages' scripts poll ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Each function returns plain dicts and lists for a template; nothing here renders
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from typing import Any
 
@@ -75,3 +76,19 @@ def _build(ctx: Context, spec_dict: dict[str, Any]) -> dict[str, Any]:
     spec = EnvironmentSpec.from_dict(spec_dict)
     log = build_log_path(spec, ctx.workspace.logs)
     return {"state": local_build_state(spec, ctx.workspace.envs), "log": tail_lines(log, BUILD_LOG_LINES)}
+
+
+def computes(compute: ComputeOperations) -> list[dict[str, Any]]:
+    """Every compute target's view (``ComputeOperations.list``) with ``capacity``: what it can run, in words
+    (this machine's cores and memory for ``local``; an attached cluster's schedulable vCPUs and version)."""
+    listed = []
+    for view in compute.list():
+        if view["type"] == "Local":
+            memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+            capacity = f"this machine: {os.cpu_count()} cores, {memory_gb:.0f} GB memory"
+        else:
+            vcpus = view.get("vcpus")
+            capacity = f"{vcpus if vcpus is not None else '?'} schedulable vCPUs" + (
+                f", Kubernetes {view['server_version']}" if view.get("server_version") else "")
+        listed.append({**view, "capacity": capacity})
+    return listed
