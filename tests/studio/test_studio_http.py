@@ -105,6 +105,20 @@ def test_models_download_as_their_file_or_their_folder_zipped(plane, workspace, 
     assert client.get("/studio/models/single/9/download").status_code == 404
 
 
+def test_studio_pages_are_gzipped_and_the_api_answers_as_before(plane, workspace, tmp_path):
+    url, token = plane
+    for number in range(3):
+        (tmp_path / f"w{number}.txt").write_text("w")
+        Model.register(workspace, str(tmp_path / f"w{number}.txt"), f"zipped-{number}", tags={"team": "x" * 300})
+    client, _ = signed_in(url, token)
+    page = client.get("/studio/models")
+    assert page.status_code == 200 and page.headers["content-encoding"] == "gzip" and "zipped-2" in page.text
+    asset = client.get("/studio/static/vendor/uplot/uPlot.iife.min.js")
+    assert asset.headers["content-encoding"] == "gzip" and asset.content.startswith(b"/*! https://github.com/leeoniya")
+    api = httpx.get(f"{url}/api/v1/models", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert len(api.content) > 1000 and "content-encoding" not in api.headers
+
+
 def test_a_one_time_link_signs_in_once(plane):
     url, token = plane
     assert httpx.post(f"{url}/api/v1/studio/links", timeout=30).status_code == 401  # links need the token

@@ -42,6 +42,7 @@ from .tokens import TokenSigner
 
 STATE_FILE = "frontend.json"
 CONFIG_STATS = r"(version_text|update_rejected|total_listeners_warming|warming_clusters)$"
+CLUSTER_STATS = r"^cluster\.[^.]+\.upstream_rq_([1-5]xx|time|active|pending_active)$"  # what prometheus_stats gives
 START_TIMEOUT_S = 20.0
 APPLY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -350,9 +351,11 @@ class FrontEnd:
         return {item["name"]: item["value"] for item in response.json()["stats"] if "value" in item}
 
     def prometheus_stats(self) -> str:
-        """Envoy's per-cluster stats (requests by status class, latency histograms) in Prometheus text."""
+        """The per-cluster stats ``/metrics`` and Studio's plots read, in Prometheus text: requests by status class,
+        latency histograms, requests in flight and waiting (filtered in Envoy: parsing every cluster stat tripled
+        the cost of each scrape)."""
         try:
-            response = self._admin_get("/stats/prometheus", params={"usedonly": "", "filter": "^cluster\\."})
+            response = self._admin_get("/stats/prometheus", params={"usedonly": "", "filter": CLUSTER_STATS})
             response.raise_for_status()
         except httpx.HTTPError as err:
             raise FrontEndError(f"envoy (pid {self.pid}) does not answer on {self.admin_socket} ({err})") from None

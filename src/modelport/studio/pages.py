@@ -21,6 +21,7 @@ from ..api.routes_services import service_view
 from ..errors import NotFound
 from ..store.artifacts import read_manifest
 from . import assets, signin, views
+from .compression import StudioCompression
 from .session import StudioSessions
 from .web import SignInRequired, asset_session, context, missing, page_session, render
 
@@ -117,6 +118,7 @@ def environment_build(name: str, version: str, request: Request, _nonce: str = D
 def install(app: FastAPI, sessions: StudioSessions) -> None:
     """Serve Studio from ``app``: its routes, and the redirect to sign in for pages asked for without a session."""
     app.state.studio_sessions = sessions
+    app.add_middleware(StudioCompression)
     for routes in (signin.router, assets.router, router):
         app.include_router(routes)
 
