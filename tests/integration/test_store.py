@@ -279,6 +279,9 @@ def test_unknown_models_and_versions_are_named(store):
         register(store)
     with pytest.raises(NotFound, match=r"^model 'mnist' has no version 7; versions: 1, 2, 3$"):
         store.get_model("mnist", 7)
+    for beyond in (2**63, 10**20):  # past what a database column holds (the driver's OverflowError before)
+        with pytest.raises(NotFound, match=rf"^model 'mnist' has no version {beyond}; versions: 1, 2, 3$"):
+            store.get_model("mnist", beyond)
     with pytest.raises(InvalidInput, match="model version 0 is not a positive whole number"):
         store.get_model("mnist", 0)
 

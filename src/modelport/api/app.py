@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
@@ -10,14 +11,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .. import __version__
-from ..errors import Forbidden, NotFound, Unauthorized
+from ..errors import NotFound, Unauthorized
 from ..operations.compute import ComputeOperations
 from ..operations.endpoints import EndpointOperations
 from ..store.artifacts import LocalArtifactStore
 from ..store.db import Store
 from ..studio import pages as studio_pages
 from ..studio.history import MetricsHistory
-from ..studio.session import COOKIE, CSRF_HEADER, SAFE_METHODS, StudioSessions
+from ..studio.session import StudioSessions
 from . import routes_blobs, routes_compute, routes_environments, routes_models, routes_services, routes_snapshots
 from .context import Context
 from .deployments import Deployments
@@ -37,25 +38,18 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
     deployments = Deployments(workspace, store, artifacts, compute)
     context = Context(workspace=workspace, store=store, artifacts=artifacts, deployments=deployments,
                       operations=EndpointOperations(store, artifacts, deployments))
-    sessions = StudioSessions(workspace.token())
+    token = workspace.token()
+    sessions = StudioSessions(token, workspace.server_dir / "studio-sessions.json")
     collector = EndpointMetrics(store, deployments.frontend)
     history = MetricsHistory(collector.collect)
 
-    def authorize(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:
-        """The workspace token as a bearer token, or a Studio session cookie; a change made with the cookie
-        also needs the page's CSRF token and must come from this server's own pages."""
-        if credentials is not None and sessions.token_matches(credentials.credentials):
-            return
-        nonce = None if credentials is not None else sessions.session_nonce(request.cookies.get(COOKIE))
-        if nonce is None:
+    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized(
                 "missing or wrong workspace token: send 'Authorization: Bearer <token>' with the token in "
                 f"{workspace.token_path}"
             )
-        if request.method not in SAFE_METHODS and not (
-                _same_origin(request) and sessions.csrf_matches(nonce, request.headers.get(CSRF_HEADER))):
-            raise Forbidden(f"a change made from Studio needs the page's CSRF token ({CSRF_HEADER}) and must come "
-                            "from this control plane's own pages: reload the page and try again")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -78,8 +72,9 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
         return {"status": "ok", "workspace": workspace.name}
 
     protected = [Depends(authorize)]
-    for router in (routes_blobs.router, routes_models.router, routes_environments.router, routes_snapshots.router,
-                   routes_services.router, routes_compute.router):
+    api_routers = [routes_blobs.router, routes_models.router, routes_environments.router, routes_snapshots.router,
+                   routes_services.router, routes_compute.router]
+    for router in api_routers:
         app.include_router(router, prefix="/api/v1", dependencies=protected, responses=errors(Unauthorized))
 
     registry = CollectorRegistry()
@@ -105,17 +100,13 @@ def create_app(workspace: WorkspaceDir, store_url: str | None = None) -> FastAPI
         """A one-time Studio sign-in link (``modelport studio`` prints and opens it)."""
         return {"url": f"{str(request.base_url).rstrip('/')}/studio/login?code={sessions.new_link_code()}"}
 
-    studio_pages.install(app, sessions)
+    @app.delete("/api/v1/studio/sessions", dependencies=protected, include_in_schema=False, status_code=204)
+    def end_studio_sessions() -> None:
+        """End every Studio session (``modelport studio --end-sessions``): each browser signs in again."""
+        sessions.end_all()
+
+    studio_pages.install(app, sessions, api_routers)
     return app
-
-
-def _same_origin(request: Request) -> bool:
-    """Whether a browser request comes from this server's own pages: its ``Origin`` (sent by browsers on every
-    state-changing fetch) names this host, and ``Sec-Fetch-Site`` (when sent) says same-origin."""
-    origin = request.headers.get("origin")
-    if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host", ""):
-        return False
-    return request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
 
 
 def _redacted(url: str) -> str:

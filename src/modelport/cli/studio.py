@@ -19,20 +19,27 @@ def _has_graphical_browser() -> bool:
 
 @click.command("studio")
 @click.option("--no-browser", is_flag=True, help="Print the sign-in link only; do not open a browser.")
+@click.option("--end-sessions", is_flag=True, help="End every Studio session (every browser signs in again); "
+              "prints no link.")
 @workspace_option
 @friendly_errors
-def studio_command(no_browser, workspace_choice) -> None:
+def studio_command(no_browser, end_sessions, workspace_choice) -> None:
     """Open Studio, the workspace's web UI, served by its control plane.
 
     Starts the control plane if none runs, prints Studio's address and a one-time sign-in link (valid once,
     for 5 minutes), and opens the link in the default browser when there is one. Without the link, sign in
-    with the workspace token (the file .modelport/token).
+    with the workspace token (the file .modelport/token). Signing out ends that browser's session;
+    --end-sessions ends them all.
     """
     from ..api.client import Client
 
     workspace = workspace_choice.directory()
     client = Client(workspace)
     try:
+        if end_sessions:
+            client.request("DELETE", "/studio/sessions")
+            click.echo(f"Ended every Studio session of workspace '{workspace.name}'.")
+            return
         link = client.json("POST", "/studio/links")["url"]
     finally:
         client.close()

@@ -26,8 +26,8 @@ def _asset(relative: str) -> tuple[bytes, bytes]:
 def asset(relative: str, request: Request, _nonce: str = Depends(asset_session)) -> Response:
     """A file of ``studio/static`` (gzipped when the browser accepts it; cached a day: its URL names its version)."""
     root = STATIC.resolve()
-    path = (root / relative).resolve()
-    if root not in path.parents or not path.is_file() or path.suffix not in TYPES:
+    path = (root / relative.replace("\x00", "")).resolve()  # a NUL byte names no file (and breaks os calls)
+    if "\x00" in relative or root not in path.parents or not path.is_file() or path.suffix not in TYPES:
         raise NotFound(f"Studio has no asset {relative!r}")
     plain, zipped = _asset(str(path.relative_to(root)))
     headers = {"Cache-Control": "private, max-age=86400", "Vary": "Accept-Encoding", **SECURITY_HEADERS}

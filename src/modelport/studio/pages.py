@@ -23,7 +23,7 @@ from ..store.artifacts import read_manifest
 from . import assets, signin, views
 from .compression import StudioCompression
 from .session import StudioSessions
-from .web import SignInRequired, asset_session, context, missing, page_session, render
+from .web import SignInRequired, api_session, asset_session, context, missing, page_session, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -115,12 +115,18 @@ def environment_build(name: str, version: str, request: Request, _nonce: str = D
     return JSONResponse(views.environment_build(context(request), name, version))
 
 
-def install(app: FastAPI, sessions: StudioSessions) -> None:
-    """Serve Studio from ``app``: its routes, and the redirect to sign in for pages asked for without a session."""
+def install(app: FastAPI, sessions: StudioSessions, api_routers: list[APIRouter]) -> None:
+    """Serve Studio from ``app``: its routes; the control plane API's ``api_routers`` again under
+    ``/studio/api/v1`` for the pages' scripts (the same handlers, with the session cookie and CSRF instead of
+    the bearer token: the cookie is never sent to ``/api/v1``); the redirect to sign in for pages asked for
+    without a session."""
     app.state.studio_sessions = sessions
     app.add_middleware(StudioCompression)
     for routes in (signin.router, assets.router, router):
         app.include_router(routes)
+    for routes in api_routers:
+        app.include_router(routes, prefix="/studio/api/v1", dependencies=[Depends(api_session)],
+                           include_in_schema=False)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(_request: Request, err: SignInRequired) -> Response:

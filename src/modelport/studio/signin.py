@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..errors import Forbidden
-from .session import COOKIE, SESSION_S
-from .web import SECURITY_HEADERS, asset_session, context, page, sessions
+from .session import COOKIE_PATH, SESSION_S
+from .web import SECURITY_HEADERS, asset_session, context, page, session_cookie, sessions
 
 router = APIRouter(include_in_schema=False)
 
@@ -19,16 +19,15 @@ def _safe_next(target: str | None) -> str:
 
 def _signed_in(request: Request, target: str) -> Response:
     response = RedirectResponse(_safe_next(target), status_code=303)
-    response.set_cookie(COOKIE, sessions(request).new_session(), max_age=SESSION_S, path="/", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(sessions(request).cookie_name, sessions(request).new_session(), max_age=SESSION_S,
+                        path=COOKIE_PATH, httponly=True, samesite="strict", secure=request.url.scheme == "https")
     response.headers.update(SECURITY_HEADERS)
     return response
 
 
 def _login_form(request: Request, target: str, error: str | None = None, status_code: int = 200) -> Response:
-    workspace = context(request).workspace
-    return page(request, "login.html", {"next": _safe_next(target), "error": error, "workspace": workspace.name,
-                                        "token_path": str(workspace.token_path)}, status_code)
+    return page(request, "login.html", {"next": _safe_next(target), "error": error,
+                                        "workspace": context(request).workspace.name}, status_code)
 
 
 @router.get("/studio/login")
@@ -52,9 +51,10 @@ def login(request: Request, token: str = Form(""), next: str = Form("/studio/"))
 
 @router.post("/studio/logout")
 def logout(request: Request, csrf_token: str = Form(""), nonce: str = Depends(asset_session)) -> Response:
-    """Sign out (the form carries the page's CSRF token)."""
+    """Sign out: the session ends here and in every copy of its cookie (the form carries the page's CSRF token)."""
     if not sessions(request).csrf_matches(nonce, csrf_token):
         raise Forbidden("sign-out needs the page's CSRF token: reload the page and sign out again")
+    sessions(request).sign_out(session_cookie(request))
     response = RedirectResponse("/studio/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(sessions(request).cookie_name, path=COOKIE_PATH, httponly=True, samesite="strict")
     return response

@@ -16,8 +16,8 @@ from fastapi.templating import Jinja2Templates
 
 from .. import __version__
 from ..api.context import Context
-from ..errors import NotFound, Unauthorized
-from .session import COOKIE, StudioSessions
+from ..errors import Forbidden, NotFound, Unauthorized
+from .session import CSRF_HEADER, SAFE_METHODS, StudioSessions
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -62,9 +62,14 @@ def context(request: Request) -> Context:
     return request.app.state.context
 
 
+def session_cookie(request: Request) -> str | None:
+    """The request's Studio session cookie (this workspace's), if any."""
+    return request.cookies.get(sessions(request).cookie_name)
+
+
 def page_session(request: Request) -> str:
     """Dependency of pages: the session's nonce; SignInRequired (a redirect to sign in) without a session."""
-    nonce = sessions(request).session_nonce(request.cookies.get(COOKIE))
+    nonce = sessions(request).session_nonce(session_cookie(request))
     if nonce is None:
         raise SignInRequired(request.url.path)
     return nonce
@@ -72,10 +77,31 @@ def page_session(request: Request) -> str:
 
 def asset_session(request: Request) -> str:
     """Dependency of assets and JSON: the session's nonce; Unauthorized without a session."""
-    nonce = sessions(request).session_nonce(request.cookies.get(COOKIE))
+    nonce = sessions(request).session_nonce(session_cookie(request))
     if nonce is None:
         raise Unauthorized("sign in to Studio first (open /studio/login, or run 'modelport studio')")
     return nonce
+
+
+def api_session(request: Request) -> None:
+    """Dependency of the control plane API as Studio's pages call it (``/studio/api/v1``): a Studio session; a
+    change also needs the page's CSRF token and must come from this server's own pages."""
+    nonce = asset_session(request)
+    if request.method in SAFE_METHODS:
+        return
+    if not (_same_origin(request) and sessions(request).csrf_matches(nonce, request.headers.get(CSRF_HEADER))):
+        raise Forbidden(f"a change made from Studio needs the page's CSRF token ({CSRF_HEADER}) and must come from "
+                        "this control plane's own pages: reload the page and try again")
+
+
+def _same_origin(request: Request) -> bool:
+    """Whether a browser request comes from this server's own pages: its ``Origin`` (browsers send it on every
+    state-changing fetch) is this server's scheme, host and port, and ``Sec-Fetch-Site`` (when sent) says
+    same-origin."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
+        return False
+    return request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
 
 
 def page(request: Request, template: str, values: dict, status_code: int = 200) -> Response:

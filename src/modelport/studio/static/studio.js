@@ -56,7 +56,7 @@
   const service = $("#service");
   if (service) {
     const name = service.dataset.name;
-    const base = "/api/v1/services/" + encodeURIComponent(name);
+    const base = "/studio/api/v1/services/" + encodeURIComponent(name);
     const done = () => location.reload();
 
     function showKeys(keys) {
