@@ -1,11 +1,12 @@
 """Studio sign-in: the workspace token once, then a signed session cookie, CSRF tokens and one-time links.
 
-* The session cookie holds ``<nonce>.<issued>.<signature>`` (``issued``: epoch milliseconds): an HMAC-SHA256 of
-  the nonce and issue time keyed with the workspace token, so it survives a control plane restart and stops
-  working when the workspace token is replaced. It is ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends it),
-  ``Path=/studio`` (a browser sends it to Studio's paths only: never to a scoring front end, which shares the
-  host; cookies do not tell ports apart) and lasts ``SESSION_S`` seconds. Its name carries a tag of the
-  workspace (``cookie_name``), so two workspaces' Studios on one host do not sign each other out.
+* The session cookie holds ``<nonce>.<issued>.<signature>`` (``issued``: epoch milliseconds): an HMAC-SHA256
+  of the nonce and issue time keyed with the workspace token, so it survives a control plane restart and stops
+  working when the workspace token is replaced. It is ``HttpOnly`` (no script reads it), ``SameSite=Strict``
+  (no other site's page sends it), ``Path=/studio`` (a browser sends it to Studio's paths only: never to a
+  scoring front end, which shares the host; cookies do not tell ports apart) and lasts ``SESSION_S`` seconds.
+  Its name carries a tag of the workspace (``cookie_name``), so two workspaces' Studios on one host do not
+  sign each other out.
 * Signing out revokes the session; ``end_all`` ends every session issued so far. Both are kept in
   ``state_path`` (mode 0600), so a restarted control plane still refuses them.
 * Every state-changing request made with the cookie carries ``X-CSRF-Token``: another HMAC of the
