@@ -10,7 +10,7 @@ import time
 import pytest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from modelport.studio.history import MetricsHistory
+from modelport.studio.history import DROP_AFTER_MISSING, MetricsHistory
 
 START = 1_700_000_040.0  # a whole minute (epoch seconds)
 BOUNDS = (10.0, 25.0, 50.0, math.inf)  # ms
@@ -214,14 +214,22 @@ def test_since_returns_only_newer_points(fake, history):
     assert history.series("scorer", since=fake.now)["points"] == []
 
 
-def test_a_deleted_endpoint_is_dropped(fake, history):
+def test_a_deleted_endpoint_is_dropped_one_missing_briefly_keeps_its_history(fake, history):
     fake.add_version("other", "default")
     history.sample()
     step(fake, history)
-    del fake.endpoints["other"]
+    gone = fake.endpoints.pop("other")
+    for _ in range(DROP_AFTER_MISSING - 1):  # missing for a pass or two (its status lost its versions): a gap
+        step(fake, history)
+    assert len(history.series("other")["points"]) == 2
+    fake.endpoints["other"] = gone
     step(fake, history)
+    assert len(history.series("other")["points"]) == 3
+    del fake.endpoints["other"]
+    for _ in range(DROP_AFTER_MISSING):
+        step(fake, history)
     assert history.series("other")["points"] == []
-    assert len(history.series("scorer")["points"]) == 3
+    assert len(history.series("scorer")["points"]) == 2 + 2 * DROP_AFTER_MISSING  # every sample taken
     fake.add_version("other", "default")  # created again: a new history, its first point a baseline
     step(fake, history)
     assert [p["versions"]["default"]["rps"] for p in history.series("other")["points"]] == [None]

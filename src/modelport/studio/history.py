@@ -17,7 +17,8 @@ a baseline: its rates are None there. A sample where Envoy does not answer keeps
 rates cover the whole gap, divided by its real length.
 
 Bounded whatever the traffic: at most ``window_s / interval_s`` points per endpoint (720 at the defaults) and points
-older than ``window_s`` dropped; an endpoint missing from a sample (deleted) loses its history. For the hour view,
+older than ``window_s`` dropped; an endpoint missing from ``DROP_AFTER_MISSING`` samples in a row (deleted) loses its
+history (one missing from fewer has a gap). For the hour view,
 points older than ``FINE_S`` (10 minutes; whole minutes only) are merged into 1-minute points when returned, stamped
 with the end of their minute: rates over the summed Δcounts and time, quantiles from the summed Δbuckets (true
 quantiles of the minute, not a max of the points'), replicas and target the last value read, utilization the mean.
@@ -47,6 +48,9 @@ QUANTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
 FINE_S = 600.0  # the last 10 minutes at full resolution; older points in 1-minute ones
 COARSE_S = 60.0
 LOG_EVERY_S = 60.0  # a failing sample is logged at most this often
+# Samples an endpoint may be missing from before its history is dropped as deleted: a service whose status lost its
+# versions for a pass (a failed reconcile) and that has had no traffic must not lose the hour.
+DROP_AFTER_MISSING = 3
 
 
 class MetricsHistory:
@@ -62,6 +66,7 @@ class MetricsHistory:
         self.max_points = max(1, math.ceil(window_s / interval_s))
         self._points: dict[str, deque[tuple[float, dict[str, dict]]]] = {}  # endpoint -> (t, {version: raw})
         self._baselines: dict[tuple[str, str], tuple[float, dict]] = {}  # (endpoint, version) -> (t, reading)
+        self._missing: dict[str, int] = {}  # endpoint -> consecutive samples it was missing from
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -73,7 +78,11 @@ class MetricsHistory:
         now = round(self.clock(), 3)
         with self._lock:
             for endpoint in set(self._points) - set(readings):
-                del self._points[endpoint]
+                self._missing[endpoint] = self._missing.get(endpoint, 0) + 1
+                if self._missing[endpoint] >= DROP_AFTER_MISSING:
+                    del self._points[endpoint], self._missing[endpoint]
+            for endpoint in readings:
+                self._missing.pop(endpoint, None)
             self._baselines = {key: base for key, base in self._baselines.items()
                                if key[1] in readings.get(key[0], ())}
             for endpoint, versions in readings.items():
