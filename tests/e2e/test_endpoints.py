@@ -166,7 +166,8 @@ RULES = {
                                "their sum may be at most 100: lower one first"),
     "deleting the default": (lambda e: e.delete_version("blue"), InvalidInput,
                              "'blue' is the default version of endpoint 'three': make another version the default "
-                             "first (update_version(..., is_default=True))"),
+                             "first (SDK: update_version(..., is_default=True); CLI: modelport endpoint version update "
+                             "--is-default; Studio: its Default column)"),
     "clearing the only default": (lambda e: e.update_version("blue", is_default=False), InvalidInput,
                                   "'blue' is the default version of endpoint 'three': make another version the "
                                   "default instead of clearing it"),
@@ -175,8 +176,10 @@ RULES = {
                                   "control instead of clearing it"),
     "a mirrored version with a share": (lambda e: e.update_version("red", mirror_percentile=10), InvalidInput,
                                         "version 'red' is mirrored (mirror_percentile 10): a mirrored version takes "
-                                        "no share of the split, so set its traffic_percentile to 0 and make another "
-                                        "version the default"),
+                                        "no share of the split, so set its traffic_percentile to 0"),
+    "a mirrored default": (lambda e: e.update_version("blue", mirror_percentile=10), InvalidInput,
+                           "version 'blue' is mirrored (mirror_percentile 10): a mirrored version takes no share of "
+                           "the split, so make another version the default"),
     "a share over 100": (lambda e: e.update_version("green", traffic_percentile=101), InvalidInput,
                          "version 'green': traffic_percentile must be a number from 0 to 100; got 101"),
     "a taken name": (lambda e: e.create_version("green"), InvalidInput,

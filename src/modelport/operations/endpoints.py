@@ -179,7 +179,8 @@ class EndpointOperations:
                                    "instead")
             if version.is_default:
                 raise InvalidInput(f"'{version_name}' is the default version of endpoint '{name}': make another "
-                                   "version the default first (update_version(..., is_default=True))")
+                                   "version the default first (SDK: update_version(..., is_default=True); CLI: "
+                                   "modelport endpoint version update --is-default; Studio: its Default column)")
             versions = [v for v in current.versions if v.name != version_name]
             if version.is_control:
                 versions = traffic.flagged(versions, current.default_version.name, "is_control")

@@ -43,8 +43,10 @@ def check(endpoint: Endpoint) -> Endpoint:
                 raise InvalidInput(f"version '{version.name}': {what} must be a number from 0 to 100; got {shown}")
         if version.mirror_percentile and (version.traffic_percentile or version.is_default):
             mirrored = f"mirror_percentile {version.mirror_percentile:g}"
+            fixes = [fix for fix, needed in (("set its traffic_percentile to 0", version.traffic_percentile),
+                                             ("make another version the default", version.is_default)) if needed]
             raise InvalidInput(f"version '{version.name}' is mirrored ({mirrored}): a mirrored version takes no share "
-                               "of the split, so set its traffic_percentile to 0 and make another version the default")
+                               f"of the split, so {' and '.join(fixes)}")
     total = sum(v.traffic_percentile for v in versions)
     if total > 100:
         shares = ", ".join(f"{v.name} {v.traffic_percentile:g}" for v in versions if v.traffic_percentile)
