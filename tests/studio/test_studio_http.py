@@ -214,5 +214,6 @@ def test_signing_out_ends_the_session_everywhere_and_end_sessions_ends_them_all(
     assert signed_in(url, token)[0].get("/studio/").status_code == 200  # signing in again works
     server.stop(workspace._dir)  # a restarted control plane still refuses them
     restarted = server.ensure_running(workspace._dir)
+    assert restarted == url  # and keeps its address: open pages and bookmarks keep working
     name, value = session_cookie(first)
     assert httpx.get(f"{restarted}/studio/", cookies={name: value}, timeout=30).status_code == 303

@@ -33,15 +33,15 @@ def serve(workspace: WorkspaceDir, host: str = "127.0.0.1", port: int = 0, store
     """Run the API in the foreground until SIGTERM/SIGINT."""
     import uvicorn
 
-    from ..runtime.supervisor import bind
     from .app import create_app
 
     workspace.make_private()  # before the store, the front end and the replicas create their files
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)  # the server log: time, level, where, what
     logging.getLogger("modelport").setLevel(logging.INFO)
     app = create_app(workspace, store_url)
-    sock = bind(host, port)
+    sock = _listen(workspace, host, port)
     bound_host, bound_port = sock.getsockname()[:2]
+    _last_port_path(workspace).write_text(str(bound_port))
     info = {"pid": os.getpid(), "url": f"http://{bound_host}:{bound_port}", "started": time.time()}
     _write_json(_info_path(workspace), info)
     print(f"modelport control plane for workspace {workspace.name!r} at {info['url']} (pid {os.getpid()})",
@@ -52,6 +52,27 @@ def serve(workspace: WorkspaceDir, host: str = "127.0.0.1", port: int = 0, store
         current = read_info(workspace)
         if current and current.get("pid") == os.getpid():
             _info_path(workspace).unlink(missing_ok=True)
+
+
+def _listen(workspace: WorkspaceDir, host: str, port: int):
+    """The listening socket: on ``port``; with 0, on the port the workspace's last control plane had when it is
+    free (so Studio's open pages and bookmarks keep working across a restart), else on a free one."""
+    from ..runtime.supervisor import bind
+
+    try:
+        last = int(_last_port_path(workspace).read_text())
+    except (OSError, ValueError):
+        last = 0
+    if port == 0 and last:
+        try:
+            return bind(host, last, attempts=1)
+        except OSError:
+            pass  # taken by something else meanwhile: any free port
+    return bind(host, port)
+
+
+def _last_port_path(workspace: WorkspaceDir) -> Path:
+    return workspace.server_dir / "last-port"
 
 
 def ensure_running(workspace: WorkspaceDir) -> str:

@@ -69,11 +69,11 @@ def serve(settings: RuntimeSettings) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def bind(host: str, port: int, flag: str = "--port") -> socket.socket:
-    """A listening socket the workers inherit. A port in use is tried ``BIND_ATTEMPTS`` times,
-    ``BIND_RETRY_S`` apart (a server that was just stopped may still hold it), then refused."""
+def bind(host: str, port: int, flag: str = "--port", attempts: int = BIND_ATTEMPTS) -> socket.socket:
+    """A listening socket the workers inherit. A port in use is tried ``attempts`` times, ``BIND_RETRY_S``
+    apart (a server that was just stopped may still hold it), then refused (PortInUseError)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for attempt in range(1, BIND_ATTEMPTS + 1):
+    for attempt in range(1, attempts + 1):
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -83,12 +83,12 @@ def bind(host: str, port: int, flag: str = "--port") -> socket.socket:
             sock.close()
             if err.errno != errno.EADDRINUSE:
                 raise
-            if attempt == BIND_ATTEMPTS:
-                message = (f"port {port} on {host} is already in use (tried {BIND_ATTEMPTS} times, "
+            if attempt == attempts:
+                message = (f"port {port} on {host} is already in use (tried {attempts} times, "
                            f"{BIND_RETRY_S:g} s apart); stop the other server or pass {flag}")
                 raise PortInUseError(message) from None
             logger.warning("Port %d on %s is in use; retrying in %g s (attempt %d of %d)",
-                           port, host, BIND_RETRY_S, attempt, BIND_ATTEMPTS)
+                           port, host, BIND_RETRY_S, attempt, attempts)
             time.sleep(BIND_RETRY_S)
     sock.listen(2048)
     sock.set_inheritable(True)
