@@ -111,14 +111,20 @@ class Browser:
         return path
 
     def set_width(self, px: int, height_px: int | None = None) -> None:
-        """Resize the viewport (not the window) to `px` CSS px wide, e.g. 1280, or 390 for a phone.
+        """Lay pages out `px` CSS px wide, e.g. 1280, or 390 for a phone (screenshots come out that wide too).
 
-        `height_px` defaults to 844 (a phone) below 768 px wide, else 900. Headless chromium still reserves room
-        for window decorations (--window-size=1280,900 gives a 1280x757 viewport), so the window is sized to fit.
+        `height_px` defaults to 844 (a phone) below 768 px wide, else 900. Chromium's device emulation sets the
+        viewport exactly (sizing the window does not: headless chromium keeps windows at least 500 px wide and
+        reserves room for decorations), as its DevTools' device mode does; it is cleared for widths of 768 and up.
         """
         height = height_px or (PHONE[1] if px < 768 else DESKTOP[1])
+        self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        window = (px, height) if px >= 768 else DESKTOP
         extra_w, extra_h = self.driver.execute_script("return [outerWidth - innerWidth, outerHeight - innerHeight]")
-        self.driver.set_window_size(px + extra_w, height + extra_h)
+        self.driver.set_window_size(window[0] + extra_w, window[1] + extra_h)
+        if px < 768:
+            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                "width": px, "height": height, "deviceScaleFactor": 1, "mobile": True})
 
     def console_errors(self) -> list[str]:
         """Every console entry at level SEVERE (console.error, uncaught exceptions, failed loads) seen so far.
