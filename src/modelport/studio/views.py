@@ -5,6 +5,7 @@ Each function returns plain dicts and lists for a template; nothing here renders
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from typing import Any
@@ -32,12 +33,17 @@ def overview(ctx: Context, compute: ComputeOperations) -> dict[str, Any]:
     states: dict[str, int] = defaultdict(int)
     for view in listed:
         states[view["state"]] += 1
+    counts = [(len({m.name for m in models}), "model"), (len(models), "model version"),
+              (len(ctx.store.list_environments()), "environment"),
+              (sum(v["kind"] == "endpoint" for v in listed), "endpoint"),
+              (sum(v["kind"] == "webservice" for v in listed), "web service"), (len(compute.list()), "compute target")]
     return {"services": listed, "states": dict(states),
-            "counts": {"models": len({m.name for m in models}), "model versions": len(models),
-                       "environments": len(ctx.store.list_environments()),
-                       "endpoints": sum(v["kind"] == "endpoint" for v in listed),
-                       "web services": sum(v["kind"] == "webservice" for v in listed),
-                       "compute targets": len(compute.list())}}
+            "counts": [{"n": n, "label": counted(n, label)} for n, label in counts]}
+
+
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """The label for ``n`` things: ``singular`` for one, else ``plural`` (default: ``singular`` + "s")."""
+    return singular if n == 1 else plural or f"{singular}s"
 
 
 def models(ctx: Context) -> list[dict[str, Any]]:
@@ -50,21 +56,28 @@ def models(ctx: Context) -> list[dict[str, Any]]:
     return [{**m.to_dict(), "used_by": sorted(used_by[m.id])} for m in ctx.store.list_models()]
 
 
-def environments(ctx: Context) -> list[dict[str, Any]]:
-    """Environment versions with their local build state (``local_build_state``) and ``used_by``: the services
-    whose versions run an environment of that name."""
+def environments(ctx: Context) -> dict[str, list[dict[str, Any]]]:
+    """``registered``: environment versions with their local build state (``local_build_state``) and ``used_by``:
+    the services whose versions run an environment of that name; ``unregistered``: the names of environments
+    services run that are not registered (given inline with a deployment), each with ``used_by``."""
     used_by: dict[str, set[str]] = defaultdict(set)
     for record in ctx.store.list_services():
         for version in record.endpoint.versions:
             used_by[version.environment["name"]].add(record.name)
-    return [{**record.to_dict(), "build_state": _build(ctx, record.spec)["state"],
-             "used_by": sorted(used_by[record.name])} for record in ctx.store.list_environments()]
+    registered = ctx.store.list_environments()
+    names = {record.name for record in registered}
+    return {"registered": [{**record.to_dict(), "build_state": _build(ctx, record.spec)["state"],
+                            "used_by": sorted(used_by[record.name])} for record in registered],
+            "unregistered": [{"name": name, "used_by": sorted(services)}
+                             for name, services in sorted(used_by.items()) if name not in names]}
 
 
 def environment(ctx: Context, name: str, version: str) -> dict[str, Any]:
-    """One environment version: its spec, content hash, build state and the tail of its build log."""
+    """One environment version: its spec (and ``spec_json``: the spec as indented JSON text, for the page to
+    escape as any text), content hash, build state and the tail of its build log."""
     record = ctx.store.get_environment(name, version)
-    return {**record.to_dict(), "build": _build(ctx, record.spec)}
+    return {**record.to_dict(), "spec_json": json.dumps(record.spec, indent=2, ensure_ascii=False),
+            "build": _build(ctx, record.spec)}
 
 
 def environment_build(ctx: Context, name: str, version: str) -> dict[str, Any]:
