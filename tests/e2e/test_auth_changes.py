@@ -68,3 +68,24 @@ def test_cors_origins_set_by_update_let_a_browser_preflight_without_a_key(servic
     service.update(cors_origins=[])
     assert "access-control-allow-origin" not in httpx.options(service.scoring_uri, timeout=30, headers={
         "Origin": origin, "Access-Control-Request-Method": "POST"}).headers
+
+
+def test_keys_given_at_deploy_time_are_shown_by_get_keys_only_and_a_regenerated_one_survives_update(new_workspace,
+                                                                                                     tmp_path):
+    ws = new_workspace("authkeysws")
+    model = register_weights(ws, tmp_path)
+    config = InferenceConfig("score.py", source_directory=APP, environment=Environment("auth-env"))
+    chosen = AksWebservice.deploy_configuration(num_replicas=1, primary_key="chosen-primary-key-0123456789",
+                                                secondary_key="chosen-secondary-key-0123456789")
+    service = Model.deploy(ws, "keyed-svc", [model], config, chosen)
+    service.wait_for_deployment(timeout_sec=120)
+    assert service.get_keys() == ("chosen-primary-key-0123456789", "chosen-secondary-key-0123456789")
+    shown = httpx.get(f"{service.workspace._client._http.base_url}/services/keyed-svc",
+                      headers={"Authorization": f"Bearer {ws._dir.token()}"}, timeout=30).text
+    assert "chosen-primary-key" not in shown and "chosen-secondary-key" not in shown  # the view: no key
+    service.regen_key("Primary")
+    regenerated = service.get_keys()[0]
+    service.update(description="after a regenerated key")  # sends the view's settings back: the chosen key is gone
+    assert service.get_keys()[0] == regenerated
+    assert (status_with(service, "chosen-primary-key-0123456789"), status_with(service, regenerated)) == (401, 200)
+    service.delete()

@@ -210,6 +210,14 @@ def _version_input(body: Deployment | ServiceUpdate) -> VersionInput:
                         body.deploy)
 
 
+SECRET_SETTINGS = ("primary_key", "secondary_key")  # given at deploy time; shown by GET /services/{name}/keys only
+
+
+def _without_keys(deploy: dict[str, Any]) -> dict[str, Any]:
+    """Deployment settings as shown: without the keys a deploy may have set (``primary_key=``)."""
+    return {k: v for k, v in deploy.items() if k not in SECRET_SETTINGS}
+
+
 def service_view(ctx: Context, record) -> dict:
     """A service or endpoint as the SDK shows it: state, error, URIs, versions and settings (no keys)."""
     endpoint = record.endpoint
@@ -225,7 +233,7 @@ def service_view(ctx: Context, record) -> dict:
         "is_default": v.is_default, "is_control": v.is_control,
         "type": v.role, "mirror_percentile": v.mirror_percentile, "replica_set": v.replica_set,
         "generation": v.generation, "models": [m.id for m in v.models], "entry_script": v.entry_script,
-        "environment": v.environment["name"], "deploy": v.deploy,
+        "environment": v.environment["name"], "deploy": _without_keys(v.deploy),
         "replicas": observed.get(v.name, {}).get("replicas"),
         "ready_replicas": observed.get(v.name, {}).get("ready_replicas")} for v in endpoint.versions}
     return {
@@ -233,7 +241,8 @@ def service_view(ctx: Context, record) -> dict:
         "error": status.get("reason") if record.state in ("Failed", "Unhealthy") else None,
         "status": status, "scoring_uri": f"{base}/score" if base else None, "auth": endpoint.auth,
         "cors_origins": list(endpoint.cors_origins), "swagger_uri": f"{base}/swagger.json" if base else None,
-        "models": [m.id for m in default.models], "deploy": default.deploy, "entry_script": default.entry_script,
+        "models": [m.id for m in default.models], "deploy": _without_keys(default.deploy),
+        "entry_script": default.entry_script,
         "generation": default.generation, "environment": default.environment["name"], "versions": versions,
         "description": endpoint.description, "tags": endpoint.tags,
         "created_at": record.created_at.isoformat(), "updated_at": record.updated_at.isoformat(),
