@@ -66,7 +66,8 @@ def environments(ctx: Context) -> dict[str, list[dict[str, Any]]]:
             used_by[version.environment["name"]].add(record.name)
     registered = ctx.store.list_environments()
     names = {record.name for record in registered}
-    return {"registered": [{**record.to_dict(), "build_state": _build(ctx, record.spec)["state"],
+    return {"registered": [{**record.to_dict(), "build_state": local_build_state(EnvironmentSpec.from_dict(
+                                record.spec), ctx.workspace.envs),
                             "used_by": sorted(used_by[record.name])} for record in registered],
             "unregistered": [{"name": name, "used_by": sorted(services)}
                              for name, services in sorted(used_by.items()) if name not in names]}
