@@ -66,8 +66,11 @@ def environments(ctx: Context) -> dict[str, list[dict[str, Any]]]:
             used_by[version.environment["name"]].add(record.name)
     registered = ctx.store.list_environments()
     names = {record.name for record in registered}
-    return {"registered": [{**record.to_dict(), "build_state": local_build_state(EnvironmentSpec.from_dict(
-                                record.spec), ctx.workspace.envs),
+
+    def build_state(spec: dict[str, Any]) -> str:
+        return local_build_state(EnvironmentSpec.from_dict(spec), ctx.workspace.envs)
+
+    return {"registered": [{**record.to_dict(), "build_state": build_state(record.spec),
                             "used_by": sorted(used_by[record.name])} for record in registered],
             "unregistered": [{"name": name, "used_by": sorted(services)}
                              for name, services in sorted(used_by.items()) if name not in names]}
