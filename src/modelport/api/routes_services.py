@@ -125,7 +125,7 @@ def create_version(name: str, body: NewVersion, ctx: Context = Depends(context))
     """AksEndpoint.create_version: returns once the front end routes the new traffic assignment (a version
     whose replicas are not ready yet gets its share once they are; the default version serves it meanwhile)."""
     return service_view(ctx, ctx.operations.create_version(name, body.version_name, _version_input(body),
-                                                    body.traffic_input()))
+                                                           body.traffic_input()))
 
 
 @router.patch("/services/{name}/versions/{version}", response_model=ServiceView, responses=CHANGES)
@@ -210,14 +210,6 @@ def _version_input(body: Deployment | ServiceUpdate) -> VersionInput:
                         body.deploy)
 
 
-SECRET_SETTINGS = ("primary_key", "secondary_key")  # given at deploy time; shown by GET /services/{name}/keys only
-
-
-def _without_keys(deploy: dict[str, Any]) -> dict[str, Any]:
-    """Deployment settings as shown: without the keys a deploy may have set (``primary_key=``)."""
-    return {k: v for k, v in deploy.items() if k not in SECRET_SETTINGS}
-
-
 def service_view(ctx: Context, record) -> dict:
     """A service or endpoint as the SDK shows it: state, error, URIs, versions and settings (no keys)."""
     endpoint = record.endpoint
@@ -233,7 +225,7 @@ def service_view(ctx: Context, record) -> dict:
         "is_default": v.is_default, "is_control": v.is_control,
         "type": v.role, "mirror_percentile": v.mirror_percentile, "replica_set": v.replica_set,
         "generation": v.generation, "models": [m.id for m in v.models], "entry_script": v.entry_script,
-        "environment": v.environment["name"], "deploy": _without_keys(v.deploy),
+        "environment": v.environment["name"], "deploy": v.deploy,
         "replicas": observed.get(v.name, {}).get("replicas"),
         "ready_replicas": observed.get(v.name, {}).get("ready_replicas")} for v in endpoint.versions}
     return {
@@ -241,8 +233,7 @@ def service_view(ctx: Context, record) -> dict:
         "error": status.get("reason") if record.state in ("Failed", "Unhealthy") else None,
         "status": status, "scoring_uri": f"{base}/score" if base else None, "auth": endpoint.auth,
         "cors_origins": list(endpoint.cors_origins), "swagger_uri": f"{base}/swagger.json" if base else None,
-        "models": [m.id for m in default.models], "deploy": _without_keys(default.deploy),
-        "entry_script": default.entry_script,
+        "models": [m.id for m in default.models], "deploy": default.deploy, "entry_script": default.entry_script,
         "generation": default.generation, "environment": default.environment["name"], "versions": versions,
         "description": endpoint.description, "tags": endpoint.tags,
         "created_at": record.created_at.isoformat(), "updated_at": record.updated_at.isoformat(),

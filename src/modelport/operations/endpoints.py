@@ -21,6 +21,7 @@ from ..reconcile import app_root
 from ..sdk.deploy_config import ENDPOINT, DeploymentConfig, check_service_name
 from ..spec import DEFAULT_VERSION, WEBSERVICE, Endpoint, EndpointVersion, ModelRef, traffic
 from ..spec import ENDPOINT as ENDPOINT_KIND
+from ..spec.endpoint import KEY_SETTINGS
 from ..store.records import ServiceRecord
 from .compute_views import deploy_target
 
@@ -298,7 +299,7 @@ class EndpointOperations:
         snapshot = self.store.get_snapshot(inputs.snapshot).sha256
         app_root.layout(self.artifacts, snapshot, [vars(m) for m in models], inputs.source_directory)
         environment = EnvironmentSpec.from_dict(inputs.environment or DEFAULT_ENVIRONMENT).to_dict()
-        deploy = {k: v for k, v in settings.to_settings().items() if k not in _VERSION_ONLY}
+        deploy = {k: v for k, v in settings.to_settings().items() if k not in (*_VERSION_ONLY, *KEY_SETTINGS)}
         deploy["compute_type"] = "aks"
         return EndpointVersion(name=name, generation=generation, models=tuple(models), entry_script=inputs.entry_script,
                                source_directory=inputs.source_directory, snapshot=snapshot, environment=environment,

@@ -37,6 +37,11 @@ class ModelRef:
         return f"{self.name}:{self.version}"
 
 
+# Keys a deploy may choose (``primary_key=``) belong to the endpoint (``Endpoint.keys``), never to a version's
+# ``deploy`` settings: those are shown, and merged into later updates, where a chosen key would come back.
+KEY_SETTINGS = ("primary_key", "secondary_key")
+
+
 @dataclass(frozen=True)
 class EndpointVersion:
     """One version of an endpoint: what it runs, how (``deploy``: ``DeploymentConfig`` settings), and its
@@ -83,7 +88,8 @@ class EndpointVersion:
         return cls(name=data["name"], generation=int(data["generation"]),
                    models=tuple(ModelRef(**m) for m in data["models"]), entry_script=data["entry_script"],
                    source_directory=data.get("source_directory"), snapshot=data["snapshot"],
-                   environment=data["environment"], deploy=data["deploy"], gpus=tuple(data.get("gpus", ())),
+                   environment=data["environment"], gpus=tuple(data.get("gpus", ())),
+                   deploy={k: v for k, v in data["deploy"].items() if k not in KEY_SETTINGS},  # (older records)
                    traffic_percentile=data.get("traffic_percentile", 0), is_default=bool(data.get("is_default")),
                    is_control=bool(data.get("is_control")), mirror_percentile=data.get("mirror_percentile", 0))
 
