@@ -34,7 +34,7 @@ from ..store.db import Store
 from .autoscale import AutoscaleSettings
 from .backend import Backend, Preparation, ReplicaSetSpec, ReplicaState
 from .front_end_port import FrontEndPort, FrontEndStarting
-from .service_route import VersionObserved, service_route
+from .service_route import VersionObserved, endpoint_state, service_route
 
 logger = logging.getLogger("modelport.reconciler")
 
@@ -259,7 +259,7 @@ class Reconciler:
         seen = {version.name: self._reconcile_version(endpoint, version) for version in endpoint.versions}
         self._retire_unused(endpoint)
         default = seen[endpoint.default_version.name]
-        state, reason = _overall(endpoint, seen)
+        state, reason = endpoint_state(endpoint, seen)
         route = service_route(endpoint, seen)
         shares = {v.name: v.weight for v in route.versions}
         status = {**default.status, "reason": reason, "desired_version": endpoint.default_version.replica_set,
@@ -384,18 +384,3 @@ class Reconciler:
                               gpus=tuple(version.gpus), probe_period_s=deploy.get("period_seconds", 10),
                               version=version.name, deploy=dict(deploy))
 
-
-def _overall(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> tuple[State, str]:
-    """An endpoint's state and reason from its versions': a web service's is its one version's; an
-    endpoint's is Failed when its default version failed, else its worst version's."""
-    default = endpoint.default_version.name
-    if len(seen) == 1:
-        only = seen[default]
-        return only.state, only.reason
-    if seen[default].state is State.FAILED:
-        return State.FAILED, f"version {default}: {seen[default].reason}"
-    for state in (State.FAILED, State.UNHEALTHY, State.TRANSITIONING):
-        for name, version in seen.items():
-            if version.state is state:
-                return (State.UNHEALTHY if state is State.FAILED else state), f"version {name}: {version.reason}"
-    return State.HEALTHY, ""

@@ -1,7 +1,9 @@
-"""What the front end is given for one endpoint: each version's share, its ready replicas, its mirror share.
+"""What follows from what a reconcile pass saw of each version (``VersionObserved``): what the front end is given
+for the endpoint (``service_route``: each version's share, its ready replicas, its mirror share) and the endpoint's
+own state (``endpoint_state``).
 
-The reconciler calls ``service_route`` with what a pass saw of each version (``VersionObserved``);
-``modelport kubernetes render`` calls it for the route a first deploy publishes.
+The reconciler calls both; ``modelport kubernetes render`` calls ``service_route`` for the route a first deploy
+publishes.
 """
 
 from __future__ import annotations
@@ -54,3 +56,19 @@ def service_route(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> Servi
                         keys=[k for k in (endpoint.keys.get("primary"), endpoint.keys.get("secondary")) if k],
                         scoring_timeout_ms=max(v.deploy["scoring_timeout_ms"] for v in endpoint.versions),
                         cors_origins=tuple(endpoint.cors_origins))
+
+
+def endpoint_state(endpoint: Endpoint, seen: dict[str, VersionObserved]) -> tuple[State, str]:
+    """An endpoint's state and reason from its versions': a web service's is its one version's; an
+    endpoint's is Failed when its default version failed, else its worst version's."""
+    default = endpoint.default_version.name
+    if len(seen) == 1:
+        only = seen[default]
+        return only.state, only.reason
+    if seen[default].state is State.FAILED:
+        return State.FAILED, f"version {default}: {seen[default].reason}"
+    for state in (State.FAILED, State.UNHEALTHY, State.TRANSITIONING):
+        for name, version in seen.items():
+            if version.state is state:
+                return (State.UNHEALTHY if state is State.FAILED else state), f"version {name}: {version.reason}"
+    return State.HEALTHY, ""

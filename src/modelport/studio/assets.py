@@ -1,11 +1,11 @@
-"""Studio's static files (scripts, stylesheets, uPlot), served from the package to signed-in browsers only."""
+"""Studio's static files (scripts, stylesheets, uPlot), served from the package to signed-in browsers only
+(gzipped by ``compression.StudioCompression`` like the rest of Studio)."""
 
 from __future__ import annotations
 
-import gzip
 from functools import lru_cache
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from ..errors import NotFound
@@ -16,21 +16,17 @@ TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".sv
 
 
 @lru_cache(maxsize=32)
-def _asset(relative: str) -> tuple[bytes, bytes]:
-    """An asset's bytes and their gzip (read once; the package's files do not change while serving)."""
-    data = (STATIC / relative).read_bytes()
-    return data, gzip.compress(data, 9, mtime=0)
+def _asset(relative: str) -> bytes:
+    """An asset's bytes (read once; the package's files do not change while serving)."""
+    return (STATIC / relative).read_bytes()
 
 
 @router.get("/studio/static/{relative:path}")
-def asset(relative: str, request: Request, _nonce: str = Depends(asset_session)) -> Response:
-    """A file of ``studio/static`` (gzipped when the browser accepts it; cached a day: its URL names its version)."""
+def asset(relative: str, _nonce: str = Depends(asset_session)) -> Response:
+    """A file of ``studio/static`` (cached a day: its URL names its version)."""
     root = STATIC.resolve()
     path = (root / relative.replace("\x00", "")).resolve()  # a NUL byte names no file (and breaks os calls)
     if "\x00" in relative or root not in path.parents or not path.is_file() or path.suffix not in TYPES:
         raise NotFound(f"Studio has no asset {relative!r}")
-    plain, zipped = _asset(str(path.relative_to(root)))
-    headers = {"Cache-Control": "private, max-age=86400", "Vary": "Accept-Encoding", **SECURITY_HEADERS}
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        return Response(zipped, media_type=TYPES[path.suffix], headers={**headers, "Content-Encoding": "gzip"})
-    return Response(plain, media_type=TYPES[path.suffix], headers=headers)
+    return Response(_asset(str(path.relative_to(root))), media_type=TYPES[path.suffix],
+                    headers={"Cache-Control": "private, max-age=86400", **SECURITY_HEADERS})
