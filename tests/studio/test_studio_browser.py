@@ -206,7 +206,11 @@ def test_the_preview_shows_the_split_apply_would_make(browser, endpoint, ws):
     type_into(browser, "traffic-blue", 80)
     type_into(browser, "traffic-green", 50)
     preview = text(browser, "#traffic-preview")
-    assert preview.startswith("After Apply: blue 80%, green 20%") and "add up to 130, over 100" in preview
+    assert preview.startswith("After Apply: no change.") and "add up to 130, over 100" in preview  # no split shown
+    type_into(browser, "traffic-blue", 150)
+    preview = text(browser, "#traffic-preview")
+    assert "blue's traffic percentile must be from 0 to 100" in preview and "%," not in preview
+    type_into(browser, "traffic-green", 30)
     type_into(browser, "traffic-blue", 0)
     type_into(browser, "mirror-blue", 25)
     preview = text(browser, "#traffic-preview")

@@ -235,6 +235,9 @@
             preview.textContent = "After Apply: " + version + "'s percentiles must be numbers.";
             return;
           }
+          for (const [value, what] of [[traffic, "traffic"], [mirror, "mirror"]]) {
+            if (value < 0 || value > 100) problems.push(version + "'s " + what + " percentile must be from 0 to 100");
+          }
           total += traffic;
           if (input("default", version).checked) fallback = version;
           if (mirror) {
@@ -248,9 +251,10 @@
         }
         if (fallback in shares) shares[fallback] += 100 - Object.values(shares).reduce((a, b) => a + b, 0);
         if (total > 100) problems.unshift("the traffic percentiles add up to " + fmt(total) + ", over 100");
-        preview.textContent = "After Apply: " + Object.entries(shares).map(([v, p]) => v + " " + fmt(p) + "%").join(", ") +
-          (copies.length ? "; " + copies.join("; ") : "") +
-          (problems.length ? ". The control plane will refuse it: " + problems.join("; ") + "." : "");
+        preview.textContent = problems.length  // a refused change makes no split: say why instead of showing one
+          ? "After Apply: no change. The control plane will refuse it: " + problems.join("; ") + "."
+          : "After Apply: " + Object.entries(shares).map(([v, p]) => v + " " + fmt(p) + "%").join(", ") +
+            (copies.length ? "; " + copies.join("; ") : "");
         preview.classList.toggle("error", problems.length > 0);
       }
       trafficForm.addEventListener("input", showPreview);
