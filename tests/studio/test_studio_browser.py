@@ -130,8 +130,8 @@ def test_the_overview_lists_failing_services_first_with_their_reason(browser, en
     assert "init exploded on purpose" in whole
     cards = {c.text.split("\n", 1)[1]: c.text.split("\n", 1)[0] for c in
              browser.driver.find_elements(By.CSS_SELECTOR, ".card")}
-    assert cards == {"model": "1", "model version": "1", "environment": "1", "endpoint": "1", "web service": "1",
-                     "compute target": "1"}, "one of each, each said in the singular"
+    assert cards == {"model": "1", "model version": "1", "registered environment": "1", "endpoint": "1",
+                     "web service": "1", "compute target": "1"}, "one of each, each said in the singular"
 
 
 def test_every_page_shows_the_workspace(browser, endpoint, broken):

@@ -34,7 +34,7 @@ def overview(ctx: Context, compute: ComputeOperations) -> dict[str, Any]:
     for view in listed:
         states[view["state"]] += 1
     counts = [(len({m.name for m in models}), "model"), (len(models), "model version"),
-              (len(ctx.store.list_environments()), "environment"),
+              (len(ctx.store.list_environments()), "registered environment"),
               (sum(v["kind"] == "endpoint" for v in listed), "endpoint"),
               (sum(v["kind"] == "webservice" for v in listed), "web service"), (len(compute.list()), "compute target")]
     return {"services": listed, "states": dict(states),
